@@ -1,0 +1,57 @@
+"""The labelled development data in ../shared/data: where it is and what it holds.
+
+Used by tests, benchmarks, training scripts and `facecheck eval`; never by the scoring path.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+LABELS = ("stylegan", "real_ffhq", "real_natural", "other_gen")
+GAN_LABELS = ("stylegan",)
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: str
+    source: str
+    generator: str
+
+    @property
+    def is_stylegan(self) -> bool:
+        return self.label in GAN_LABELS
+
+
+def data_root() -> Path | None:
+    """The shared data folder: $FACECHECK_DATA, else ../shared/data beside the checkout; None if absent."""
+    candidates = []
+    if os.environ.get("FACECHECK_DATA"):
+        candidates.append(Path(os.environ["FACECHECK_DATA"]))
+    repo = Path(__file__).resolve().parent.parent
+    candidates += [repo.parent / "shared" / "data", repo / "shared" / "data"]
+    for c in candidates:
+        if (c / "manifest.csv").is_file():
+            return c
+    return None
+
+
+def read_manifest(manifest: Path | None = None) -> list[Sample]:
+    """Rows of a manifest CSV (columns file,label,source[,generator]); paths relative to its folder."""
+    if manifest is None:
+        root = data_root()
+        if root is None:
+            raise FileNotFoundError("no labelled data: set FACECHECK_DATA or put shared/data beside the checkout")
+        manifest = root / "manifest.csv"
+    manifest = Path(manifest)
+    with open(manifest, newline="", encoding="utf-8") as f:
+        return [Sample(manifest.parent / row["file"], row["label"], row.get("source", ""),
+                       row.get("generator", "")) for row in csv.DictReader(f)]
+
+
+def split_of(sample: Sample, folds: int = 5) -> int:
+    """A fixed fold number from the file name, so every script agrees on held-out data."""
+    import hashlib
+    return int(hashlib.sha1(sample.path.name.encode()).hexdigest(), 16) % folds
