@@ -1,0 +1,306 @@
+"""Find the dominant face in a photo and its two eye centres, on ONNX Runtime.
+
+Two shipped models, both run through `facecheck.runtime.Runtime`:
+- YuNet (weights/yunet.onnx, OpenCV Zoo 2023mar, MIT) finds faces: boxes, 5 coarse keypoints, scores.
+  Every image is resized so its longer side is DETECTOR_SIDE px (small avatars are upscaled, which is
+  what lets YuNet find a face that fills a 48 px image) and padded into one square batch.
+- MediaPipe FaceMesh (weights/facemesh.onnx, Apache-2.0) places 468 landmarks in a 192x192 crop that
+  is centred on the face and rotated so the eyes are level. A second pass re-crops from the first
+  pass's landmarks, the framing FaceMesh was trained on (MediaPipe's tracking ROI).
+
+Eye centres follow FFHQ's definition: the mean of each eye's 6 contour points of dlib's 68-point model.
+We average the 6 FaceMesh points that sit where dlib's do, then add a small offset (in units of the
+inter-ocular distance, along and across the eye line) that removes FaceMesh's remaining bias against
+dlib; `training/learn_eye_template.py --calibrate` fits it and weights/facemesh.md records it.
+
+Coordinates are continuous: pixel (i, j) covers [i, i+1) x [j, j+1), so its centre is (i+0.5, j+0.5).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+from PIL import Image
+
+if TYPE_CHECKING:
+    from facecheck.runtime import Runtime
+
+YUNET_FILE = "yunet.onnx"
+FACEMESH_FILE = "facemesh.onnx"
+
+DETECTOR_SIDE = 320          # YuNet input: longer side, a multiple of 32
+DETECTION_THRESHOLD = 0.7    # YuNet score (geometric mean of class and objectness) for "a face"
+NMS_IOU = 0.3
+YUNET_STRIDES = (8, 16, 32)
+
+MESH_SIDE = 192
+MESH_ROI_SCALE = 1.5         # MediaPipe: ROI side = 1.5 x the face's longer side
+MESH_PRESENCE_THRESHOLD = 0.5
+BATCH = 32
+
+# FaceMesh indices at the places of dlib's 6 eye-contour points (outer corner, two upper lid,
+# inner corner, two lower lid). "Subject's right" is the eye seen on the image's left in an
+# unmirrored photo; we do not rely on that and order the eyes by image position instead.
+MESH_EYE_SUBJECT_RIGHT = (33, 160, 158, 133, 153, 144)
+MESH_EYE_SUBJECT_LEFT = (263, 387, 385, 362, 380, 373)
+MESH_ROLL_POINTS = (33, 263)  # MediaPipe's own choice for the ROI rotation
+# Offset from the FaceMesh 6-point mean to dlib's, for the eye on the image's left, in units of the
+# inter-ocular distance: (along the eye line towards the other eye, perpendicular downwards).
+# The eye on the right is mirrored (-along, same across). Fitted by learn_eye_template.py --calibrate.
+EYE_OFFSET_IOD = (0.0, 0.0)
+
+
+@dataclass
+class Face:
+    box: tuple[float, float, float, float]        # x, y, w, h in original-image pixels
+    confidence: float
+    eyes: tuple[tuple[float, float], tuple[float, float]]  # (left-in-image, right-in-image), FFHQ-style centres, px
+    cut_by_border: bool
+
+
+@dataclass
+class FaceFinding:
+    faces_found: int            # how many faces above the detection threshold
+    face: Face | None           # the dominant face, None when faces_found == 0
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 from HxW, HxWx1, HxWx3 or HxWx4."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    image = image[:, :, :3]
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image)
+
+
+# --- YuNet ---------------------------------------------------------------------------------------
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
+    """Greedy non-maximum suppression over (x, y, w, h) boxes; indices kept, best first."""
+    x1, y1 = boxes[:, 0], boxes[:, 1]
+    x2, y2 = x1 + boxes[:, 2], y1 + boxes[:, 3]
+    areas = boxes[:, 2] * boxes[:, 3]
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        iw = np.clip(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0, None)
+        ih = np.clip(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0, None)
+        inter = iw * ih
+        iou = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-9)
+        order = rest[iou <= iou_threshold]
+    return keep
+
+
+def decode_yunet(outputs: dict[str, np.ndarray], item: int, padded_hw: tuple[int, int],
+                 threshold: float = DETECTION_THRESHOLD) -> np.ndarray:
+    """One image's YuNet head outputs -> (n, 15) rows [x, y, w, h, 5 x (kx, ky), score], NMS applied,
+    in pixels of the padded detector input.
+
+    YuNet is anchor-free: each cell (row r, col c) of a stride-s map predicts the box centre as
+    ((c, r) + offset) * s, its size as exp(log-size) * s, keypoints as ((c, r) + offset) * s, and a
+    score sqrt(class * objectness)."""
+    rows_out = []
+    for stride in YUNET_STRIDES:
+        rows, cols = padded_hw[0] // stride, padded_hw[1] // stride
+        cls = np.clip(outputs[f"cls_{stride}"][item, :, 0], 0, 1)
+        obj = np.clip(outputs[f"obj_{stride}"][item, :, 0], 0, 1)
+        score = np.sqrt(cls * obj)
+        hit = np.flatnonzero(score >= threshold)
+        if hit.size == 0:
+            continue
+        cell = np.stack([hit % cols, hit // cols], axis=1).astype(np.float32)   # (c, r)
+        bbox = outputs[f"bbox_{stride}"][item, hit]
+        kps = outputs[f"kps_{stride}"][item, hit].reshape(-1, 5, 2)
+        centre = (cell + bbox[:, :2]) * stride
+        size = np.exp(bbox[:, 2:4]) * stride
+        points = (cell[:, None, :] + kps) * stride
+        rows_out.append(np.concatenate([centre - size / 2, size, points.reshape(-1, 10), score[hit, None]], axis=1))
+    if not rows_out:
+        return np.zeros((0, 15), np.float32)
+    found = np.concatenate(rows_out)
+    return found[nms(found[:, :4], found[:, 14], NMS_IOU)]
+
+
+class YuNetDetector:
+    """Face boxes and coarse keypoints for a batch of images, in each image's own pixels."""
+
+    def __init__(self, runtime: "Runtime", side: int = DETECTOR_SIDE, threshold: float = DETECTION_THRESHOLD):
+        assert side % 32 == 0
+        self.runtime, self.side, self.threshold = runtime, side, threshold
+
+    def detector_input(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The image resized so its longer side is `side` (up or down), as RGB uint8, and the scale."""
+        h, w = image.shape[:2]
+        scale = self.side / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR)), scale
+
+    def detect_resized(self, resized: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """YuNet on images already no larger than side x side: (n, 15) rows each, in their pixels."""
+        found = []
+        for start in range(0, len(resized), BATCH):
+            chunk = resized[start:start + BATCH]
+            # Bottom/right zero padding into one square: one batch whatever the aspect ratios.
+            blob = np.zeros((len(chunk), 3, self.side, self.side), np.float32)
+            for i, img in enumerate(chunk):
+                h, w = img.shape[:2]
+                blob[i, :, :h, :w] = img[:, :, ::-1].transpose(2, 0, 1)   # YuNet wants BGR, 0..255
+            names = self.runtime.session(YUNET_FILE).get_outputs()
+            outputs = dict(zip([o.name for o in names], self.runtime.run(YUNET_FILE, {"input": blob})))
+            found += [decode_yunet(outputs, i, (self.side, self.side), self.threshold) for i in range(len(chunk))]
+        return found
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        prepared = [self.detector_input(img) for img in images]
+        found = self.detect_resized([p[0] for p in prepared])
+        for rows, (_, scale) in zip(found, prepared):
+            rows[:, :14] /= scale
+        return found
+
+
+# --- FaceMesh ------------------------------------------------------------------------------------
+
+@dataclass
+class CropFrame:
+    """A square, rotated region of an image: centre (px), side (px), angle (radians, image y down)."""
+    cx: float
+    cy: float
+    side: float
+    angle: float
+
+    def matrix(self, out_side: int) -> np.ndarray:
+        """2x3 affine map from crop pixels (continuous, 0..out_side) to image pixels."""
+        s = self.side / out_side
+        c, n = np.cos(self.angle) * s, np.sin(self.angle) * s
+        half = out_side / 2
+        return np.array([[c, -n, self.cx - c * half + n * half],
+                         [n, c, self.cy - n * half - c * half]])
+
+    def to_image(self, points: np.ndarray, out_side: int) -> np.ndarray:
+        m = self.matrix(out_side)
+        return points @ m[:, :2].T + m[:, 2]
+
+    def crop(self, image: np.ndarray, out_side: int) -> np.ndarray:
+        """Bilinear crop; outside the image is black, as in MediaPipe's ImageToTensor."""
+        m = self.matrix(out_side)
+        # Shrink big faces first: PIL's affine bilinear does not antialias.
+        shrink = int(self.side / out_side / 2)
+        src = Image.fromarray(image)
+        if shrink >= 2:
+            src = src.reduce(shrink)
+            m = m / np.array([[shrink], [shrink]])
+            # reduce() maps continuous coordinates by 1/shrink exactly (box filter over blocks).
+        return np.asarray(src.transform((out_side, out_side), Image.Transform.AFFINE, tuple(m.ravel()),
+                                        resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0)))
+
+
+def level_frame(points_left: np.ndarray, points_right: np.ndarray, box_centre, box_side: float) -> CropFrame:
+    """A frame centred on a box, scaled MESH_ROI_SCALE, rotated so that the eye line is level."""
+    dx, dy = np.asarray(points_right, float) - np.asarray(points_left, float)
+    return CropFrame(float(box_centre[0]), float(box_centre[1]), MESH_ROI_SCALE * box_side, float(np.arctan2(dy, dx)))
+
+
+def frame_from_detection(row: np.ndarray) -> CropFrame:
+    x, y, w, h = row[:4]
+    eyes = sorted([row[4:6], row[6:8]], key=lambda p: p[0])
+    return level_frame(eyes[0], eyes[1], (x + w / 2, y + h / 2), max(w, h))
+
+
+def frame_from_landmarks(landmarks: np.ndarray) -> CropFrame:
+    """MediaPipe's tracking ROI: the landmarks' axis-aligned box, squared on its longer side."""
+    lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
+    a, b = landmarks[MESH_ROLL_POINTS[0]], landmarks[MESH_ROLL_POINTS[1]]
+    left, right = (a, b) if a[0] <= b[0] else (b, a)
+    return level_frame(left, right, (lo + hi) / 2, float((hi - lo).max()))
+
+
+class FaceMeshLandmarker:
+    """468 FaceMesh landmarks (x, y in image pixels) for given crop frames."""
+
+    def __init__(self, runtime: "Runtime"):
+        self.runtime = runtime
+
+    def landmarks(self, images: Sequence[np.ndarray], frames: Sequence[CropFrame]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Landmarks (468, 2) per (image, frame) pair, and the face-presence probability of each."""
+        crops = np.stack([f.crop(img, MESH_SIDE) for img, f in zip(images, frames)]) if frames else \
+            np.zeros((0, MESH_SIDE, MESH_SIDE, 3), np.uint8)
+        points, presence = [], []
+        for start in range(0, len(crops), BATCH):
+            blob = crops[start:start + BATCH].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+            raw, logit = self.runtime.run(FACEMESH_FILE, {"image": blob})
+            points.append(raw.reshape(len(blob), 468, 3)[:, :, :2])
+            presence.append(1 / (1 + np.exp(-logit.reshape(-1))))
+        if not points:
+            return [], np.zeros(0)
+        points = np.concatenate(points)
+        return [f.to_image(p, MESH_SIDE) for f, p in zip(frames, points)], np.concatenate(presence)
+
+
+def eye_centres(landmarks: np.ndarray, offset_iod=EYE_OFFSET_IOD) -> tuple[np.ndarray, np.ndarray]:
+    """FFHQ-style eye centres (left-in-image, right-in-image) from 468 FaceMesh landmarks."""
+    a = landmarks[list(MESH_EYE_SUBJECT_RIGHT)].mean(axis=0)
+    b = landmarks[list(MESH_EYE_SUBJECT_LEFT)].mean(axis=0)
+    left, right = (a, b) if a[0] <= b[0] else (b, a)
+    along = right - left
+    iod = float(np.hypot(*along))
+    if iod == 0:
+        return left, right
+    along = along / iod
+    down = np.array([-along[1], along[0]])   # perpendicular, pointing down the face in image coordinates
+    shift_along, shift_down = offset_iod[0] * iod, offset_iod[1] * iod
+    return left + shift_along * along + shift_down * down, right - shift_along * along + shift_down * down
+
+
+def is_cut_by_border(landmarks: np.ndarray, width: int, height: int, tolerance: float = 0.02) -> bool:
+    """True when part of the face outline lies outside the image (by more than `tolerance` of its size)."""
+    lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
+    margin = tolerance * float((hi - lo).max())
+    return bool(lo[0] < -margin or lo[1] < -margin or hi[0] > width + margin or hi[1] > height + margin)
+
+
+def dominant(rows: np.ndarray) -> int:
+    """The face that a profile photo is about: the largest box (ties to the higher score)."""
+    return int(np.lexsort((-rows[:, 14], -(rows[:, 2] * rows[:, 3])))[0])
+
+
+class FaceLocator:
+    """Dominant face and its FFHQ-style eye centres, for a batch of RGB images."""
+
+    def __init__(self, runtime: "Runtime", refine: bool = True):
+        self.detector = YuNetDetector(runtime)
+        self.mesh = FaceMeshLandmarker(runtime)
+        self.refine = refine
+
+    def locate_with_landmarks(self, images: Sequence[np.ndarray]) -> list[tuple[FaceFinding, np.ndarray | None]]:
+        """As `locate`, plus the 468 landmarks of the dominant face (for measurement scripts)."""
+        images = [as_rgb(img) for img in images]
+        detections = self.detector.detect(images)
+        picked = [(i, rows[dominant(rows)]) for i, rows in enumerate(detections) if len(rows)]
+        todo = [images[i] for i, _ in picked]
+        frames = [frame_from_detection(row) for _, row in picked]
+        marks, presence = self.mesh.landmarks(todo, frames)
+        if self.refine and marks:
+            marks, presence = self.mesh.landmarks(todo, [frame_from_landmarks(m) for m in marks])
+        results: list[tuple[FaceFinding, np.ndarray | None]] = [(FaceFinding(0, None), None) for _ in images]
+        for (i, row), points, present in zip(picked, marks, presence):
+            if present < MESH_PRESENCE_THRESHOLD:
+                # YuNet fired but FaceMesh sees no face in the crop: count the others only.
+                results[i] = (FaceFinding(len(detections[i]) - 1, None), None)
+                continue
+            h, w = images[i].shape[:2]
+            left, right = eye_centres(points)
+            face = Face(box=tuple(float(v) for v in row[:4]), confidence=float(row[14]),
+                        eyes=((float(left[0]), float(left[1])), (float(right[0]), float(right[1]))),
+                        cut_by_border=is_cut_by_border(points, w, h))
+            results[i] = (FaceFinding(len(detections[i]), face), points)
+        return results
+
+    def locate(self, images: Sequence[np.ndarray]) -> list[FaceFinding]:
+        return [finding for finding, _ in self.locate_with_landmarks(images)]
