@@ -50,7 +50,7 @@ MESH_ROLL_POINTS = (33, 263)  # MediaPipe's own choice for the ROI rotation
 # Offset from the FaceMesh 6-point mean to dlib's, for the eye on the image's left, in units of the
 # inter-ocular distance: (along the eye line towards the other eye, perpendicular downwards).
 # The eye on the right is mirrored (-along, same across). Fitted by learn_eye_template.py --calibrate.
-EYE_OFFSET_IOD = (0.0, 0.0)
+EYE_OFFSET_IOD = (0.0188, 0.0144)
 
 
 @dataclass
@@ -297,7 +297,7 @@ def dominant(rows: np.ndarray) -> int:
 class FaceLocator:
     """Dominant face and its FFHQ-style eye centres, for a batch of RGB images."""
 
-    def __init__(self, runtime: "Runtime", refine: bool = True):
+    def __init__(self, runtime: "Runtime", refine: bool = False):
         self.detector = YuNetDetector(runtime)
         self.mesh = FaceMeshLandmarker(runtime)
         self.refine = refine
