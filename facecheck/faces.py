@@ -314,8 +314,8 @@ class FaceLocator:
         results: list[tuple[FaceFinding, MeshLandmarks | None]] = [(FaceFinding(0, None), None) for _ in images]
         for (i, row), mesh in zip(picked, meshes):
             if mesh.presence < MESH_PRESENCE_THRESHOLD:
-                # YuNet fired but FaceMesh sees no face in the crop: count the others only.
-                results[i] = (FaceFinding(len(detections[i]) - 1, None), None)
+                # YuNet fired but FaceMesh sees no face in its crop: a false detection (seen on
+                # textures and drawings). Report no face rather than eyes we cannot trust.
                 continue
             h, w = images[i].shape[:2]
             left, right = eye_centres(mesh)
