@@ -5,8 +5,10 @@ Two shipped models, both run through `facecheck.runtime.Runtime`:
   Every image is resized so its longer side is DETECTOR_SIDE px (small avatars are upscaled, which is
   what lets YuNet find a face that fills a 48 px image) and padded into one square batch.
 - MediaPipe FaceMesh (weights/facemesh.onnx, Apache-2.0) places 468 landmarks in a 192x192 crop that
-  is centred on the face and rotated so the eyes are level. A second pass re-crops from the first
-  pass's landmarks, the framing FaceMesh was trained on (MediaPipe's tracking ROI).
+  is centred on the face and rotated so the eyes are level; each crop and its mirror run in one batch
+  and the paired eye points are averaged (FaceMesh alone is not mirror-symmetric). `refine=True` adds
+  a second pass framed from the first pass's landmarks (MediaPipe's tracking ROI): slightly more
+  accurate, twice the cost (numbers in weights/facemesh.md).
 
 Eye centres follow FFHQ's definition: the mean of each eye's 6 contour points of dlib's 68-point model.
 We average the 6 FaceMesh points that sit where dlib's do, then add a small offset (in units of the
