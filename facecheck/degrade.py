@@ -111,3 +111,18 @@ def random_platform(img: Image.Image, rng: np.random.Generator, *, min_side: int
     if rng.random() < 0.9:
         img = jpeg(img, int(rng.integers(q_range[0], q_range[1] + 1)))
     return img
+
+
+def random_repost(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """What reposting an avatar does: resize to 150-400 px, JPEG q60-95, crop up to 8%, mirror,
+    a plain border up to 5%, brightness and gamma changes."""
+    if rng.random() < 0.5:
+        img = crop_fraction(img, float(rng.uniform(0, 0.08)), rng)
+    if rng.random() < 0.5:
+        img = mirror(img)
+    if rng.random() < 0.25:
+        img = add_border(img, float(rng.uniform(0.01, 0.05)), tuple(int(v) for v in rng.integers(0, 256, 3)))
+    if rng.random() < 0.3:
+        img = brightness_gamma(img, float(rng.uniform(0.8, 1.2)), float(rng.uniform(0.7, 1.4)))
+    img = resize_to(img, int(rng.integers(150, 401)))
+    return jpeg(img, int(rng.integers(60, 96)))

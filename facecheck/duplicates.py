@@ -1,0 +1,110 @@
+"""Reused avatars: which images are the same photo, after resizing, recompression, cropping,
+mirroring, a frame, or a brightness change.
+
+Matching runs in two steps. The hash index proposes candidates: an image's probe codes (its dct256
+hash, its mirror, and crop variants) within MATCH_RADIUS bits of another image's hash. Aligned faces
+lie close together in any global hash, so each candidate is then verified: the two 64x64 thumbnails
+are registered over scale and shift, and their high-pass detail must correlate above VERIFY_MIN.
+Distinct faces share the layout but not the detail (correlation < 0.65 on the development data),
+while copies of one photo keep it (> 0.89). Groups are the connected components of verified matches.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .index import HashIndex
+
+MATCH_RADIUS = 64       # bits of 256: generous, since every candidate is verified
+VERIFY_MIN = 0.78       # high-pass correlation of registered thumbnails
+_SCALES = np.linspace(0.91, 1.10, 6)
+_INNER = slice(6, 58)   # the central 52x52 of a 64x64 thumbnail, matched inside the other one
+
+
+def detail(thumbnail: np.ndarray) -> np.ndarray:
+    """High-pass detail of a thumbnail: what tells one face from another of the same layout."""
+    t = thumbnail.astype(np.float32)
+    return t - cv2.GaussianBlur(t, (0, 0), 3)
+
+
+def registered_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Best normalised correlation of the details of two 64x64 thumbnails, over scale, shift and
+    mirroring, each tried as the crop of the other."""
+    da, db = detail(a), detail(b)
+    best = -1.0
+    for x, y in ((da, db), (db, da), (da, db[:, ::-1]), (db[:, ::-1], da)):
+        inner = np.ascontiguousarray(x[_INNER, _INNER])
+        y = np.ascontiguousarray(y)
+        for scale in _SCALES:
+            n = int(round(inner.shape[0] * scale))
+            if n > y.shape[0]:
+                continue
+            template = cv2.resize(inner, (n, n), interpolation=cv2.INTER_AREA)
+            best = max(best, float(cv2.matchTemplate(y, template, cv2.TM_CCOEFF_NORMED).max()))
+    return best
+
+
+@dataclass
+class Match:
+    a: int
+    b: int
+    bits: int          # Hamming distance of the closest probe
+    similarity: float  # verified correlation
+
+
+def find_matches(probes: np.ndarray, thumbnails: np.ndarray, index: HashIndex, *, query_ids: np.ndarray,
+                 thumbnail_of, radius: int = MATCH_RADIUS, min_similarity: float = VERIFY_MIN,
+                 skip_self: bool = True) -> list[Match]:
+    """Verified matches of each query image against the index.
+
+    probes: [Q, P, 32] packed probe codes; thumbnails: [Q, 64, 64]; query_ids: the ids of the queries
+    (to skip self-matches and count each pair once); thumbnail_of(id) gives an indexed image's
+    thumbnail."""
+    q, p = probes.shape[:2]
+    hits = index.range_search(probes.reshape(q * p, -1), radius)
+    matches = []
+    for qi in range(q):
+        closest: dict[int, int] = {}
+        for ids, dist in hits[qi * p:(qi + 1) * p]:
+            for other, d in zip(ids.tolist(), dist.tolist()):
+                if closest.get(other, 10 ** 9) > d:
+                    closest[other] = d
+        me = int(query_ids[qi])
+        for other, d in closest.items():
+            if skip_self and other == me:
+                continue
+            sim = registered_similarity(thumbnails[qi], thumbnail_of(other))
+            if sim >= min_similarity:
+                matches.append(Match(me, other, d, sim))
+    return matches
+
+
+class Groups:
+    """Connected components of matches (union-find over integer ids)."""
+
+    def __init__(self):
+        self._parent: dict[int, int] = {}
+
+    def find(self, x: int) -> int:
+        parent = self._parent
+        parent.setdefault(x, x)
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self._parent[max(ra, rb)] = min(ra, rb)
+
+    def components(self) -> dict[int, list[int]]:
+        """root -> members, for groups of two or more."""
+        out: dict[int, list[int]] = {}
+        for x in list(self._parent):
+            out.setdefault(self.find(x), []).append(x)
+        return {r: sorted(m) for r, m in out.items() if len(m) > 1}

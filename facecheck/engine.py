@@ -1,0 +1,325 @@
+"""The one core behind `facecheck scan`, `facecheck check`, `facecheck.scan` and `facecheck.score_image`.
+
+files -> loader -> per-image signals (hashes; face and eyes; spectrum) -> models -> verdict ->
+writers. Decoding and hashing run in worker processes; the ONNX models run in the main process in
+batches; finished files are committed to DIR/state.sqlite batch by batch. Grouping reused avatars
+needs every hash, so it runs once all files are in, streaming over the state rather than memory.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from . import duplicates
+from .hashing import Signature, signatures
+from .index import HashIndex
+from .known import KnownAvatars
+from .loading import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, LoadError, load_image, is_candidate_file
+from .result import Result
+from .scanstate import ScanState
+from .writers import write_results
+
+MODEL_MIN_SIDE = 1024   # JPEGs larger than twice this are decoded at reduced size
+
+
+@dataclass
+class Settings:
+    device: str = "auto"                 # auto | cpu | cuda (ONNX Runtime provider)
+    workers: int | None = None           # decoding processes; None: one per core; 0: in this process
+    batch_size: int = 32
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES
+    index: Path | None = None            # persistent index of known avatars (SQLite), optional
+    scan_name: str | None = None         # how this scan is named in the persistent index
+    mode: str = "default"                # operating point of the verdict: strict | default | sensitive
+
+
+@dataclass
+class Prepared:
+    """What a worker hands back for one file: everything that needs no model."""
+    result: Result
+    size: int | None = None
+    mtime_ns: int | None = None
+    signature: Signature | None = None
+    image: np.ndarray | None = None      # RGB for the models
+
+
+@dataclass
+class ScanSummary:
+    files: int = 0
+    scanned: int = 0                     # decoded in this run (the rest were done before)
+    errors: int = 0
+    gan: int = 0
+    groups: int = 0
+    grouped_files: int = 0
+    seen_before: int = 0
+    seconds: float = 0.0
+    settings: dict = field(default_factory=dict)
+
+
+def prepare(source, rel_path: str, settings: Settings) -> Prepared:
+    """Load and hash one image; never raises: a bad file becomes a Result with `error` set."""
+    size = mtime_ns = None
+    if isinstance(source, (str, Path)):
+        try:
+            st = os.stat(source)
+            size, mtime_ns = st.st_size, st.st_mtime_ns
+        except OSError:
+            pass
+    result = Result(path=rel_path)
+    try:
+        loaded = load_image(source, max_pixels=settings.max_pixels, max_bytes=settings.max_bytes,
+                            min_side=MODEL_MIN_SIDE)
+        result.sha256, result.width, result.height = loaded.sha256, loaded.width, loaded.height
+        signature = signatures([loaded.image])[0]
+        result.phash, result.dct256 = str(signature.phash), str(signature.dct256)
+        return Prepared(result, size, mtime_ns, signature, loaded.rgb())
+    except LoadError as e:
+        result.error = str(e)
+    except Exception as e:  # a decoder bug must not end a million-file scan
+        result.error = f"unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip()
+    return Prepared(result, size, mtime_ns)
+
+
+def _prepare_task(task):
+    source, rel_path, settings = task
+    return prepare(source, rel_path, settings)
+
+
+class Analyzer:
+    """Per-image GAN signals on batches of decoded images (the ONNX models live here)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def analyze(self, batch: list[Prepared]) -> None:
+        for item in batch:
+            if item.result.error is not None:
+                item.result.verdict = "error"
+
+
+def walk(folder: Path) -> Iterator[tuple[Path, str]]:
+    """Every non-hidden regular file under `folder`, depth first in name order, with its path
+    relative to `folder` ('/' separators). Symbolic links are followed, loops are not."""
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def visit(directory: Path, rel: str):
+        try:
+            st = directory.stat()
+        except OSError:
+            return
+        if (st.st_dev, st.st_ino) in seen_dirs:
+            return
+        seen_dirs.add((st.st_dev, st.st_ino))
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            entry_rel = f"{rel}{entry.name}"
+            try:
+                if entry.is_dir():
+                    yield from visit(Path(entry.path), entry_rel + "/")
+                elif entry.is_file() and is_candidate_file(Path(entry.path)):
+                    yield Path(entry.path), entry_rel
+            except OSError:
+                continue
+
+    yield from visit(folder, "")
+
+
+def _batches(items: Iterable, size: int):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _prepared_stream(tasks: list, settings: Settings):
+    workers = settings.workers if settings.workers is not None else (os.cpu_count() or 1)
+    if workers <= 0 or len(tasks) < 4:
+        for task in tasks:
+            yield _prepare_task(task)
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers) as pool:
+        yield from pool.imap_unordered(_prepare_task, tasks, chunksize=4)
+
+
+def run_scan(sources: list[tuple[object, str]], out_dir: Path, settings: Settings,
+             progress: Callable[[int, int], None] | None = None) -> ScanSummary:
+    """Scan (source, relative path) pairs into out_dir: state, results.jsonl, results.csv."""
+    started = time.time()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = ScanState(out_dir / "state.sqlite")
+    summary = ScanSummary(files=len(sources))
+    try:
+        todo = []
+        for source, rel in sources:
+            if isinstance(source, Path):
+                try:
+                    st = source.stat()
+                    if state.is_current(rel, st.st_size, st.st_mtime_ns):
+                        continue
+                except OSError:
+                    pass
+            todo.append((source, rel, settings))
+        state.commit()
+        done = len(sources) - len(todo)
+        if progress:
+            progress(done, len(sources))
+        analyzer = Analyzer(settings)
+        for batch in _batches(_prepared_stream(todo, settings), settings.batch_size):
+            analyzer.analyze(batch)
+            state.save((p.result, p.size, p.mtime_ns,
+                        p.signature.dct256.packed() if p.signature else None,
+                        p.signature.probes.tobytes() if p.signature else None,
+                        p.signature.thumbnail.tobytes() if p.signature else None) for p in batch)
+            done += len(batch)
+            summary.scanned += len(batch)
+            if progress:
+                progress(done, len(sources))
+        state.drop_missing()
+        finish(state, out_dir, settings, summary)
+    finally:
+        state.close()
+    summary.seconds = time.time() - started
+    return summary
+
+
+def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSummary) -> None:
+    """Group reused avatars, look them up in (and add them to) the known index, write the results."""
+    ids, codes = state.hashed()
+    index = HashIndex(codes, ids)
+    groups = duplicates.Groups()
+    known = KnownAvatars(settings.index) if settings.index else None
+    seen: dict[int, list[str]] = {}
+    known_index = known.index() if known is not None and len(known) else None
+    for chunk_ids, probes, thumbs, records in state.probes_in_chunks():
+        for m in duplicates.find_matches(probes, thumbs, index, query_ids=chunk_ids, thumbnail_of=state.thumbnail):
+            groups.union(m.a, m.b)
+        if known_index is not None:
+            hits: dict[int, set[int]] = {}
+            for m in duplicates.find_matches(probes, thumbs, known_index, query_ids=chunk_ids,
+                                             thumbnail_of=known.thumbnail, skip_self=False):
+                hits.setdefault(m.a, set()).add(m.b)
+            for file_id, record in zip(chunk_ids.tolist(), records):
+                hits.setdefault(file_id, set()).update(known.by_sha256(record["sha256"]))
+            for file_id, avatar_ids in hits.items():
+                if avatar_ids:
+                    seen[file_id] = known.where(avatar_ids)
+    # Cluster ids: 1, 2, ... in the order of each group's first path.
+    components = groups.components()
+    member_of = {m: root for root, members in components.items() for m in members}
+    cluster_ids: dict[int, int] = {}
+
+    def final_results():
+        for file_id, result in state.results():
+            root = member_of.get(file_id)
+            if root is not None:
+                if root not in cluster_ids:
+                    cluster_ids[root] = len(cluster_ids) + 1
+                result.cluster, result.cluster_size = cluster_ids[root], len(components[root])
+            if result.error is None and known is not None:
+                result.seen_before = file_id in seen
+                result.seen_in = seen.get(file_id, [])[:10] or None
+            summary.errors += result.error is not None
+            summary.gan += result.verdict == "gan"
+            summary.seen_before += bool(result.seen_before)
+            yield result
+
+    write_results(final_results(), out_dir)
+    summary.groups = len(components)
+    summary.grouped_files = len(member_of)
+    if known is not None:
+        scan_name = settings.scan_name or out_dir.resolve().name
+        known.add(scan_name, state.db.execute(
+            "SELECT path, json_extract(record, '$.sha256'), dct256, thumbnail FROM files "
+            "WHERE dct256 IS NOT NULL").fetchall())
+        known.close()
+
+
+def check_output_dir(folder: Path | None, out_dir: Path) -> None:
+    """Refuse an output folder inside the scanned folder, or one that cannot be written."""
+    out = out_dir.resolve()
+    if folder is not None:
+        root = folder.resolve()
+        if out == root or root in out.parents:
+            raise ValueError(f"--out {out_dir} is inside the scanned folder; facecheck never writes there")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-", delete=True)
+        probe.close()
+    except OSError as e:
+        raise ValueError(f"cannot write to {out_dir}: {e.strerror or e}") from None
+
+
+def scan(target, out: str | Path | None = None, settings: Settings | None = None,
+         progress: Callable[[int, int], None] | None = None, **options) -> Iterator[Result]:
+    """Scan a folder (recursively) or a list of image paths; yield one Result per file, in path order.
+
+    With `out`, the state and results files are kept there (and a rerun resumes); without it they
+    live in a temporary folder that is removed once the results are read."""
+    settings = settings or Settings(**options)
+    if isinstance(target, (str, Path)):
+        folder = Path(target)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no such folder: {folder}")
+        sources = list(walk(folder))
+    else:
+        folder = None
+        sources = [(Path(p), str(p)) for p in target]
+    if out is None:
+        with tempfile.TemporaryDirectory(prefix="facecheck-") as tmp:
+            run_scan(sources, Path(tmp), settings, progress)
+            yield from read_results(Path(tmp))
+        return
+    out = Path(out)
+    check_output_dir(folder, out)
+    run_scan(sources, out, settings, progress)
+    yield from read_results(out)
+
+
+def read_results(out_dir: Path) -> Iterator[Result]:
+    import json
+    with open(out_dir / "results.jsonl", encoding="utf-8") as f:
+        for line in f:
+            yield Result.from_dict(json.loads(line))
+
+
+def score_image(source, settings: Settings | None = None, **options) -> Result:
+    """Score one image: a path, bytes, a PIL image or an RGB numpy array."""
+    settings = settings or Settings(**options)
+    rel = str(source) if isinstance(source, (str, Path)) else "<image>"
+    prepared = prepare(Path(source) if isinstance(source, str) else source, rel, settings)
+    Analyzer(settings).analyze([prepared])
+    result = prepared.result
+    if settings.index and prepared.signature is not None:
+        known = KnownAvatars(settings.index)
+        try:
+            if len(known):
+                s = prepared.signature
+                matches = duplicates.find_matches(s.probes[None], s.thumbnail[None], known.index(),
+                                                  query_ids=np.array([-1]), thumbnail_of=known.thumbnail,
+                                                  skip_self=False)
+                ids = {m.b for m in matches} | set(known.by_sha256(result.sha256))
+                result.seen_before = bool(ids)
+                result.seen_in = known.where(ids)[:10] or None
+            else:
+                result.seen_before = False
+        finally:
+            known.close()
+    return result

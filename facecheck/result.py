@@ -1,0 +1,52 @@
+"""The output contract: one `Result` per file, the same record in results.jsonl, results.csv,
+`facecheck check --json` and the Python API."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+VERDICTS = ("gan", "real", "no_face", "error")
+
+
+@dataclass
+class Result:
+    path: str                              # relative to the scanned folder, '/' separators
+    sha256: str | None = None              # of the file's bytes
+    width: int | None = None               # after EXIF orientation
+    height: int | None = None
+    error: str | None = None               # one line, or None
+    phash: str | None = None               # 16 hex digits, == str(imagehash.phash(img))
+    dct256: str | None = None              # 64 hex digits: the 256-bit hash used for matching
+    cluster: int | None = None             # shared by every file that is the same photo
+    cluster_size: int | None = None
+    seen_before: bool | None = None        # the photo was already in the persistent index
+    seen_in: list[str] | None = None       # where: "scan-name:path" of earlier copies (first few)
+    verdict: str | None = None             # gan | real | no_face | error
+    gan_score: float | None = None
+    eye_score: float | None = None
+    spectral_score: float | None = None
+    eyes: list[list[float]] | None = None  # [[x, y], [x, y]]: left then right eye as seen, px
+    faces: int | None = None               # faces found; the dominant one is scored
+    reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Result":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+FIELD_NAMES = [f.name for f in fields(Result)]
+
+
+def csv_row(result: Result) -> dict:
+    """Flat values for CSV: lists become JSON text."""
+    row = result.to_dict()
+    for key in ("eyes", "seen_in", "reasons"):
+        row[key] = "" if row[key] in (None, []) else json.dumps(row[key], ensure_ascii=False)
+    return {k: "" if v is None else v for k, v in row.items()}

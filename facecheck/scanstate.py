@@ -1,0 +1,103 @@
+"""A scan's working state in DIR/state.sqlite (WAL): every finished file is committed as soon as
+its batch is done, so an interrupted scan loses nothing and a rerun continues where it stopped."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .result import Result
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    path TEXT UNIQUE NOT NULL,
+    size INTEGER, mtime_ns INTEGER,
+    generation INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    dct256 BLOB, probes BLOB, thumbnail BLOB
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+class ScanState:
+    def __init__(self, path: Path):
+        self.db = sqlite3.connect(path)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self.generation = int(self.get_meta("generation", "0")) + 1
+        self.set_meta("generation", str(self.generation))
+        self.thumbnail = lru_cache(maxsize=100_000)(self._thumbnail)
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def is_current(self, path: str, size: int, mtime_ns: int) -> bool:
+        """True when this file was finished in an earlier run and has not changed since; marks it
+        as part of this run."""
+        row = self.db.execute("SELECT size, mtime_ns FROM files WHERE path=?", (path,)).fetchone()
+        if row is None or row[0] != size or row[1] != mtime_ns:
+            return False
+        self.db.execute("UPDATE files SET generation=? WHERE path=?", (self.generation, path))
+        return True
+
+    def save(self, items) -> None:
+        """items: (Result, size, mtime_ns, dct256 bytes|None, probes bytes|None, thumbnail bytes|None)."""
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO files (path, size, mtime_ns, generation, record, dct256, probes, thumbnail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET size=excluded.size, "
+                "mtime_ns=excluded.mtime_ns, generation=excluded.generation, record=excluded.record, "
+                "dct256=excluded.dct256, probes=excluded.probes, thumbnail=excluded.thumbnail",
+                ((r.path, size, mtime, self.generation, r.to_json(), d, p, t) for r, size, mtime, d, p, t in items))
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    def drop_missing(self) -> int:
+        """Forget files that were not seen in this run (deleted since an earlier run)."""
+        with self.db:
+            return self.db.execute("DELETE FROM files WHERE generation<?", (self.generation,)).rowcount
+
+    def hashed(self):
+        """(ids [N], dct256 codes [N, 32]) of every file with hashes."""
+        rows = self.db.execute("SELECT id, dct256 FROM files WHERE dct256 IS NOT NULL ORDER BY id").fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(-1, 32)
+        return ids, codes
+
+    def probes_in_chunks(self, chunk: int = 2048):
+        """Yield (ids, probes [n, P, 32], thumbnails [n, 64, 64], sha256s, paths) in id order."""
+        cursor = self.db.execute("SELECT id, probes, thumbnail, record FROM files "
+                                 "WHERE dct256 IS NOT NULL ORDER BY id")
+        while rows := cursor.fetchmany(chunk):
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            probes = np.stack([np.frombuffer(r[1], np.uint8).reshape(-1, 32) for r in rows])
+            thumbs = np.stack([np.frombuffer(r[2], np.uint8).reshape(64, 64) for r in rows])
+            records = [json.loads(r[3]) for r in rows]
+            yield ids, probes, thumbs, records
+
+    def _thumbnail(self, file_id: int) -> np.ndarray:
+        blob = self.db.execute("SELECT thumbnail FROM files WHERE id=?", (int(file_id),)).fetchone()[0]
+        return np.frombuffer(blob, dtype=np.uint8).reshape(64, 64)
+
+    def results(self):
+        """(id, Result) of every file, in path order, streamed."""
+        for file_id, record in self.db.execute("SELECT id, record FROM files ORDER BY path"):
+            yield file_id, Result.from_dict(json.loads(record))
+
+    def count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM files").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,122 @@
+"""Train the spectral StyleGAN detector, export weights/spectral.onnx and write weights/spectral.md.
+
+    PYTHONPATH=. .venv/bin/python training/train_spectral.py [--epochs 8] [--loso SOURCE ...] [--no-bench]
+
+Data: ../shared/data (facecheck.dataset). Folds by facecheck.dataset.split_of: fold 0 is the test fold (never
+trained or tuned on), fold 1 the calibration fold (Platt scaling and the operating thresholds), folds 2-4 train.
+Every image is degraded the same random platform way whatever its class (training/spectral_data.py).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from facecheck.runtime import weights_path
+from facecheck.spectrum import GRID, MODEL_FILE, TILE
+from training.spectral_data import CALIB_FOLD, COPIES, LFW_COPIES, SMALL_SIDE_FRACTION, TEST_FOLD, TileSet, cached_tile_set
+from training.spectral_metrics import auc, rate_above, threshold_at_fpr, tpr_at_fpr
+from training.spectral_model import TRAIN_LABELS, calibrate, export_onnx, fit, logits_of, platt_score
+
+FPRS = {"fpr_1pct": 0.01, "fpr_0.1pct": 0.001}
+REAL_LABELS = ("real_ffhq", "real_natural")
+CARD_DATE = "2026-11-22"
+
+
+def fit_calibrated(train: TileSet, calib: TileSet, epochs: int, log=print):
+    """Train, Platt-calibrate on `calib`, and fix the operating thresholds on its real photos."""
+    t0 = time.time()
+    model = fit(train, epochs=epochs, log=log)
+    log(f"  trained in {time.time() - t0:.0f} s")
+    keep = np.isin(calib.label, TRAIN_LABELS)
+    calibrate(model, logits_of(model, calib.tiles[keep]), calib.is_gan[keep])
+    calib_scores = platt_score(model, logits_of(model, calib.tiles[keep]))
+    real = calib_scores[calib.is_gan[keep] == 0]
+    thresholds = {name: threshold_at_fpr(real, fpr) for name, fpr in FPRS.items()}
+    pos = calib_scores[calib.is_gan[keep] == 1]
+    log(f"  calibration fold (tuned on): AUC {auc(pos, real):.4f}, TPR at 1% FPR {tpr_at_fpr(pos, real, 0.01):.3f}, "
+        f"at 0.1% FPR {tpr_at_fpr(pos, real, 0.001):.3f}")
+    return model, thresholds
+
+
+def rates_by_source(scores: np.ndarray, ts: TileSet, thresholds: dict[str, float]) -> dict[str, dict]:
+    """Share of each source's copies flagged at each fixed threshold (TPR for StyleGAN, FPR for real sources)."""
+    out = {}
+    for src in np.unique(ts.source):
+        s = scores[ts.source == src]
+        label = ts.label[ts.source == src][0]
+        out[str(src)] = {"label": str(label), "n": int(len(s)),
+                         **{name: rate_above(s, t) for name, t in thresholds.items()}}
+    return out
+
+
+def summary(scores: np.ndarray, ts: TileSet, thresholds: dict[str, float]) -> dict:
+    pos, neg = scores[ts.label == "stylegan"], scores[np.isin(ts.label, REAL_LABELS)]
+    return {"n_stylegan": int(len(pos)), "n_real": int(len(neg)), "auc": auc(pos, neg),
+            "roc_tpr_at_1pct_fpr": tpr_at_fpr(pos, neg, 0.01), "roc_tpr_at_0.1pct_fpr": tpr_at_fpr(pos, neg, 0.001),
+            **{f"tpr_at_{k}": rate_above(pos, t) for k, t in thresholds.items()},
+            **{f"fpr_at_{k}": rate_above(neg, t) for k, t in thresholds.items()}}
+
+
+def leave_one_source_out(ts: TileSet, source: str, epochs: int, log=print) -> dict:
+    """Train without `source` (no fold of it), calibrate on the calibration fold of the rest, and report how the
+    unseen source scores at the fixed thresholds: its TPR if it is StyleGAN, its FPR if it is real."""
+    rest = ts.source != source
+    model, thresholds = fit_calibrated(ts.subset(rest & (ts.fold != TEST_FOLD) & (ts.fold != CALIB_FOLD)),
+                                       ts.subset(rest & (ts.fold == CALIB_FOLD)), epochs, log)
+    held = ts.subset(~rest)
+    held_scores = platt_score(model, logits_of(model, held.tiles))
+    test_other = ts.subset(rest & (ts.fold == TEST_FOLD))
+    other_scores = platt_score(model, logits_of(model, test_other.tiles))
+    is_gan = bool(held.is_gan[0])
+    opposite = other_scores[np.isin(test_other.label, REAL_LABELS) if is_gan else test_other.label == "stylegan"]
+    pos, neg = (held_scores, opposite) if is_gan else (opposite, held_scores)
+    return {"source": source, "label": str(held.label[0]), "n": int(len(held_scores)),
+            "auc_vs_test_fold": auc(pos, neg),
+            **{f"flagged_at_{k}": rate_above(held_scores, t) for k, t in thresholds.items()}}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--loso", nargs="*", default=[], help="sources to run leave-one-source-out for (slow: one training each)")
+    ap.add_argument("--no-bench", action="store_true", help="skip the per-condition benchmark in the model card")
+    ap.add_argument("--rebuild-cache", action="store_true")
+    args = ap.parse_args(argv)
+    command = "PYTHONPATH=. .venv/bin/python training/train_spectral.py " + " ".join(argv if argv is not None else sys.argv[1:])
+
+    ts = cached_tile_set(rebuild=args.rebuild_cache)
+    ts = TileSet(**{f: np.asarray(getattr(ts, f)) for f in TileSet.__dataclass_fields__})
+    train = ts.subset((ts.fold != TEST_FOLD) & (ts.fold != CALIB_FOLD))
+    calib, test = ts.subset(ts.fold == CALIB_FOLD), ts.subset(ts.fold == TEST_FOLD)
+    print(f"{len(train.label)} training copies, {len(calib.label)} calibration, {len(test.label)} test")
+
+    model, thresholds = fit_calibrated(train, calib, args.epochs)
+    out = weights_path(MODEL_FILE)
+    export_onnx(model, out, {f"threshold_{k}": f"{v:.6f}" for k, v in thresholds.items()}
+                | {"trained": CARD_DATE, "rebuild": command})
+    print(f"wrote {out}; thresholds {thresholds}")
+
+    test_scores = platt_score(model, logits_of(model, test.tiles))
+    results = {"thresholds": thresholds,
+               "test_random_platform": summary(test_scores, test, thresholds),
+               "test_by_source": rates_by_source(test_scores, test, thresholds)}
+    print(json.dumps(results["test_random_platform"], indent=1))
+    results["loso"] = [leave_one_source_out(ts, src, args.epochs) for src in args.loso]
+    if not args.no_bench:
+        from benchmarks.bench_spectral import evaluate_conditions
+        results["conditions"] = evaluate_conditions()
+    Path("scratch").mkdir(exist_ok=True)
+    Path("scratch/spectral_results.json").write_text(json.dumps(results, indent=1))
+    from training.spectral_card import write_card
+    write_card(results, command, epochs=args.epochs)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
