@@ -9,7 +9,6 @@ Every image is degraded the same random platform way whatever its class (trainin
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import sys
 import time
@@ -18,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from facecheck.runtime import weights_path
-from facecheck.spectrum import GRID, MODEL_FILE, TILE
-from training.spectral_data import CALIB_FOLD, COPIES, LFW_COPIES, SMALL_SIDE_FRACTION, TEST_FOLD, TileSet, cached_tile_set
+from facecheck.spectrum import MODEL_FILE
+from training.spectral_data import CACHE_DIR, CALIB_FOLD, TEST_FOLD, TileSet, cached_tile_set
 from training.spectral_metrics import auc, rate_above, threshold_at_fpr, tpr_at_fpr
 from training.spectral_model import TRAIN_LABELS, calibrate, export_onnx, fit, logits_of, platt_score
 
@@ -101,6 +100,8 @@ def main(argv=None) -> int:
     export_onnx(model, out, {f"threshold_{k}": f"{v:.6f}" for k, v in thresholds.items()}
                 | {"trained": CARD_DATE, "rebuild": command})
     print(f"wrote {out}; thresholds {thresholds}")
+    import torch
+    torch.save(model.state_dict(), CACHE_DIR / "spectral_model.pt")   # for tests/test_spectrum.py's ONNX check
 
     test_scores = platt_score(model, logits_of(model, test.tiles))
     results = {"thresholds": thresholds,
