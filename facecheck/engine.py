@@ -94,15 +94,49 @@ def _prepare_task(task):
 
 
 class Analyzer:
-    """Per-image GAN signals on batches of decoded images (the ONNX models live here)."""
+    """Per-image GAN signals on batches of decoded images; every ONNX model is reached from here,
+    through one Runtime (one session per model, one provider choice)."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self._faces = self._template = None
+
+    def _face_models(self):
+        if self._faces is None:
+            from .faces import FaceLocator
+            from .geometry import EyeTemplate
+            from .runtime import Runtime
+            self._faces = FaceLocator(Runtime(self.settings.device))
+            self._template = EyeTemplate.load()
+        return self._faces, self._template
 
     def analyze(self, batch: list[Prepared]) -> None:
         for item in batch:
             if item.result.error is not None:
                 item.result.verdict = "error"
+        live = [item for item in batch if item.image is not None]
+        if not live:
+            return
+        self.add_geometry(live)
+
+    def add_geometry(self, items: list[Prepared]) -> None:
+        """Face count, eye centres (in full-image pixels) and the eye-template score."""
+        from .geometry import eye_score, geometry_features
+        locator, template = self._face_models()
+        for item, finding in zip(items, locator.locate([item.image for item in items])):
+            result = item.result
+            result.faces = finding.faces_found
+            if finding.face is None:
+                continue
+            h, w = item.image.shape[:2]
+            to_full = result.width / w   # the loader may have decoded a large JPEG at reduced size
+            result.eyes = [[round(x * to_full, 1), round(y * to_full, 1)] for x, y in finding.face.eyes]
+            features = geometry_features(finding.face, w, h, template)
+            result.eye_score = round(eye_score(features, template), 4)
+            result.reasons.append(f"eyes {features['template_distance'] * 100:.1f}% of the width from the "
+                                  f"StyleGAN template positions" + (" (several faces; the largest is scored)"
+                                                                    if finding.faces_found > 1 else "")
+                                  + (" (face cut by the image border)" if finding.face.cut_by_border else ""))
 
 
 def walk(folder: Path) -> Iterator[tuple[Path, str]]:

@@ -91,7 +91,7 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int |
     except LoadError:
         raise
     except Image.DecompressionBombError as e:
-        raise LoadError(f"refused as a decompression bomb: {e}") from None
+        raise LoadError(f"refused as a decompression bomb: {str(e).splitlines()[0]}") from None
     except UnidentifiedImageError:
         raise LoadError(f"not an image ({describe_bytes(data)})") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as e:

@@ -1,0 +1,120 @@
+"""The CLI and the API end to end on temporary folders."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import imagehash
+import pytest
+from PIL import Image
+
+import facecheck
+from facecheck import degrade
+
+from conftest import SAMPLES
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "facecheck", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def folder(tmp_path, photo):
+    """Nested folders with a reused avatar, an unrelated photo, bad files, a unicode name and a symlink loop."""
+    root = tmp_path / "in"
+    (root / "a" / "deep").mkdir(parents=True)
+    (root / "b").mkdir()
+    photo.save(root / "a" / "orig.png")
+    degrade.jpeg(degrade.resize_to(degrade.mirror(photo), 150), 70).save(root / "b" / "copy.jpg")
+    degrade.jpeg(degrade.crop_fraction(photo, 0.06), 85).save(root / "a" / "deep" / "аватар.jpg")
+    Image.open(SAMPLES / "rocket.jpg").save(root / "b" / "rocket.png")
+    (root / "b" / "empty.jpg").write_bytes(b"")
+    (root / "b" / "page.jpg").write_text("<html>gone</html>")
+    (root / "a" / "loop").symlink_to(root)
+    return root
+
+
+def read_jsonl(path: Path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_scan_end_to_end(folder, tmp_path):
+    out = tmp_path / "out" / "new"
+    proc = run_cli("scan", folder, "--out", out, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["path"]: r for r in read_jsonl(out / "results.jsonl")}
+    assert set(rows) == {"a/orig.png", "a/deep/аватар.jpg", "b/copy.jpg", "b/rocket.png", "b/empty.jpg", "b/page.jpg"}
+    assert rows["b/empty.jpg"]["error"] == "empty file" and "HTML" in rows["b/page.jpg"]["error"]
+    group = {rows[p]["cluster"] for p in ("a/orig.png", "a/deep/аватар.jpg", "b/copy.jpg")}
+    assert len(group) == 1 and None not in group and rows["a/orig.png"]["cluster_size"] == 3
+    assert rows["b/rocket.png"]["cluster"] is None
+    orig = rows["a/orig.png"]
+    assert orig["phash"] == str(imagehash.phash(Image.open(folder / "a" / "orig.png"))) and len(orig["dct256"]) == 64
+    assert (orig["width"], orig["height"]) == (300, 300) and len(orig["sha256"]) == 64
+    for key in ("verdict", "gan_score", "eye_score", "spectral_score", "eyes"):
+        assert key in orig
+    header = (out / "results.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
+    assert header[:6] == ["path", "sha256", "width", "height", "error", "phash"]
+    assert not any(p.name.startswith(("results", "state")) for p in folder.rglob("*"))   # nothing written in FOLDER
+
+
+def test_bad_arguments_exit_non_zero(folder, tmp_path):
+    proc = run_cli("scan", tmp_path / "missing", "--out", tmp_path / "o")
+    assert proc.returncode != 0 and "no such folder" in proc.stderr
+    proc = run_cli("scan", folder, "--out", folder / "results")
+    assert proc.returncode != 0 and "inside the scanned folder" in proc.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = run_cli("scan", folder, "--out", blocker / "sub")
+    assert proc.returncode != 0 and "cannot write" in proc.stderr
+
+
+def test_check_json_is_a_results_row(folder):
+    proc = run_cli("check", folder / "b" / "copy.jpg", "--json")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert record["phash"] == str(imagehash.phash(Image.open(folder / "b" / "copy.jpg")))
+    proc = run_cli("check", folder / "b" / "page.jpg")
+    assert proc.returncode == 0 and "error: not an image" in proc.stdout
+
+
+def test_persistent_index_remembers_earlier_scans(folder, tmp_path):
+    index = tmp_path / "known.sqlite"
+    first = tmp_path / "first"
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(folder / "a" / "orig.png", one / "x.png")
+    list(facecheck.scan(one, out=first, index=index, scan_name="march-takedown", workers=0))
+    later = list(facecheck.scan(folder, out=tmp_path / "second", index=index, workers=0))
+    by_path = {r.path: r for r in later}
+    assert by_path["b/copy.jpg"].seen_before is True
+    assert by_path["b/copy.jpg"].seen_in == ["march-takedown:x.png"]
+    assert by_path["b/rocket.png"].seen_before is False
+    assert facecheck.score_image(folder / "a" / "orig.png", index=index).seen_before is True
+
+
+def test_rerun_resumes_and_rescans_changed_files(folder, tmp_path):
+    out = tmp_path / "out"
+    list(facecheck.scan(folder, out=out, workers=0))
+    target = folder / "b" / "rocket.png"
+    Image.open(SAMPLES / "coffee.jpg").save(target)
+    os.utime(target, ns=(1, 1))
+    progress = []
+    results = list(facecheck.scan(folder, out=out, workers=0, progress=lambda d, t: progress.append(d)))
+    assert progress[0] == 5                  # five files kept from the first run
+    assert len(results) == 6 and len(read_jsonl(out / "results.jsonl")) == 6
+    row = next(r for r in results if r.path == "b/rocket.png")
+    assert row.phash == str(imagehash.phash(Image.open(target)))
+
+
+def test_api_scores_paths_pil_and_numpy(photo, tmp_path):
+    path = tmp_path / "p.png"
+    photo.save(path)
+    from_path = facecheck.score_image(path)
+    from_pil = facecheck.score_image(photo)
+    from_array = facecheck.score_image(__import__("numpy").asarray(photo))
+    assert from_path.phash == from_pil.phash == from_array.phash
+    assert from_path.to_dict()["sha256"] is not None and from_pil.sha256 is None

@@ -1,0 +1,95 @@
+"""Hash parity with imagehash, and the duplicate finder on generated fixtures."""
+import imagehash
+import numpy as np
+import pytest
+from PIL import Image
+
+from facecheck import degrade
+from facecheck.dataset import read_manifest
+from facecheck.duplicates import Groups, find_matches, registered_similarity
+from facecheck.hashing import Hash, signatures
+from facecheck.index import HashIndex
+
+
+def test_hash_objects_compare_like_imagehash():
+    a, b = Hash.from_hex("ff00"), Hash.from_hex("f0f0")
+    assert a - b == 8 and str(a) == "ff00" and Hash.from_hex(str(b)) == b
+
+
+def test_phash_parity_on_synthetic_images():
+    rng = np.random.default_rng(1)
+    images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+              for h, w in [(64, 64), (100, 37), (37, 100), (300, 300)]]
+    images += [Image.new("RGB", (50, 50), (10, 20, 30)), Image.new("L", (40, 40), 255).convert("RGB")]
+    for image, sig in zip(images, signatures(images)):
+        assert str(sig.phash) == str(imagehash.phash(image))
+
+
+def test_phash_parity_on_hundreds_of_faces(shared_data):
+    samples = read_manifest()[::19][:300]
+    images = [Image.open(s.path).convert("RGB") for s in samples]
+    images = [degrade.downscale(im, 200) if i % 2 else im for i, im in enumerate(images)]
+    sigs = signatures(images)
+    mismatches = [s.path.name for s, im, sig in zip(samples, images, sigs) if str(sig.phash) != str(imagehash.phash(im))]
+    assert len(images) == 300 and mismatches == []
+
+
+def test_mirror_hash_is_the_hash_of_the_mirrored_image(photo):
+    plain, mirrored = signatures([photo, degrade.mirror(photo)])
+    assert plain.dct256_mirror - mirrored.dct256 <= 4
+    assert plain.dct256 - mirrored.dct256 > 60
+
+
+def group_files(images):
+    sigs = signatures(images)
+    codes = np.stack([np.frombuffer(s.dct256.packed(), np.uint8) for s in sigs])
+    thumbs = np.stack([s.thumbnail for s in sigs])
+    matches = find_matches(np.stack([s.probes for s in sigs]), thumbs, HashIndex(codes),
+                           query_ids=np.arange(len(sigs)), thumbnail_of=lambda i: thumbs[i])
+    groups = Groups()
+    for m in matches:
+        groups.union(m.a, m.b)
+    return [groups.find(i) for i in range(len(images))]
+
+
+def pair_scores(labels, truth):
+    labels, truth = np.array(labels), np.array(truth)
+    iu = np.triu_indices(len(labels), 1)
+    pred, true = labels[iu[0]] == labels[iu[1]], truth[iu[0]] == truth[iu[1]]
+    return (pred & true).sum() / true.sum(), (pred & true).sum() / max(1, pred.sum())
+
+
+def test_reposts_of_generated_photos_group_together(photo):
+    rng = np.random.default_rng(3)
+    originals = [photo, photo.rotate(90), photo.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
+                 Image.fromarray(255 - np.asarray(photo))]
+    images, truth = [], []
+    for k, original in enumerate(originals):
+        for _ in range(4):
+            images.append(degrade.random_repost(original, rng))
+            truth.append(k)
+    recall, precision = pair_scores(group_files(images), truth)
+    assert recall == 1.0 and precision == 1.0
+
+
+def test_aligned_faces_do_not_merge_but_their_reposts_do(shared_data):
+    """Distinct StyleGAN/FFHQ faces sit within a few pHash bits of each other; the finder must
+    still keep them apart while joining each face's reposts."""
+    faces = [s for s in read_manifest() if s.label in ("stylegan", "real_ffhq")][:40]
+    rng = np.random.default_rng(4)
+    images, truth = [], []
+    for k, s in enumerate(faces):
+        original = Image.open(s.path).convert("RGB")
+        copies = 3 if k < 10 else 1
+        for _ in range(copies):
+            images.append(degrade.random_repost(original, rng))
+            truth.append(k)
+    recall, precision = pair_scores(group_files(images), truth)
+    assert recall >= 0.95 and precision == 1.0
+
+
+def test_verification_separates_copies_from_lookalikes(photo):
+    sig_a, sig_b, sig_c = signatures([photo, degrade.jpeg(degrade.resize_to(degrade.crop_fraction(photo, 0.08), 150), 60),
+                                      Image.fromarray(np.asarray(photo)[::-1].copy())])
+    assert registered_similarity(sig_a.thumbnail, sig_b.thumbnail) > 0.85
+    assert registered_similarity(sig_a.thumbnail, sig_c.thumbnail) < 0.5
