@@ -127,6 +127,8 @@ class Analyzer:
             result = item.result
             result.faces = finding.faces_found
             if finding.face is None:
+                result.verdict = "no_face"   # never "gan" on geometry without a face
+                result.reasons.append("no face found")
                 continue
             h, w = item.image.shape[:2]
             to_full = result.width / w   # the loader may have decoded a large JPEG at reduced size
