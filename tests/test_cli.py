@@ -56,6 +56,11 @@ def test_scan_end_to_end(folder, tmp_path):
     assert (orig["width"], orig["height"]) == (300, 300) and len(orig["sha256"]) == 64
     for key in ("verdict", "gan_score", "eye_score", "spectral_score", "eyes"):
         assert key in orig
+    # the astronaut's face is found, her eyes are far from the StyleGAN template; the rocket has no face
+    assert orig["faces"] >= 1 and len(orig["eyes"]) == 2 and orig["eyes"][0][0] < orig["eyes"][1][0]
+    assert orig["eye_score"] < 0.01
+    assert rows["b/rocket.png"]["faces"] == 0 and rows["b/rocket.png"]["verdict"] == "no_face"
+    assert rows["b/empty.jpg"]["verdict"] == "error"
     header = (out / "results.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
     assert header[:6] == ["path", "sha256", "width", "height", "error", "phash"]
     assert not any(p.name.startswith(("results", "state")) for p in folder.rglob("*"))   # nothing written in FOLDER
