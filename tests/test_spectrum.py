@@ -7,7 +7,7 @@ from PIL import Image
 
 from facecheck.dataset import data_root, read_manifest, split_of
 from facecheck.degrade import downscale, jpeg
-from facecheck.runtime import Runtime
+from facecheck.runtime import Runtime, weights_path
 from facecheck.spectrum import MODEL_FILE, TILE, TILES_PER_IMAGE, SpectralDetector, image_tiles
 
 RNG = np.random.default_rng(7)
@@ -19,6 +19,8 @@ def _random_image(h: int, w: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def detector() -> SpectralDetector:
+    if not weights_path(MODEL_FILE).is_file():
+        pytest.skip(f"weights/{MODEL_FILE} is not built yet: python training/train_spectral.py makes it")
     return SpectralDetector(Runtime("cpu"))
 
 
