@@ -36,8 +36,8 @@ def conditions() -> dict:
     return {"as_stored": lambda im: im, **standard_conditions()}
 
 
-def evaluate_conditions(device: str = "cpu", limit: int | None = None, log=print) -> dict:
-    samples = [s for s in read_manifest() if split_of(s) == TEST_FOLD]
+def evaluate_conditions(device: str = "cpu", limit: int | None = None, fold: int = TEST_FOLD, log=print) -> dict:
+    samples = [s for s in read_manifest() if split_of(s) == fold]
     if limit:
         samples = samples[::max(1, len(samples) // limit)]
     detector = SpectralDetector(Runtime(device))
@@ -88,11 +88,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--limit", type=int, help="evaluate about this many test images (quick look)")
+    ap.add_argument("--fold", type=int, default=TEST_FOLD, help="development only: 1 is the calibration fold")
     ap.add_argument("--loso", nargs="*", default=[], help="retrain without each of these sources and test on it")
     ap.add_argument("--epochs", type=int, default=8, help="training epochs for --loso")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
-    results = evaluate_conditions(args.device, args.limit)
+    results = evaluate_conditions(args.device, args.limit, args.fold)
     if args.loso:
         from training.spectral_data import cached_tile_set
         from training.train_spectral import leave_one_source_out

@@ -8,7 +8,8 @@ from PIL import Image
 from facecheck.dataset import data_root, read_manifest, split_of
 from facecheck.degrade import downscale, jpeg
 from facecheck.runtime import Runtime, weights_path
-from facecheck.spectrum import MODEL_FILE, TILE, TILES_PER_IMAGE, SpectralDetector, image_tiles
+from facecheck.spectrum import (MODEL_FILE, OVERVIEW_SIDE, TILE, TILES_PER_IMAGE, TILES_PER_SCALE, SpectralDetector,
+                                image_tiles, overview)
 
 RNG = np.random.default_rng(7)
 
@@ -42,11 +43,20 @@ def test_tiles_have_one_layout_for_any_size(shape):
     assert tiles.shape == (TILES_PER_IMAGE, TILE, TILE, 3) and tiles.dtype == np.uint8
 
 
-def test_tiles_are_native_resolution_crops_from_corner_to_corner():
+def test_tiles_are_native_crops_then_overview_crops_corner_to_corner():
     img = _random_image(300, 200)
-    tiles = image_tiles(img)
+    tiles, small = image_tiles(img), overview(img)
+    assert max(small.shape[:2]) == OVERVIEW_SIDE
     np.testing.assert_array_equal(tiles[0], img[:TILE, :TILE])
-    np.testing.assert_array_equal(tiles[-1], img[-TILE:, -TILE:])
+    np.testing.assert_array_equal(tiles[TILES_PER_SCALE - 1], img[-TILE:, -TILE:])
+    np.testing.assert_array_equal(tiles[TILES_PER_SCALE], small[:TILE, :TILE])
+    np.testing.assert_array_equal(tiles[-1], small[-TILE:, -TILE:])
+
+
+def test_small_images_are_never_upscaled_for_the_overview():
+    img = _random_image(120, 90)
+    tiles = image_tiles(img)
+    np.testing.assert_array_equal(tiles[:TILES_PER_SCALE], tiles[TILES_PER_SCALE:])
 
 
 @pytest.mark.parametrize("grey", [lambda g: g, lambda g: g[:, :, None]])

@@ -1,9 +1,10 @@
 """The spectral detector's network, training loop, Platt calibration and ONNX export (torch: training only).
 
-Input: `facecheck.spectrum.image_tiles` of each image, uint8 values as float32 [N, T, TILE, TILE, 3]. A small CNN
-scores every tile; its first layer sees a high-passed tile (the image minus its 3x3 local mean), so that
-face content matters less than pixel noise. Tile logits are averaged per image and Platt scaling, fitted on the
-calibration fold, turns the mean logit into a probability. All of it is one graph: the exported ONNX model maps
+Input: `facecheck.spectrum.image_tiles` of each image, uint8 values as float32 [N, T, TILE, TILE, 3]: native tiles,
+then overview tiles. One small CNN per tile set scores every tile; its first layer also sees a high-passed tile
+(the tile minus its 3x3 local mean), so that pixel noise is not drowned by face content. Tile logits are averaged
+per set, the two set means added, and Platt scaling, fitted on the calibration fold, turns the sum into a
+probability. All of it is one graph: the exported ONNX model maps
 tiles to the final score.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from facecheck.spectrum import TILE, TILES_PER_IMAGE
+from facecheck.spectrum import TILE, TILES_PER_IMAGE, TILES_PER_SCALE
 from training.spectral_data import TileSet
 
 TRAIN_LABELS = ("stylegan", "real_ffhq", "real_natural")   # other_gen (SD 2.1) is kept out: see the model card
@@ -42,14 +43,20 @@ class TileNet(nn.Module):
 class SpectralNet(nn.Module):
     def __init__(self):
         super().__init__()
-        self.tile_net = TileNet()
-        # Platt scaling, fitted after training: probability = sigmoid(scale * mean tile logit + shift)
+        self.native_net, self.overview_net = TileNet(), TileNet()
+        # Platt scaling, fitted after training: probability = sigmoid(scale * logit + shift)
         self.register_buffer("platt", torch.tensor([1.0, 0.0]))
 
-    def logit(self, tiles: torch.Tensor) -> torch.Tensor:          # [N, T, S, S, 3] 0..255 -> [N]
-        n, t = tiles.shape[0], tiles.shape[1]
-        x = tiles.reshape(n * t, TILE, TILE, 3).permute(0, 3, 1, 2) * (2.0 / 255.0) - 1.0
-        return self.tile_net(x).reshape(n, t).mean(1)
+    @staticmethod
+    def _mean_tile_logit(net: TileNet, tiles: torch.Tensor) -> torch.Tensor:   # [N, k, S, S, 3] 0..255 -> [N]
+        n, k = tiles.shape[0], tiles.shape[1]
+        x = tiles.reshape(n * k, TILE, TILE, 3).permute(0, 3, 1, 2) * (2.0 / 255.0) - 1.0
+        return net(x).reshape(n, k).mean(1)
+
+    def logit(self, tiles: torch.Tensor, split: int = TILES_PER_SCALE) -> torch.Tensor:
+        """tiles [N, T, S, S, 3]: the first `split` native, the rest overview (training passes subsets)."""
+        return (self._mean_tile_logit(self.native_net, tiles[:, :split])
+                + self._mean_tile_logit(self.overview_net, tiles[:, split:]))
 
     def forward(self, tiles: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.platt[0] * self.logit(tiles) + self.platt[1])
@@ -68,10 +75,10 @@ def balanced_weights(label: np.ndarray, source: np.ndarray) -> np.ndarray:
     return (w * len(w) / w.sum()).astype(np.float32)
 
 
-def fit(train: TileSet, *, epochs: int = 8, tiles_per_step: int = 3, batch: int = 64, seed: int = 0,
+def fit(train: TileSet, *, epochs: int = 8, tiles_per_step: int = 2, batch: int = 64, seed: int = 0,
         log=print) -> SpectralNet:
-    """Each step sees `tiles_per_step` random grid tiles of each image (the scorer averages all of them),
-    each tile mirrored at random, and learns from the image label on the mean tile logit."""
+    """Each step sees `tiles_per_step` random tiles of each set of each image (the scorer averages all of them),
+    each tile mirrored at random, and learns from the image label on the summed mean tile logits."""
     keep = np.isin(train.label, TRAIN_LABELS)
     tiles = np.ascontiguousarray(train.tiles[keep])
     y = torch.from_numpy(train.is_gan[keep])
@@ -88,11 +95,13 @@ def fit(train: TileSet, *, epochs: int = 8, tiles_per_step: int = 3, batch: int 
         total = 0.0
         for i in range(0, len(order), batch):
             idx = order[i:i + batch]
-            pick = np.stack([rng.choice(TILES_PER_IMAGE, tiles_per_step, replace=False) for _ in idx])
-            x = tiles[idx[:, None], pick]                                  # [B, k, S, S, 3]
+            pick = np.stack([np.concatenate([rng.choice(TILES_PER_SCALE, tiles_per_step, replace=False),
+                                             TILES_PER_SCALE + rng.choice(TILES_PER_SCALE, tiles_per_step, replace=False)])
+                             for _ in idx])
+            x = tiles[idx[:, None], pick]                                  # [B, 2k, S, S, 3]
             flip = rng.random(x.shape[:2]) < 0.5
             x[flip] = x[flip][:, :, ::-1]
-            logit = model.logit(torch.from_numpy(x.astype(np.float32)))
+            logit = model.logit(torch.from_numpy(x.astype(np.float32)), split=tiles_per_step)
             loss = (F.binary_cross_entropy_with_logits(logit, y[idx], reduction="none") * w[idx]).mean()
             opt.zero_grad()
             loss.backward()
