@@ -1,6 +1,7 @@
 """Benchmark the shipped spectral detector (weights/spectral.onnx) on held-out data, through ONNX Runtime.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_spectral.py [--device cpu] [--limit N] [--loso SOURCE ...]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_spectral.py [--device cpu] [--limit N] [--json OUT]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_spectral.py --loso SOURCE ... [--epochs 3] [--json OUT]
 
 Held-out data: the test fold (facecheck.dataset.split_of == 0), never trained or tuned on. Each image goes through
 every named condition of facecheck.degrade.standard_conditions() (plus "as_stored", the image as it is in the
@@ -10,7 +11,7 @@ data set). Reported per condition:
   * ROC figures on the condition itself: AUC and TPR at 1% / 0.1% FPR with the threshold read off these real
     photos (a property of the curve, not an operating point);
   * Stable Diffusion 2.1 (other_gen): share flagged, reported apart (not a training class).
-Speed: ms per image for score() (tiling + model), batched, on this machine. --loso retrains (see
+Speed: ms per image for score() (tiling + model), batched, on this machine. --loso instead retrains (see
 training/train_spectral.py) without each named source and reports how that unseen source scores.
 """
 from __future__ import annotations
@@ -93,16 +94,17 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=8, help="training epochs for --loso")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
-    results = evaluate_conditions(args.device, args.limit, args.fold)
     if args.loso:
         from training.spectral_data import cached_tile_set
         from training.train_spectral import leave_one_source_out
         ts = cached_tile_set()
-        results["loso"] = []
+        results = {"loso": [], "loso_epochs": args.epochs}
         for src in args.loso:
             r = leave_one_source_out(ts, src, args.epochs)
             print(json.dumps(r))
             results["loso"].append(r)
+    else:
+        results = evaluate_conditions(args.device, args.limit, args.fold)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

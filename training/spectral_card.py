@@ -17,7 +17,8 @@ def _source_table(by_source: dict) -> list[str]:
     return rows
 
 
-def write_card(results: dict, command: str, *, epochs: int, date: str = "2026-11-22") -> None:
+def write_card(results: dict, date: str = "2026-11-22") -> None:
+    command, epochs = results["command"], results["epochs"]
     t = results["thresholds"]
     s = results["test_random_platform"]
     lines = [
@@ -97,7 +98,8 @@ def write_card(results: dict, command: str, *, epochs: int, date: str = "2026-11
         lines += ["", f"Speed (score(): tiling + model, batched 64, CPU, this machine's 2 cores): {c['ms_per_image']} ms per image.", ""]
     if results.get("loso"):
         lines += ["## Leave one source out",
-                  "Trained without any image of the source, calibrated on the rest; the source's degraded copies "
+                  f"Trained ({results['loso_epochs']} epochs, by `PYTHONPATH=. .venv/bin/python benchmarks/bench_spectral.py --loso ...`) "
+                  "without any image of the source, calibrated on the rest; the source's degraded copies "
                   "(all folds) scored at the fixed thresholds; AUC against the test fold's opposite class.", "",
                   "| held-out source | label | n | AUC | flagged at 1% thr | flagged at 0.1% thr |", "|---|---|---|---|---|---|"]
         for r in results["loso"]:

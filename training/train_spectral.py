@@ -1,6 +1,7 @@
 """Train the spectral StyleGAN detector, export weights/spectral.onnx and write weights/spectral.md.
 
-    PYTHONPATH=. .venv/bin/python training/train_spectral.py [--epochs 8] [--loso SOURCE ...] [--no-bench]
+    PYTHONPATH=. .venv/bin/python training/train_spectral.py [--epochs 6] [--loso SOURCE ...] [--no-bench]
+    PYTHONPATH=. .venv/bin/python training/train_spectral.py --add-loso LOSO.json   # card += bench --loso output
 
 Data: ../shared/data (facecheck.dataset). Folds by facecheck.dataset.split_of: fold 0 is the test fold (never
 trained or tuned on), fold 1 the calibration fold (Platt scaling and the operating thresholds), folds 2-4 train.
@@ -25,6 +26,7 @@ from training.spectral_model import TRAIN_LABELS, calibrate, export_onnx, fit, l
 FPRS = {"fpr_1pct": 0.01, "fpr_0.1pct": 0.001}
 REAL_LABELS = ("real_ffhq", "real_natural")
 CARD_DATE = "2026-11-22"
+RESULTS = CACHE_DIR / "spectral_results.json"   # the last run's numbers, for --add-loso
 
 
 def fit_calibrated(train: TileSet, calib: TileSet, epochs: int, log=print):
@@ -82,11 +84,20 @@ def leave_one_source_out(ts: TileSet, source: str, epochs: int, log=print) -> di
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--loso", nargs="*", default=[], help="sources to run leave-one-source-out for (slow: one training each)")
     ap.add_argument("--no-bench", action="store_true", help="skip the per-condition benchmark in the model card")
     ap.add_argument("--rebuild-cache", action="store_true")
+    ap.add_argument("--add-loso", help="rewrite the card of the last run, adding `bench_spectral.py --loso --json` results")
     args = ap.parse_args(argv)
+    from training.spectral_card import write_card
+    if args.add_loso:
+        results = json.loads(RESULTS.read_text())
+        loso = json.loads(Path(args.add_loso).read_text())
+        results["loso"], results["loso_epochs"] = loso["loso"], loso["loso_epochs"]
+        RESULTS.write_text(json.dumps(results, indent=1))
+        write_card(results)
+        return 0
     command = "PYTHONPATH=. .venv/bin/python training/train_spectral.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
     ts = cached_tile_set(rebuild=args.rebuild_cache)
@@ -104,7 +115,7 @@ def main(argv=None) -> int:
     torch.save(model.state_dict(), CACHE_DIR / "spectral_model.pt")   # for tests/test_spectrum.py's ONNX check
 
     test_scores = platt_score(model, logits_of(model, test.tiles))
-    results = {"thresholds": thresholds,
+    results = {"command": command, "epochs": args.epochs, "thresholds": thresholds,
                "test_random_platform": summary(test_scores, test, thresholds),
                "test_by_source": rates_by_source(test_scores, test, thresholds)}
     print(json.dumps(results["test_random_platform"], indent=1))
@@ -112,10 +123,8 @@ def main(argv=None) -> int:
     if not args.no_bench:
         from benchmarks.bench_spectral import evaluate_conditions
         results["conditions"] = evaluate_conditions()
-    Path("scratch").mkdir(exist_ok=True)
-    Path("scratch/spectral_results.json").write_text(json.dumps(results, indent=1))
-    from training.spectral_card import write_card
-    write_card(results, command, epochs=args.epochs)
+    RESULTS.write_text(json.dumps(results, indent=1))
+    write_card(results)
     return 0
 
 
