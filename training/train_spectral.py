@@ -1,6 +1,6 @@
 """Train the spectral StyleGAN detector, export weights/spectral.onnx and write weights/spectral.md.
 
-    PYTHONPATH=. .venv/bin/python training/train_spectral.py [--epochs 6] [--loso SOURCE ...] [--no-bench]
+    PYTHONPATH=. .venv/bin/python training/train_spectral.py [--epochs 10] [--loso SOURCE ...] [--no-bench]
     PYTHONPATH=. .venv/bin/python training/train_spectral.py --add-loso LOSO.json   # card += bench --loso output
 
 Data: ../shared/data (facecheck.dataset). Folds by facecheck.dataset.split_of: fold 0 is the test fold (never
@@ -35,8 +35,9 @@ def fit_calibrated(train: TileSet, calib: TileSet, epochs: int, log=print):
     model = fit(train, epochs=epochs, log=log)
     log(f"  trained in {time.time() - t0:.0f} s")
     keep = np.isin(calib.label, TRAIN_LABELS)
-    calibrate(model, logits_of(model, calib.tiles[keep]), calib.is_gan[keep])
-    calib_scores = platt_score(model, logits_of(model, calib.tiles[keep]))
+    calib_logits = logits_of(model, calib.tiles[keep])
+    calibrate(model, calib_logits, calib.is_gan[keep])
+    calib_scores = platt_score(model, calib_logits)
     real = calib_scores[calib.is_gan[keep] == 0]
     thresholds = {name: threshold_at_fpr(real, fpr) for name, fpr in FPRS.items()}
     pos = calib_scores[calib.is_gan[keep] == 1]
@@ -84,7 +85,7 @@ def leave_one_source_out(ts: TileSet, source: str, epochs: int, log=print) -> di
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--loso", nargs="*", default=[], help="sources to run leave-one-source-out for (slow: one training each)")
     ap.add_argument("--no-bench", action="store_true", help="skip the per-condition benchmark in the model card")
     ap.add_argument("--rebuild-cache", action="store_true")
