@@ -129,5 +129,8 @@ def write_card(results: dict, date: str = "2026-11-22") -> None:
               "photos decide them.",
               "- Trained on StyleGAN2/2-ADA/3 FFHQ faces only; other GANs and diffusion models are out of scope "
               "(see the SD 2.1 numbers).",
-              "- Below about 150 px, and at JPEG quality below 60, the traces are mostly gone.", ""]
+              "- Per-source rates vary widely (see the table): a source can be missed entirely, and a generator "
+              "left out of training scores far lower (leave one source out), so expect less on the held-out set.",
+              "- Only one leave-one-source-out run fitted in this round (CPU time); LOSO models train for fewer "
+              "epochs than the shipped one.", ""]
     weights_path("spectral.md").write_text("\n".join(lines))
