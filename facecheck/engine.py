@@ -7,11 +7,12 @@ needs every hash, so it runs once all files are in, streaming over the state rat
 """
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -61,7 +62,6 @@ class ScanSummary:
     grouped_files: int = 0
     seen_before: int = 0
     seconds: float = 0.0
-    settings: dict = field(default_factory=dict)
 
 
 def prepare(source, rel_path: str, settings: Settings) -> Prepared:
@@ -330,7 +330,6 @@ def scan(target, out: str | Path | None = None, settings: Settings | None = None
 
 
 def read_results(out_dir: Path) -> Iterator[Result]:
-    import json
     with open(out_dir / "results.jsonl", encoding="utf-8") as f:
         for line in f:
             yield Result.from_dict(json.loads(line))

@@ -73,10 +73,6 @@ def bits_to_hex(bits: np.ndarray) -> str:
     return packed.tobytes().hex()
 
 
-def hex_to_packed(text: str) -> np.ndarray:
-    return np.frombuffer(bytes.fromhex(text), dtype=np.uint8)
-
-
 # --- pHash, imagehash-compatible -------------------------------------------------------------
 
 def phash_thumbnail(image: Image.Image) -> np.ndarray:

@@ -96,8 +96,5 @@ class ScanState:
         for file_id, record in self.db.execute("SELECT id, record FROM files ORDER BY path"):
             yield file_id, Result.from_dict(json.loads(record))
 
-    def count(self) -> int:
-        return self.db.execute("SELECT count(*) FROM files").fetchone()[0]
-
     def close(self) -> None:
         self.db.close()
