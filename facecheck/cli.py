@@ -20,6 +20,16 @@ err = Console(stderr=True)
 out = Console()
 
 
+MODE_HELP = ("Operating point: default flags <= 0.1% of real natural photos, strict <= 0.01%, "
+             "sensitive <= 1% (see weights/fusion.md).")
+
+
+def _check_mode(mode: str) -> None:
+    from .verdict import MODES
+    if mode not in MODES:
+        _fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+
+
 def _fail(message: str, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
@@ -31,7 +41,9 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
          index: Optional[Path] = typer.Option(None, "--index", help="Persistent index of known avatars (SQLite), grown by every scan."),
          scan_name: Optional[str] = typer.Option(None, "--name", help="Name of this scan in the index (default: the --out folder's name)."),
          device: str = typer.Option("auto", help="auto | cpu | cuda"),
+         mode: str = typer.Option("default", help=MODE_HELP),
          workers: Optional[int] = typer.Option(None, help="Decoding processes (default: one per core; 0: none)."),
+         batch_size: int = typer.Option(32, help="Images per model batch; also how often state is committed."),
          max_pixels: int = typer.Option(engine.DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary.")):
     """Scan FOLDER; write results.jsonl and results.csv to --out."""
@@ -41,8 +53,9 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
         engine.check_output_dir(folder, out_dir)
     except ValueError as e:
         _fail(str(e))
-    settings = engine.Settings(device=device, workers=workers, max_pixels=max_pixels, index=index,
-                               scan_name=scan_name)
+    _check_mode(mode)
+    settings = engine.Settings(device=device, workers=workers, batch_size=batch_size, max_pixels=max_pixels, index=index,
+                               scan_name=scan_name, mode=mode)
     sources = list(engine.walk(folder))
     with Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet) as bar:
@@ -53,7 +66,7 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
             bar.update(task, completed=done, rate=f"{done / elapsed:.0f} img/s" if elapsed > 1 else "")
 
         try:
-            summary = engine.run_scan(sources, out_dir, settings, progress)
+            summary = engine.run_scan(sources, out_dir, settings, progress, folder)
         except KeyboardInterrupt:
             err.print("interrupted: finished files are kept; run the same command again to continue")
             raise typer.Exit(130)
@@ -63,7 +76,8 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
                             ("errors", summary.errors), ("GAN faces", summary.gan),
                             ("reused-avatar groups", f"{summary.groups} ({summary.grouped_files} files)"),
                             ("seen in earlier scans", summary.seen_before),
-                            ("time", f"{summary.seconds:.1f} s"), ("results", str(out_dir / "results.jsonl"))]:
+                            ("time", f"{summary.seconds:.1f} s"), ("results", str(out_dir / "results.jsonl")),
+                            ("report", str(out_dir / "report.html"))]:
             table.add_row(name, str(value))
         err.print(table)
 
@@ -96,15 +110,74 @@ def describe(result: Result) -> str:
 def check(image: Path = typer.Argument(..., help="One image file."),
           as_json: bool = typer.Option(False, "--json", help="Print the results.jsonl record instead."),
           index: Optional[Path] = typer.Option(None, "--index", help="Look the image up in this index of known avatars."),
-          device: str = typer.Option("auto", help="auto | cpu | cuda")):
+          device: str = typer.Option("auto", help="auto | cpu | cuda"),
+          mode: str = typer.Option("default", help=MODE_HELP)):
     """Give a readable verdict on one IMAGE."""
     if not image.exists():
         _fail(f"no such file: {image}")
-    result = engine.score_image(image, engine.Settings(device=device, workers=0, index=index))
+    _check_mode(mode)
+    result = engine.score_image(image, engine.Settings(device=device, workers=0, index=index, mode=mode))
     if as_json:
         sys.stdout.write(result.to_json() + "\n")
     else:
         out.print(describe(result), highlight=False, markup=False)
+
+
+@app.command("eval")
+def eval_command(data: Optional[Path] = typer.Argument(None, help="Manifest CSV, or a folder of <label>/[<source>/] "
+                                                                  "images (default: ../shared/data)."),
+                 out_dir: Path = typer.Option(Path("facecheck-eval"), "--out", "-o", help="Where eval.json, rows.jsonl and plots go."),
+                 folds: Optional[str] = typer.Option(None, help="Keep these dataset folds, e.g. 0 (the shipped models' test fold)."),
+                 conditions: Optional[str] = typer.Option(None, help="Comma-separated degradation names (default: all)."),
+                 per_source: Optional[int] = typer.Option(None, help="At most this many images per source."),
+                 reuse_geometry: Optional[Path] = typer.Option(None, help="rows.jsonl of an earlier eval with the same face "
+                                                                          "models: skip the face locator for those copies."),
+                 device: str = typer.Option("auto", help="auto | cpu | cuda"),
+                 quiet: bool = typer.Option(False, "--quiet", "-q")):
+    """Measure detection on labelled images: ROC, TPR at fixed FPR, by source and degradation."""
+    from . import evaluation
+    from .dataset import data_root
+    if data is None:
+        root = data_root()
+        if root is None:
+            _fail("no labelled data: give a manifest CSV or a folder, or put shared/data beside the checkout")
+        data = root / "manifest.csv"
+    try:
+        samples = evaluation.labelled_samples(data)
+        named = evaluation.conditions(conditions.split(",") if conditions else None)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    samples = evaluation.select(samples, [int(f) for f in folds.split(",")] if folds else None, per_source)
+    reuse = ({(r.file, r.condition): r for r in evaluation.read_rows(reuse_geometry)} if reuse_geometry else None)
+    analyzer = engine.Analyzer(engine.Settings(device=device))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err, disable=quiet) as bar:
+        task = bar.add_task("eval", total=len(samples))
+        rows = evaluation.collect(samples, named, analyzer, reuse_geometry=reuse,
+                                  progress=lambda done, total: bar.update(task, completed=done))
+    thresholds = analyzer.models()[3]().thresholds
+    summary = evaluation.summarize(rows, thresholds)
+    evaluation.write_rows(rows, out_dir / "rows.jsonl")
+    record = {"command": "facecheck eval " + " ".join(sys.argv[2:]), "data": str(data), "images": len(samples),
+              "conditions": list(named), "models": evaluation.model_digests(), "summary": summary}
+    (out_dir / "eval.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    plots = evaluation.write_plots(rows, summary, out_dir)
+    if not quiet:
+        table = Table(title=f"facecheck eval: {len(samples)} images x {len(named)} conditions "
+                            f"(thresholds: default {thresholds['default']:.3f})")
+        for column in ("condition", "StyleGAN n", "AUC vs natural", "AUC vs FFHQ", "TPR default",
+                       "FPR natural", "FPR FFHQ", "TPR sensitive", "SD flagged"):
+            table.add_column(column)
+        pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+        auc = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        for name, b in list(summary["by_condition"].items()) + [("all", summary["all_conditions"])]:
+            d = b["default"]
+            table.add_row(name, str(b["n"]["stylegan"]), auc(b["auc_vs_real_natural"]), auc(b["auc_vs_real_ffhq"]),
+                          pct(d["tpr"]), pct(d["flagged_real_natural"]), pct(d["flagged_real_ffhq"]),
+                          pct(b["sensitive"]["tpr"]), pct(d["flagged_other_gen"]))
+        err.print(table)
+        err.print(f"wrote {out_dir / 'eval.json'}, {out_dir / 'rows.jsonl'}, " + ", ".join(str(p) for p in plots))
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -22,9 +22,11 @@ from . import duplicates
 from .hashing import Signature, signatures
 from .index import HashIndex
 from .known import KnownAvatars
+from .report import write_report
 from .loading import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, LoadError, load_image, is_candidate_file
 from .result import Result
 from .scanstate import ScanState
+from .verdict import reuse_reason
 from .writers import write_results
 
 MODEL_MIN_SIDE = 1024   # JPEGs larger than twice this are decoded at reduced size
@@ -93,52 +95,105 @@ def _prepare_task(task):
     return prepare(source, rel_path, settings)
 
 
+@dataclass
+class Signals:
+    """What the models say about one decoded image."""
+    faces_found: int
+    face: object | None                   # facecheck.faces.Face of the scored (largest) face
+    geometry: dict | None                 # facecheck.geometry.geometry_features of that face
+    eye_score: float | None
+    spectral_score: float
+    gan_score: float | None = None        # None when fusion was not asked for
+
+
 class Analyzer:
-    """Per-image GAN signals on batches of decoded images; every ONNX model is reached from here,
-    through one Runtime (one session per model, one provider choice)."""
+    """Per-image GAN signals and the verdict, on batches of decoded images. Every ONNX model is
+    reached from here, through one Runtime (one session per model, one provider choice)."""
 
     def __init__(self, settings: Settings):
+        from .verdict import MODES
+        if settings.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {settings.mode!r}")
         self.settings = settings
-        self._faces = self._template = None
+        self._models = None
 
-    def _face_models(self):
-        if self._faces is None:
+    def models(self):
+        """(face locator, eye template, spectral detector, fusion model), loaded on first use."""
+        if self._models is None:
             from .faces import FaceLocator
             from .geometry import EyeTemplate
             from .runtime import Runtime
-            self._faces = FaceLocator(Runtime(self.settings.device))
-            self._template = EyeTemplate.load()
-        return self._faces, self._template
+            from .spectrum import SpectralDetector
+            from .verdict import FusionModel
+            runtime = Runtime(self.settings.device)
+            self.runtime = runtime
+            self._models = (FaceLocator(runtime), EyeTemplate.load(), SpectralDetector(runtime),
+                            _lazy(lambda: FusionModel(runtime)))
+        return self._models
+
+    def signals(self, images: list[np.ndarray], fuse: bool = True, geometry_of: list | None = None) -> list[Signals]:
+        """Face, eye geometry, spectral score and (with `fuse`) gan_score for each RGB image.
+        `geometry_of` (evaluation only): objects with faces_found, geometry and eye_score from an
+        earlier run on the same images, in place of running the face locator again."""
+        from .geometry import eye_score, geometry_features
+        from .verdict import fusion_features
+        locator, template, spectral, fusion = self.models()
+        spectral_scores = spectral.score(images).tolist()
+        out = []
+        if geometry_of is not None:
+            out = [Signals(g.faces_found, None, g.geometry, g.eye_score, s) for g, s in zip(geometry_of, spectral_scores)]
+        else:
+            for image, finding, s in zip(images, locator.locate(images), spectral_scores):
+                geometry = score = None
+                if finding.face is not None:
+                    h, w = image.shape[:2]
+                    geometry = geometry_features(finding.face, w, h, template)
+                    score = eye_score(geometry, template)
+                out.append(Signals(finding.faces_found, finding.face, geometry, score, float(s)))
+        if fuse and out:
+            gan = fusion().score(np.stack([fusion_features(x.spectral_score, x.geometry) for x in out]))
+            for x, g in zip(out, gan.tolist()):
+                x.gan_score = float(g)
+        return out
 
     def analyze(self, batch: list[Prepared]) -> None:
+        """Fill faces, eyes, scores, verdict and reasons of each Result in the batch."""
+        from .verdict import decision_reason, geometry_reason, spectral_reason
         for item in batch:
             if item.result.error is not None:
                 item.result.verdict = "error"
         live = [item for item in batch if item.image is not None]
         if not live:
             return
-        self.add_geometry(live)
-
-    def add_geometry(self, items: list[Prepared]) -> None:
-        """Face count, eye centres (in full-image pixels) and the eye-template score."""
-        from .geometry import eye_score, geometry_features
-        locator, template = self._face_models()
-        for item, finding in zip(items, locator.locate([item.image for item in items])):
+        fusion = self.models()[3]()
+        for item, sig in zip(live, self.signals([item.image for item in live])):
             result = item.result
-            result.faces = finding.faces_found
-            if finding.face is None:
-                result.verdict = "no_face"   # never "gan" on geometry without a face
+            result.faces = sig.faces_found
+            result.spectral_score = round(sig.spectral_score, 4)
+            result.gan_score = round(sig.gan_score, 4)
+            decision = fusion.decide(sig.gan_score, sig.face is not None, self.settings.mode)
+            result.verdict = decision.verdict
+            result.reasons.append(decision_reason(decision, sig.face is not None))
+            if sig.face is None:
                 result.reasons.append("no face found")
-                continue
-            h, w = item.image.shape[:2]
-            to_full = result.width / w   # the loader may have decoded a large JPEG at reduced size
-            result.eyes = [[round(x * to_full, 1), round(y * to_full, 1)] for x, y in finding.face.eyes]
-            features = geometry_features(finding.face, w, h, template)
-            result.eye_score = round(eye_score(features, template), 4)
-            result.reasons.append(f"eyes {features['template_distance'] * 100:.1f}% of the width from the "
-                                  f"StyleGAN template positions" + (" (several faces; the largest is scored)"
-                                                                    if finding.faces_found > 1 else "")
-                                  + (" (face cut by the image border)" if finding.face.cut_by_border else ""))
+            else:
+                h, w = item.image.shape[:2]
+                to_full = result.width / w   # the loader may have decoded a large JPEG at reduced size
+                result.eyes = [[round(x * to_full, 1), round(y * to_full, 1)] for x, y in sig.face.eyes]
+                result.eye_score = round(sig.eye_score, 4)
+                result.reasons.append(geometry_reason(sig.geometry, sig.faces_found, sig.face.cut_by_border))
+            result.reasons.append(spectral_reason(sig.spectral_score, fusion.spectral_flag))
+
+
+def _lazy(make):
+    """A memoised factory: the fusion model loads only when a verdict is asked for."""
+    made = []
+
+    def get():
+        if not made:
+            made.append(make())
+        return made[0]
+    return get
 
 
 def walk(folder: Path) -> Iterator[tuple[Path, str]]:
@@ -196,8 +251,10 @@ def _prepared_stream(tasks: list, settings: Settings):
 
 
 def run_scan(sources: list[tuple[object, str]], out_dir: Path, settings: Settings,
-             progress: Callable[[int, int], None] | None = None) -> ScanSummary:
-    """Scan (source, relative path) pairs into out_dir: state, results.jsonl, results.csv."""
+             progress: Callable[[int, int], None] | None = None, folder: Path | None = None) -> ScanSummary:
+    """Scan (source, relative path) pairs into out_dir: state, results.jsonl, results.csv and
+    report.html. `folder`, the scanned folder the relative paths start from, lets the report show
+    thumbnails."""
     started = time.time()
     out_dir.mkdir(parents=True, exist_ok=True)
     state = ScanState(out_dir / "state.sqlite")
@@ -233,7 +290,25 @@ def run_scan(sources: list[tuple[object, str]], out_dir: Path, settings: Setting
     finally:
         state.close()
     summary.seconds = time.time() - started
+    write_report(out_dir, read_results(out_dir), folder=folder, settings=settings_record(settings, analyzer),
+                 summary=asdict(summary))
+    summary.seconds = time.time() - started
     return summary
+
+
+def settings_record(settings: Settings, analyzer: "Analyzer") -> dict:
+    """What the report and eval.json say was used: settings, device, thresholds, model digests."""
+    from . import __version__
+    from .evaluation import model_digests
+    from .verdict import FusionModel
+    from .runtime import Runtime
+    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()}
+    runtime = getattr(analyzer, "runtime", None) or Runtime(settings.device)
+    record["device used"] = runtime.device
+    record["thresholds (gan_score)"] = FusionModel(runtime).thresholds
+    record["facecheck"] = __version__
+    record["models (sha256)"] = model_digests()
+    return record
 
 
 def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSummary) -> None:
@@ -272,6 +347,7 @@ def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSum
             if result.error is None and known is not None:
                 result.seen_before = file_id in seen
                 result.seen_in = seen.get(file_id, [])[:10] or None
+            result.reasons.extend(reuse_reason(result.cluster_size, result.seen_in))
             summary.errors += result.error is not None
             summary.gan += result.verdict == "gan"
             summary.seen_before += bool(result.seen_before)
@@ -320,12 +396,12 @@ def scan(target, out: str | Path | None = None, settings: Settings | None = None
         sources = [(Path(p), str(p)) for p in target]
     if out is None:
         with tempfile.TemporaryDirectory(prefix="facecheck-") as tmp:
-            run_scan(sources, Path(tmp), settings, progress)
+            run_scan(sources, Path(tmp), settings, progress, folder)
             yield from read_results(Path(tmp))
         return
     out = Path(out)
     check_output_dir(folder, out)
-    run_scan(sources, out, settings, progress)
+    run_scan(sources, out, settings, progress, folder)
     yield from read_results(out)
 
 
@@ -353,6 +429,7 @@ def score_image(source, settings: Settings | None = None, **options) -> Result:
                 ids = {m.b for m in matches} | set(known.by_sha256(result.sha256))
                 result.seen_before = bool(ids)
                 result.seen_in = known.where(ids)[:10] or None
+                result.reasons.extend(reuse_reason(None, result.seen_in))
             else:
                 result.seen_before = False
         finally:

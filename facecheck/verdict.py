@@ -1,0 +1,142 @@
+"""One answer per image: fuse the eye-geometry and spectral signals into `gan_score` and a verdict.
+
+The fusion model (weights/fusion.onnx, built by training/train_fusion.py, card in weights/fusion.md)
+is a logistic regression over a handful of features, an additive model in the log-odds:
+
+    logit(gan_score) = w_s * spectral_logit + f(geometry) + b
+
+where f is piecewise linear in log(1 + template_z2) (hinges at fixed knots), so each signal adds its
+own evidence and the weights can be read off the card. The two signals are close to independent
+(one is where the eyes are, the other the pixel noise), which is what makes an additive fusion sound.
+
+No face: the geometry terms are zero and a `has_face` term is off, so gan_score is the spectral
+evidence alone (the model is trained on "blinded" copies, with the face hidden from it, to learn that
+mapping). A crop or photo with no detectable face is therefore still flagged `gan` when its spectrum
+alone clears the threshold; otherwise its verdict is `no_face`.
+
+Operating points: thresholds on gan_score stored in the model's metadata, chosen on held-out real
+photos (see the card): `default` flags <= 0.1% of natural photos and <= 1% of real photos in FFHQ
+alignment (the hard negatives); `strict` <= 0.01% (extrapolated: no held-out set here is large enough
+to measure it) and <= 0.1%; `sensitive`, for triage where a person reviews every flag, <= 1% and <= 5%.
+Each threshold is the larger of its two constraints.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+MODEL_FILE = "fusion.onnx"
+MODES = ("strict", "default", "sensitive")
+TARGET_FPR_NATURAL = {"strict": 1e-4, "default": 1e-3, "sensitive": 1e-2}
+TARGET_FPR_FFHQ = {"strict": 1e-3, "default": 1e-2, "sensitive": 5e-2}
+VERDICTS = ("gan", "real", "no_face", "error")
+
+# Knots of the piecewise-linear geometry term, in log(1 + template_z2). A StyleGAN face in FFHQ
+# alignment has z2 of about 3 (log1p ~ 1.4); a 90% crop moves it to ~20-200 (3-5.3); natural photos
+# sit beyond ~100 (4.6+). Capped at 9 (z2 ~ 8000: eyes far off the template; further says nothing more).
+GEOMETRY_KNOTS = (1.0, 2.0, 3.0, 4.0, 5.5)
+GEOMETRY_CAP = 9.0
+SPECTRAL_CLIP = 9.0    # |logit| of the spectral score, so one saturated signal cannot drown the other
+
+FEATURE_NAMES = (["spectral_logit", "has_face", "geometry_log1p_z2"]
+                 + [f"geometry_hinge_{k:g}" for k in GEOMETRY_KNOTS] + ["cut_by_border"])
+
+
+def logit(p: float, clip: float = SPECTRAL_CLIP) -> float:
+    p = min(max(float(p), 1e-12), 1 - 1e-12)
+    return float(np.clip(math.log(p / (1 - p)), -clip, clip))
+
+
+def fusion_features(spectral_score: float, geometry: dict | None) -> np.ndarray:
+    """float32 [len(FEATURE_NAMES)]: the fusion model's input for one image. `geometry` is
+    facecheck.geometry.geometry_features() of the scored face, or None when no face was found."""
+    x = np.zeros(len(FEATURE_NAMES), np.float32)
+    x[0] = logit(spectral_score)
+    if geometry is not None:
+        g = min(math.log1p(geometry["template_z2"]), GEOMETRY_CAP)
+        x[1] = 1.0
+        x[2] = g
+        for i, knot in enumerate(GEOMETRY_KNOTS):
+            x[3 + i] = max(g - knot, 0.0)
+        x[3 + len(GEOMETRY_KNOTS)] = geometry["cut_by_border"]
+    return x
+
+
+@dataclass
+class Decision:
+    verdict: str
+    gan_score: float
+    threshold: float
+    mode: str
+
+
+class FusionModel:
+    """gan_score from the fusion features, and the verdict at an operating point."""
+
+    def __init__(self, runtime):
+        self.runtime = runtime
+        self.input_name = runtime.input_names(MODEL_FILE)[0]
+        meta = runtime.session(MODEL_FILE).get_modelmeta().custom_metadata_map
+        self.thresholds = {mode: float(meta[f"threshold_{mode}"]) for mode in MODES}
+        self.spectral_flag = float(meta.get("spectral_flag", "0.9"))
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """float32 [N] in [0, 1] from float32 [N, len(FEATURE_NAMES)]."""
+        if len(features) == 0:
+            return np.zeros(0, np.float32)
+        (scores,) = self.runtime.run(MODEL_FILE, {self.input_name: np.asarray(features, np.float32)})
+        return np.asarray(scores, np.float32).reshape(-1)
+
+    def decide(self, gan_score: float, has_face: bool, mode: str = "default") -> Decision:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        threshold = self.thresholds[mode]
+        if gan_score >= threshold:
+            verdict = "gan"
+        else:
+            verdict = "real" if has_face else "no_face"
+        return Decision(verdict, gan_score, threshold, mode)
+
+
+def decision_reason(decision: Decision, has_face: bool) -> str:
+    """The first reason a reader sees: what the verdict rests on."""
+    point = (f"{decision.mode} mode: flags <= {TARGET_FPR_NATURAL[decision.mode] * 100:g}% of real natural photos, "
+             f"<= {TARGET_FPR_FFHQ[decision.mode] * 100:g}% of real FFHQ-aligned ones")
+    if decision.verdict == "gan":
+        basis = "" if has_face else "; no face found, flagged on the spectrum alone"
+        return f"GAN face: gan_score {decision.gan_score:.3f} >= {decision.threshold:.3f} ({point}){basis}"
+    return f"not flagged: gan_score {decision.gan_score:.3f} < {decision.threshold:.3f} ({point})"
+
+
+def spectral_reason(spectral_score: float, flag_at: float) -> str:
+    if spectral_score >= flag_at:
+        return f"spectrum typical of GAN upsampling (spectral score {spectral_score:.3f})"
+    if spectral_score <= 1 - flag_at:
+        return f"spectrum typical of camera photos (spectral score {spectral_score:.3f})"
+    return f"spectrum inconclusive (spectral score {spectral_score:.3f})"
+
+
+def geometry_reason(geometry: dict, faces_found: int, cut_by_border: bool) -> str:
+    distance = geometry["template_distance"] * 100
+    if geometry["template_z2"] <= 12:
+        lead = f"eyes at the StyleGAN template positions, {distance:.1f}% of the width away"
+    else:
+        lead = f"eyes {distance:.1f}% of the width from the StyleGAN template positions"
+    if faces_found > 1:
+        lead += f" ({faces_found} faces; the largest is scored)"
+    if cut_by_border:
+        lead += " (face cut by the image border)"
+    return lead
+
+
+def reuse_reason(cluster_size: int | None, seen_in: list[str] | None) -> list[str]:
+    reasons = []
+    if cluster_size and cluster_size > 1:
+        others = cluster_size - 1
+        reasons.append(f"same photo as {others} other file{'s' if others > 1 else ''} in this scan")
+    if seen_in:
+        scans = sorted({where.split(":", 1)[0] for where in seen_in})
+        reasons.append(f"seen before in scan{'s' if len(scans) > 1 else ''} {', '.join(scans)}")
+    return reasons

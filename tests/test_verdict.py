@@ -1,0 +1,135 @@
+"""The fused verdict: features, the shipped fusion model, operating points, `facecheck eval`."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from facecheck import degrade, engine
+from facecheck.cli import app
+from facecheck.runtime import Runtime
+from facecheck.verdict import (FEATURE_NAMES, MODES, FusionModel, decision_reason, fusion_features,
+                               reuse_reason)
+
+from conftest import SAMPLES
+
+
+def geometry(z2: float, cut: float = 0.0) -> dict:
+    return {"template_z2": z2, "cut_by_border": cut, "template_distance": 0.01}
+
+
+@pytest.fixture(scope="module")
+def fusion():
+    return FusionModel(Runtime("cpu"))
+
+
+def test_features_without_a_face_carry_the_spectrum_alone():
+    x = fusion_features(0.9, None)
+    assert x.shape == (len(FEATURE_NAMES),)
+    assert x[0] == pytest.approx(np.log(9), rel=1e-5)
+    assert not x[1:].any()
+
+
+def test_features_with_a_face_have_a_piecewise_linear_geometry_term():
+    near, far = fusion_features(0.5, geometry(3.0)), fusion_features(0.5, geometry(5000.0))
+    assert near[1] == far[1] == 1.0
+    assert far[2] > near[2]
+    assert (far[3:-1] >= near[3:-1]).all()
+    assert fusion_features(0.5, geometry(1e12))[2] == pytest.approx(9.0)   # capped
+
+
+def test_operating_points_are_ordered(fusion):
+    t = fusion.thresholds
+    assert set(t) == set(MODES)
+    assert t["sensitive"] <= t["default"] <= t["strict"]
+    assert all(0 < v < 1 for v in t.values())
+
+
+def test_gan_score_rises_with_the_spectrum_and_falls_off_the_template(fusion):
+    on_template = np.stack([fusion_features(s, geometry(3.0)) for s in (0.1, 0.5, 0.9, 0.99)])
+    scores = fusion.score(on_template)
+    assert (np.diff(scores) > 0).all()
+    natural = fusion.score(np.stack([fusion_features(0.9, geometry(3.0)), fusion_features(0.9, geometry(3000.0))]))
+    assert natural[0] > natural[1]
+
+
+def test_decide_and_reasons(fusion):
+    t = fusion.thresholds["default"]
+    assert fusion.decide(min(t + 1e-3, 1.0), True).verdict == "gan"
+    assert fusion.decide(t - 1e-3, True).verdict == "real"
+    assert fusion.decide(t - 1e-3, False).verdict == "no_face"
+    flagged = fusion.decide(min(t + 1e-3, 1.0), False)
+    assert flagged.verdict == "gan" and "spectrum alone" in decision_reason(flagged, False)
+    with pytest.raises(ValueError):
+        fusion.decide(0.5, True, "lenient")
+    assert reuse_reason(13, ["old:a.jpg", "old:b.jpg", "other:c.jpg"]) == [
+        "same photo as 12 other files in this scan", "seen before in scans old, other"]
+
+
+def test_real_photo_is_not_flagged_and_explained():
+    result = engine.score_image(SAMPLES / "account_a.png", workers=0, device="cpu")
+    assert result.verdict == "real"
+    assert 0 <= result.gan_score < 0.5
+    assert result.reasons[0].startswith("not flagged: gan_score")
+    assert any("StyleGAN template" in r for r in result.reasons)
+    assert any(r.startswith("spectrum") for r in result.reasons)
+
+
+def test_stylegan_faces_score_above_natural_photos(shared_data):
+    from facecheck.dataset import read_manifest, split_of
+    samples = [s for s in read_manifest() if split_of(s) == 0]
+    pick = lambda label: [s for s in samples if s.label == label][:6]  # noqa: E731
+    scores = {}
+    for label in ("stylegan", "real_natural"):
+        scores[label] = []
+        for s in pick(label):
+            with Image.open(s.path) as im:
+                copy = degrade.jpeg(degrade.downscale(im.convert("RGB"), 256), 85)
+            scores[label].append(engine.score_image(copy, workers=0, device="cpu").gan_score)
+    assert np.median(scores["stylegan"]) > np.max(scores["real_natural"])
+
+
+def test_modes_change_the_threshold_not_the_score():
+    results = {mode: engine.score_image(SAMPLES / "account_a.png", workers=0, device="cpu", mode=mode)
+               for mode in MODES}
+    assert len({r.gan_score for r in results.values()}) == 1
+    with pytest.raises(ValueError):
+        engine.score_image(SAMPLES / "account_a.png", workers=0, mode="lenient")
+
+
+def test_eval_writes_json_rows_and_plots(shared_data, tmp_path):
+    from facecheck.dataset import read_manifest
+    data = tmp_path / "labelled"
+    chosen = {}
+    for s in read_manifest():
+        if s.label != "other_gen" and len(chosen.setdefault(s.label, [])) < 3:
+            chosen[s.label].append(s)
+    for label, samples in chosen.items():
+        for s in samples:
+            (data / label / s.source).mkdir(parents=True, exist_ok=True)
+            shutil.copy(s.path, data / label / s.source / s.path.name)
+    out = tmp_path / "eval"
+    run = CliRunner().invoke(app, ["eval", str(data), "--out", str(out), "--conditions", "256px_q85,crop90_256px_q85",
+                                   "--device", "cpu", "--quiet"])
+    assert run.exit_code == 0, run.output
+    record = json.loads((out / "eval.json").read_text())
+    assert record["images"] == 9 and record["conditions"] == ["256px_q85", "crop90_256px_q85"]
+    summary = record["summary"]
+    assert summary["by_condition"]["256px_q85"]["n"]["stylegan"] == 3
+    assert 0 <= summary["all_conditions"]["auc_vs_real_natural"] <= 1
+    assert set(summary["thresholds"]) == set(MODES)
+    assert len((out / "rows.jsonl").read_text().splitlines()) == 18
+    for png in ("roc.png", "tpr_by_condition.png"):
+        with Image.open(out / png) as im:
+            assert im.size[0] > 300
+
+
+def test_eval_refuses_unknown_condition_and_unlabelled_folders(tmp_path):
+    (tmp_path / "stylegan").mkdir()
+    shutil.copy(SAMPLES / "account_a.png", tmp_path / "stylegan" / "a.png")
+    run = CliRunner().invoke(app, ["eval", str(tmp_path), "--conditions", "nope"])
+    assert run.exit_code == 2 and "unknown condition" in run.output
+    run = CliRunner().invoke(app, ["eval", str(SAMPLES)])
+    assert run.exit_code == 2 and "subfolders named" in run.output
