@@ -1,6 +1,6 @@
 """Evidence for the eye-template detector (issue 3).
 
-    python benchmarks/bench_geometry.py [--limit 60] [--no-dlib]
+    python benchmarks/bench_geometry.py [--limit 60] [--no-dlib] [--no-distances]
 
 Prints
 1. eye-locator accuracy against FFHQ's eye centres (mean of each eye's 6 dlib 68-point contour
@@ -122,6 +122,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=60, help="images per source (default 60)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-dlib", action="store_true", help="skip the (slow) dlib accuracy check")
+    parser.add_argument("--no-distances", action="store_true",
+                        help="skip part 3 (template distances under degradations): accuracy and speed only")
     args = parser.parse_args()
     if data_root() is None:
         sys.exit("no labelled data: set FACECHECK_DATA or put shared/data beside the checkout")
@@ -131,7 +133,8 @@ def main() -> None:
     if not args.no_dlib:
         eye_accuracy(locator, groups, limit=3 * args.limit)
     speed(locator, groups)
-    template_distances(locator, template, groups)
+    if not args.no_distances:
+        template_distances(locator, template, groups)
 
 
 if __name__ == "__main__":

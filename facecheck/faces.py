@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -144,7 +145,10 @@ class YuNetDetector:
         h, w = image.shape[:2]
         scale = self.side / max(h, w)
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR)), scale
+        # OpenCV: area averaging when shrinking (no aliasing), bilinear when enlarging; 5-10x faster than
+        # PIL's resize on 400 px avatars (benchmarks/bench_scan.py, stage "yunet").
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        return cv2.resize(image, size, interpolation=interpolation), scale
 
     def detect_resized(self, resized: Sequence[np.ndarray]) -> list[np.ndarray]:
         """YuNet on images already no larger than side x side: (n, 15) rows each, in their pixels."""
@@ -194,15 +198,20 @@ class CropFrame:
     def crop(self, image: np.ndarray, out_side: int) -> np.ndarray:
         """Bilinear crop; outside the image is black, as in MediaPipe's ImageToTensor."""
         m = self.matrix(out_side)
-        # Shrink big faces first: PIL's affine bilinear does not antialias.
+        # Shrink big faces first: a bilinear warp does not antialias.
         shrink = int(self.side / out_side / 2)
-        src = Image.fromarray(image)
         if shrink >= 2:
-            src = src.reduce(shrink)
-            m = m / np.array([[shrink], [shrink]])
+            image = np.asarray(Image.fromarray(image).reduce(shrink))
+            m = m / shrink
             # reduce() maps continuous coordinates by 1/shrink exactly (box filter over blocks).
-        return np.asarray(src.transform((out_side, out_side), Image.Transform.AFFINE, tuple(m.ravel()),
-                                        resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0)))
+        # OpenCV samples at pixel indices (pixel i's centre at i), our matrix maps continuous coordinates
+        # (centre at i + 0.5): index map = continuous map applied to (out + 0.5), minus 0.5. Same pixels as
+        # PIL's affine transform (within 1 grey level), 3x faster.
+        m = m.copy()
+        m[:, 2] += m[:, :2].sum(axis=1) * 0.5 - 0.5
+        return cv2.warpAffine(np.ascontiguousarray(image), m, (out_side, out_side),
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
 
 
 def level_frame(points_left: np.ndarray, points_right: np.ndarray, box_centre, box_side: float) -> CropFrame:

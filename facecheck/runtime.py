@@ -40,8 +40,19 @@ def providers_for(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def threads_beside_workers(workers: int) -> int:
+    """Intra-op threads for the ONNX runs of a scan whose `workers` decoding processes share the cores:
+    the cores they leave, at least one. More only oversubscribes the CPU (benchmarks/bench_scan.py)."""
+    return max(1, (os.cpu_count() or 1) - max(0, workers))
+
+
 class Runtime:
-    """Lazily created ONNX Runtime sessions, keyed by model file name, on one device."""
+    """Lazily created ONNX Runtime sessions, keyed by model file name, on one device.
+
+    intra_op_threads: threads per ONNX run; None leaves ONNX Runtime's default (one per core). In a
+    scan the decoding processes share the cores with these threads: see `threads_beside_workers`."""
+
+    spin = False   # let ORT's idle pool threads busy-wait (faster only on an otherwise idle machine)
 
     def __init__(self, device: str = "auto", intra_op_threads: int | None = None):
         self.providers = providers_for(device)
@@ -60,6 +71,11 @@ class Runtime:
             if self.intra_op_threads:
                 options.intra_op_num_threads = self.intra_op_threads
                 options.inter_op_num_threads = 1
+            if not self.spin:
+                # ORT's pool threads busy-wait between operators by default: on a CPU shared with the
+                # decoding processes that burns the cores they need (benchmarks/bench_scan.py).
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                options.add_session_config_entry("session.inter_op.allow_spinning", "0")
             options.log_severity_level = 3
             self._sessions[filename] = ort.InferenceSession(str(path), options, providers=self.providers)
         return self._sessions[filename]

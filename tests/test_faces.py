@@ -148,3 +148,21 @@ def test_score_is_one_on_template_and_scales_with_image(template):
     off = Face(box=(0, 0, 50, 50), confidence=0.9, eyes=((20, 60), (60, 62)), cut_by_border=False)
     f = geometry_features(off, 200, 200, template)
     assert f["template_distance"] > 0.1 and eye_score(f, template) < 1e-3
+
+
+def test_crop_matches_pil_affine_convention():
+    """CropFrame.crop (OpenCV) samples the same continuous coordinates as PIL's affine transform."""
+    from facecheck.faces import CropFrame
+    rng = np.random.default_rng(1)
+    image = np.asarray(Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).resize((400, 300)))
+    for cx, cy, side, angle in ((200, 150, 250, 0.0), (180, 160, 330, 0.2), (60, 40, 200, -0.35)):
+        frame = CropFrame(cx, cy, side, angle)
+        got = frame.crop(image, 192).astype(int)
+        m = frame.matrix(192)
+        expected = np.asarray(Image.fromarray(image).transform((192, 192), Image.Transform.AFFINE, tuple(m.ravel()),
+                                                              resample=Image.Resampling.BILINEAR,
+                                                              fillcolor=(0, 0, 0))).astype(int)
+        inside = np.ones((192, 192), bool)
+        inside[[0, -1], :] = inside[:, [0, -1]] = False   # edge pixels: black fill blends differently
+        diff = np.abs(got - expected)[inside]
+        assert np.percentile(diff, 99) <= 2 and diff.mean() < 1.0, (diff.mean(), diff.max())

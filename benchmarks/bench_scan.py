@@ -1,0 +1,281 @@
+"""Whole-scan throughput against the cost of just decoding the files (the scan-speed issue).
+
+    python benchmarks/bench_scan.py [--n 1000] [--workers 2,1] [--batch-size 32] [--threads auto]
+                                    [--device cpu] [--repeat 1] [--json out.json]
+
+1. Builds (once; reused afterwards) a folder of N avatars, longer side 400 px, JPEG q85, drawn in turn
+   from every label of ../shared/data (fixed seed), under scratch/bench_scan/ (git-ignored).
+2. Decode-only baseline, in this one process: `facecheck.loading.load_image` on every file (as the
+   scan's workers call it), and plain PIL open + convert("RGB") for reference. Images per second.
+3. The full scan, `engine.run_scan(list(engine.walk(folder)), fresh_out, engine.Settings(...))`, in a
+   fresh subprocess per configuration (workers x batch size x ONNX intra-op threads): wall time, images
+   per second, ratio to the load_image baseline (the issue's goal: <= 2.0), and peak RSS of the scan's
+   main process (RUSAGE_SELF) and of its largest child (RUSAGE_CHILDREN: the decode workers).
+   `--threads` other than `auto` is a benchmark-only override of the Runtime's intra-op thread count
+   (engine.Analyzer builds `Runtime(device)`; the override wraps that constructor in the subprocess).
+4. Per-stage cost, ms per image, from calling each stage directly on --stage-images files (one batch)
+   in this process: load, hash (`hashing.signatures`), YuNet (resize + run + decode), FaceMesh (crops +
+   run, on the images YuNet found a face in, cost spread over all images), spectral (`SpectralDetector`).
+
+Every timing line carries the load average: the machine has 2 cores that other jobs may share.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+CACHE = REPO / "scratch" / "bench_scan"
+SIDE = 400
+QUALITY = 85
+
+
+def load_avg() -> str:
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+def build_folder(n: int, seed: int = 0) -> Path | None:
+    """N avatars (longer side SIDE px, JPEG q85) drawn round-robin over the labels; cached."""
+    from facecheck.dataset import data_root, read_manifest
+    if data_root() is None:
+        return None
+    folder = CACHE / f"avatars_{n}_{SIDE}px_q{QUALITY}_seed{seed}"
+    done = folder / ".complete"
+    if done.is_file():
+        return folder
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list] = {}
+    for s in read_manifest():
+        by_label.setdefault(s.label, []).append(s)
+    pools = {k: [v[i] for i in rng.permutation(len(v))] for k, v in sorted(by_label.items())}
+    picked, i = [], 0
+    while len(picked) < n:
+        for label in pools:
+            pool = pools[label]
+            picked.append((label, pool[i % len(pool)]))   # a small label repeats (as reposts do)
+            if len(picked) == n:
+                break
+        i += 1
+    print(f"building {n} avatars ({SIDE} px, q{QUALITY}) in {folder} ...", flush=True)
+    for k, (label, s) in enumerate(picked):
+        im = Image.open(s.path).convert("RGB")
+        scale = SIDE / max(im.size)
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.LANCZOS)
+        sub = folder / label
+        sub.mkdir(exist_ok=True)
+        im.save(sub / f"{k:06d}.jpg", quality=QUALITY)
+    done.write_text(f"{n}\n")
+    return folder
+
+
+def files_of(folder: Path) -> list[Path]:
+    from facecheck import engine
+    return [p for p, _ in engine.walk(folder)]
+
+
+def decode_baseline(files: list[Path], repeat: int) -> dict:
+    """Best of `repeat` passes (after one warm-up pass that fills the page cache)."""
+    from facecheck import engine
+    from facecheck.loading import load_image
+
+    def facecheck_load():
+        for p in files:
+            load_image(p, min_side=engine.MODEL_MIN_SIDE)
+
+    def pil_load():
+        for p in files:
+            with Image.open(p) as im:
+                im.convert("RGB")
+
+    out = {}
+    for name, fn in (("load_image", facecheck_load), ("pil", pil_load)):
+        fn()
+        best = min(_timed(fn) for _ in range(repeat))
+        out[name] = {"seconds": best, "img_per_s": len(files) / best, "load_average": load_avg()}
+    return out
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+CHILD = r"""
+import json, resource, sys, tempfile, time
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from facecheck import engine
+threads = {threads!r}
+if threads is not None:
+    import facecheck.runtime as rt
+    _Runtime = rt.Runtime
+    class Runtime(_Runtime):
+        def __init__(self, device="auto", intra_op_threads=None):
+            super().__init__(device, threads if intra_op_threads is None else intra_op_threads)
+    rt.Runtime = Runtime
+folder = Path({folder!r})
+settings = engine.Settings(device={device!r}, workers={workers!r}, batch_size={batch!r})
+with tempfile.TemporaryDirectory(prefix="bench-scan-") as tmp:
+    start = time.perf_counter()
+    summary = engine.run_scan(list(engine.walk(folder)), Path(tmp) / "out", settings)
+    wall = time.perf_counter() - start
+self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print("RESULT " + json.dumps(dict(wall=wall, files=summary.files, scanned=summary.scanned, errors=summary.errors,
+                                  rss_main_mb=self_kb / 1024, rss_child_mb=child_kb / 1024)))
+"""
+
+
+def full_scan(folder: Path, workers, batch: int, threads, device: str) -> dict:
+    code = CHILD.format(repo=str(REPO), folder=str(folder), workers=workers, batch=batch, threads=threads,
+                        device=device)
+    load_before = load_avg()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"scan subprocess failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    r = json.loads(lines[-1][len("RESULT "):])
+    r.update(img_per_s=r["files"] / r["wall"], load_before=load_before, load_after=load_avg(),
+             workers=workers, batch_size=batch, threads=threads if threads is not None else "ort default")
+    return r
+
+
+def stage_profile(files: list[Path], device: str, threads, count: int, repeat: int) -> dict:
+    from facecheck import engine
+    from facecheck.faces import FaceLocator, dominant, frame_from_detection
+    from facecheck.hashing import signatures
+    from facecheck.loading import load_image
+    from facecheck.runtime import Runtime
+    from facecheck.spectrum import SpectralDetector
+
+    files = files[::max(1, len(files) // count)][:count]   # spread over the labels
+    n = len(files)
+    runtime = Runtime(device, threads)
+    locator = FaceLocator(runtime)
+    detector, mesh = locator.detector, locator.mesh
+    loaded = [load_image(p, min_side=engine.MODEL_MIN_SIDE) for p in files]
+    images = [lo.rgb() for lo in loaded]
+    # warm-up: session creation and first-run allocations
+    locator.locate(images[:4])
+    spectral = SpectralDetector(runtime) if (REPO / "weights" / "spectral.onnx").is_file() else None
+    if spectral:
+        spectral.score(images[:4])
+
+    def yunet():
+        return detector.detect(images)
+
+    found = yunet()
+    picked = [(i, rows[dominant(rows)]) for i, rows in enumerate(found) if len(rows)]
+    todo = [images[i] for i, _ in picked]
+    frames = [frame_from_detection(row) for _, row in picked]
+    stages = {
+        "load": lambda: [load_image(p, min_side=engine.MODEL_MIN_SIDE) for p in files],
+        "hash": lambda: [signatures([lo.image]) for lo in loaded],   # one image per call, as the workers do
+        "yunet": yunet,
+        "facemesh": lambda: mesh.landmarks(todo, frames),
+        "locate (yunet+facemesh+post)": lambda: locator.locate(images),
+    }
+    if spectral:
+        stages["spectral"] = lambda: spectral.score(images)
+    out = {"images": n, "faces": len(picked), "threads": threads if threads is not None else "ort default",
+           "load_average": load_avg()}
+    for name, fn in stages.items():
+        out[name] = min(_timed(fn) for _ in range(repeat)) * 1000 / n
+    return out
+
+
+def parse_list(text: str, cast):
+    return [None if v in ("auto", "none", "None") else cast(v) for v in text.split(",")]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=1000, help="avatars in the test folder (default 1000)")
+    ap.add_argument("--workers", default="auto", help="comma list of decode worker counts; auto = engine default")
+    ap.add_argument("--batch-size", default="32", help="comma list of engine batch sizes (default 32)")
+    ap.add_argument("--threads", default="auto",
+                    help="comma list of ONNX intra-op thread counts; auto = what the engine does today")
+    ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--repeat", type=int, default=1, help="full-scan runs per configuration (best is kept)")
+    ap.add_argument("--stage-images", type=int, default=64, help="files for the per-stage profile (default 64)")
+    ap.add_argument("--skip-scan", action="store_true", help="only the baseline and the stage profile")
+    ap.add_argument("--skip-stages", action="store_true")
+    ap.add_argument("--json", type=Path, help="also write every number to this file")
+    args = ap.parse_args()
+
+    folder = build_folder(args.n)
+    if folder is None:
+        print("bench_scan: no labelled data (../shared/data or $FACECHECK_DATA); nothing to measure. Skipped.")
+        return
+    files = files_of(folder)
+    worker_list = parse_list(args.workers, int)
+    batch_list = parse_list(args.batch_size, int)
+    thread_list = parse_list(args.threads, int)
+    report = {"n": len(files), "folder": str(folder), "cpus": os.cpu_count(), "device": args.device}
+    print(f"bench_scan: {len(files)} avatars, {SIDE} px JPEG q{QUALITY}, {os.cpu_count()} cores, "
+          f"load average {load_avg()} at start\n")
+
+    base = decode_baseline(files, max(2, args.repeat))
+    report["decode"] = base
+    ref = base["load_image"]["img_per_s"]
+    print("1. decode only, one process (best of passes, page cache warm)")
+    for name, r in base.items():
+        print(f"   {name:12s} {r['img_per_s']:7.1f} img/s  {r['seconds'] * 1000 / len(files):6.2f} ms/img  (load {r['load_average']})")
+    print()
+
+    if not args.skip_scan:
+        print(f"2. full scan (engine.run_scan, device {args.device}), one fresh subprocess per configuration")
+        print(f"   {'workers':>7s} {'batch':>5s} {'threads':>11s} {'wall s':>7s} {'img/s':>7s} {'ratio':>6s} "
+              f"{'RSS main MB':>11s} {'RSS child MB':>12s}  load before/after")
+        report["scan"] = []
+        for workers in worker_list:
+            for batch in batch_list:
+                for threads in thread_list:
+                    runs = [full_scan(folder, workers, batch, threads, args.device) for _ in range(args.repeat)]
+                    r = min(runs, key=lambda x: x["wall"])
+                    r["ratio"] = ref / r["img_per_s"]
+                    report["scan"].append(r)
+                    w = "auto" if workers is None else str(workers)
+                    print(f"   {w:>7s} {batch:5d} {str(r['threads']):>11s} {r['wall']:7.2f} {r['img_per_s']:7.1f} "
+                          f"{r['ratio']:6.2f} {r['rss_main_mb']:11.0f} {r['rss_child_mb']:12.0f}  "
+                          f"{r['load_before']}/{r['load_after']}", flush=True)
+        print("   ratio = decode-only img/s (load_image) / scan img/s; the goal is <= 2.0\n")
+
+    if not args.skip_stages:
+        print(f"3. per stage, ms per image, on {min(args.stage_images, len(files))} files in this process "
+              f"(best of {max(2, args.repeat)})")
+        report["stages"] = []
+        for threads in thread_list:
+            s = stage_profile(files, args.device, threads, args.stage_images, max(2, args.repeat))
+            report["stages"].append(s)
+            cols = [k for k in s if k not in ("images", "faces", "threads", "load_average")]
+            print(f"   intra-op threads {s['threads']} ({s['faces']}/{s['images']} with a face, "
+                  f"load {s['load_average']}):")
+            for k in cols:
+                print(f"      {k:30s} {s[k]:7.2f}")
+        print()
+
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
