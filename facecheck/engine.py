@@ -151,7 +151,7 @@ class Analyzer:
                     score = eye_score(geometry, template)
                 out.append(Signals(finding.faces_found, finding.face, geometry, score, float(s)))
         if fuse and out:
-            gan = fusion().score(np.stack([fusion_features(x.spectral_score, x.geometry) for x in out]))
+            gan = fusion().score(np.stack([fusion_features(x.spectral_score, x.geometry, template) for x in out]))
             for x, g in zip(out, gan.tolist()):
                 x.gan_score = float(g)
         return out

@@ -111,6 +111,7 @@ def collect(samples: list[Sample], named: dict[str, Callable], analyzer, *, fuse
     eye template: those copies skip the locator (the costly part) and only the spectral detector and
     the fusion run again. Degradations are deterministic, so the copies are the same images."""
     from .verdict import fusion_features
+    template = analyzer.models()[1]
     rows: list[Row] = []
     pending: list[tuple[Row, np.ndarray]] = []
     reused: list[tuple[Row, np.ndarray]] = []
@@ -118,7 +119,7 @@ def collect(samples: list[Sample], named: dict[str, Callable], analyzer, *, fuse
     def finish(row: Row, sig) -> None:
         row.faces_found, row.geometry, row.eye_score = sig.faces_found, sig.geometry, sig.eye_score
         row.spectral_score, row.gan_score = sig.spectral_score, sig.gan_score
-        row.features = fusion_features(sig.spectral_score, sig.geometry).tolist()
+        row.features = fusion_features(sig.spectral_score, sig.geometry, template).tolist()
 
     def flush():
         if pending:

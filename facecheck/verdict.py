@@ -40,8 +40,10 @@ GEOMETRY_KNOTS = (1.0, 2.0, 3.0, 4.0, 5.5)
 GEOMETRY_CAP = 9.0
 SPECTRAL_CLIP = 9.0    # |logit| of the spectral score, so one saturated signal cannot drown the other
 
+SQUARED_CAP = 400.0   # (deviation / spread)^2 is capped at 20 spreads, then divided by 100
 FEATURE_NAMES = (["spectral_logit", "has_face", "geometry_log1p_z2"]
-                 + [f"geometry_hinge_{k:g}" for k in GEOMETRY_KNOTS] + ["cut_by_border"])
+                 + [f"geometry_hinge_{k:g}" for k in GEOMETRY_KNOTS]
+                 + ["cut_by_border", "eye_mid_dx_sq", "eye_mid_dy_sq", "scale_sq", "roll_sq", "box_w", "box_h"])
 
 
 def logit(p: float, clip: float = SPECTRAL_CLIP) -> float:
@@ -49,18 +51,29 @@ def logit(p: float, clip: float = SPECTRAL_CLIP) -> float:
     return float(np.clip(math.log(p / (1 - p)), -clip, clip))
 
 
-def fusion_features(spectral_score: float, geometry: dict | None) -> np.ndarray:
+def fusion_features(spectral_score: float, geometry: dict | None, template) -> np.ndarray:
     """float32 [len(FEATURE_NAMES)]: the fusion model's input for one image. `geometry` is
-    facecheck.geometry.geometry_features() of the scored face, or None when no face was found."""
+    facecheck.geometry.geometry_features() of the scored face, or None when no face was found;
+    `template` the EyeTemplate, whose spreads are the units of the squared deviations. Those let the
+    fit weigh horizontal, vertical, scale and roll deviations apart (StyleGAN's truncation keeps its
+    faces tighter on the template than real FFHQ-aligned photos)."""
     x = np.zeros(len(FEATURE_NAMES), np.float32)
     x[0] = logit(spectral_score)
     if geometry is not None:
         g = min(math.log1p(geometry["template_z2"]), GEOMETRY_CAP)
         x[1] = 1.0
         x[2] = g
-        for i, knot in enumerate(GEOMETRY_KNOTS):
-            x[3 + i] = max(g - knot, 0.0)
-        x[3 + len(GEOMETRY_KNOTS)] = geometry["cut_by_border"]
+        i = 3
+        for knot in GEOMETRY_KNOTS:
+            x[i] = max(g - knot, 0.0)
+            i += 1
+        squared = lambda v, spread: min((v / spread) ** 2, SQUARED_CAP) / 100.0  # noqa: E731
+        x[i:] = [geometry["cut_by_border"],
+                 squared(geometry["eye_mid_dx"], template.distance_spread),
+                 squared(geometry["eye_mid_dy"], template.distance_spread),
+                 squared(geometry["scale_error"], template.scale_spread),
+                 squared(geometry["roll_deg"] - template.roll_deg, template.roll_spread_deg),
+                 geometry["box_w"], geometry["box_h"]]
     return x
 
 

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from facecheck import degrade, engine
 from facecheck.cli import app
+from facecheck.geometry import EyeTemplate
 from facecheck.runtime import Runtime
 from facecheck.verdict import (FEATURE_NAMES, MODES, FusionModel, decision_reason, fusion_features,
                                reuse_reason)
@@ -16,8 +17,17 @@ from facecheck.verdict import (FEATURE_NAMES, MODES, FusionModel, decision_reaso
 from conftest import SAMPLES
 
 
+TEMPLATE = EyeTemplate.load()
+
+
 def geometry(z2: float, cut: float = 0.0) -> dict:
-    return {"template_z2": z2, "cut_by_border": cut, "template_distance": 0.01}
+    """Geometry features of a face whose deviations from the template are spread evenly over the
+    four terms and add up to z2."""
+    each = (z2 / 4) ** 0.5
+    return {"template_z2": z2, "cut_by_border": cut, "template_distance": each * TEMPLATE.distance_spread,
+            "eye_mid_dx": each * TEMPLATE.distance_spread, "eye_mid_dy": each * TEMPLATE.distance_spread,
+            "scale_error": each * TEMPLATE.scale_spread, "roll_deg": TEMPLATE.roll_deg + each * TEMPLATE.roll_spread_deg,
+            "box_w": 0.45, "box_h": 0.6}
 
 
 @pytest.fixture(scope="module")
@@ -26,18 +36,19 @@ def fusion():
 
 
 def test_features_without_a_face_carry_the_spectrum_alone():
-    x = fusion_features(0.9, None)
+    x = fusion_features(0.9, None, TEMPLATE)
     assert x.shape == (len(FEATURE_NAMES),)
     assert x[0] == pytest.approx(np.log(9), rel=1e-5)
     assert not x[1:].any()
 
 
 def test_features_with_a_face_have_a_piecewise_linear_geometry_term():
-    near, far = fusion_features(0.5, geometry(3.0)), fusion_features(0.5, geometry(5000.0))
+    near, far = fusion_features(0.5, geometry(3.0), TEMPLATE), fusion_features(0.5, geometry(5000.0), TEMPLATE)
     assert near[1] == far[1] == 1.0
     assert far[2] > near[2]
-    assert (far[3:-1] >= near[3:-1]).all()
-    assert fusion_features(0.5, geometry(1e12))[2] == pytest.approx(9.0)   # capped
+    assert (far[3:] >= near[3:]).all()
+    capped = fusion_features(0.5, geometry(1e12), TEMPLATE)
+    assert capped[2] == pytest.approx(9.0) and capped[-6:-2].max() == pytest.approx(4.0)
 
 
 def test_operating_points_are_ordered(fusion):
@@ -48,10 +59,11 @@ def test_operating_points_are_ordered(fusion):
 
 
 def test_gan_score_rises_with_the_spectrum_and_falls_off_the_template(fusion):
-    on_template = np.stack([fusion_features(s, geometry(3.0)) for s in (0.1, 0.5, 0.9, 0.99)])
+    on_template = np.stack([fusion_features(s, geometry(3.0), TEMPLATE) for s in (0.1, 0.5, 0.9, 0.99)])
     scores = fusion.score(on_template)
     assert (np.diff(scores) > 0).all()
-    natural = fusion.score(np.stack([fusion_features(0.9, geometry(3.0)), fusion_features(0.9, geometry(3000.0))]))
+    natural = fusion.score(np.stack([fusion_features(0.9, geometry(3.0), TEMPLATE),
+                                    fusion_features(0.9, geometry(3000.0), TEMPLATE)]))
     assert natural[0] > natural[1]
 
 

@@ -34,8 +34,9 @@ from facecheck import degrade, evaluation  # noqa: E402
 from facecheck.dataset import read_manifest, split_of  # noqa: E402
 from facecheck.engine import Analyzer, Settings  # noqa: E402
 from facecheck.runtime import weights_path  # noqa: E402
+from facecheck.geometry import EyeTemplate  # noqa: E402
 from facecheck.verdict import (FEATURE_NAMES, MODEL_FILE, MODES, TARGET_FPR_FFHQ,  # noqa: E402
-                               TARGET_FPR_NATURAL)
+                               TARGET_FPR_NATURAL, fusion_features)
 
 FIT_FOLD = 1
 TRAIN_CONDITIONS = ["as_stored", "400px_q90", "400px_q70", "256px_q85", "256px_q70", "150px_q80",
@@ -98,10 +99,16 @@ def collect_fit_rows(cache_dir: Path, per_source: int | None = None) -> list[eva
     return rows
 
 
+def features(rows: list[evaluation.Row]) -> np.ndarray:
+    """Fusion features recomputed from each row's signals (so cached signals survive feature changes)."""
+    template = EyeTemplate.load()
+    return np.array([fusion_features(r.spectral_score, r.geometry, template) for r in rows], np.float64)
+
+
 def design(rows: list[evaluation.Row], blinded: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """X, y, sample weights; with `blinded`, every face-found row also enters with its face hidden."""
     rows = [r for r in rows if r.error is None and r.label in LABEL_WEIGHT]
-    X = np.array([r.features for r in rows], np.float64)
+    X = features(rows)
     y = np.array([r.label == "stylegan" for r in rows], np.float64)
     labels = np.array([r.label for r in rows])
     w = np.zeros(len(rows))
@@ -125,8 +132,7 @@ def fit(rows: list[evaluation.Row]):
 
 
 def predict(coef: np.ndarray, intercept: float, rows: list[evaluation.Row]) -> np.ndarray:
-    X = np.array([r.features for r in rows], np.float64)
-    return 1 / (1 + np.exp(-(X @ coef + intercept)))
+    return 1 / (1 + np.exp(-(features(rows) @ coef + intercept)))
 
 
 def choose_thresholds(rows: list[evaluation.Row], scores: np.ndarray) -> tuple[dict, dict]:
@@ -225,8 +231,12 @@ def write_card(path: Path, coef, intercept, thresholds, how, fit_rows, thr_rows,
         "## What it is",
         "A logistic regression, exported as a 4-node ONNX graph (MatMul, Add, Sigmoid, Reshape), over the features "
         "of `facecheck.verdict.fusion_features`: the spectral detector's logit, a has-face flag, log(1 + template_z2) "
-        "of the eye geometry with hinges at fixed knots (a piecewise-linear term), and whether the face is cut by "
-        "the border. So logit(gan_score) = spectral evidence + geometry evidence + intercept.",
+        "of the eye geometry with hinges at fixed knots (a piecewise-linear term), whether the face is cut by "
+        "the border, the squared horizontal, vertical, scale and roll deviations from the template in units of the "
+        "template's spreads (capped at 20 spreads), and the face box's width and height as fractions of the frame. "
+        "So logit(gan_score) = spectral evidence + geometry evidence + intercept. The separate squared terms let the "
+        "fit learn that StyleGAN faces (truncated sampling) sit tighter on the template than real FFHQ-aligned photos; "
+        "on fold 1 they raised the TPR at 0.1% natural-photo FPR from 77% to 89% (half B), not the FFHQ separation.",
         "",
         "| feature | weight |",
         "|---|---|",
