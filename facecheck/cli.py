@@ -56,17 +56,17 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
     _check_mode(mode)
     settings = engine.Settings(device=device, workers=workers, batch_size=batch_size, max_pixels=max_pixels, index=index,
                                scan_name=scan_name, mode=mode)
-    sources = list(engine.walk(folder))
+    total = sum(1 for _ in engine.walk(folder))   # a first, cheap pass, so progress has an end
     with Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet) as bar:
-        task = bar.add_task("scan", total=len(sources), rate="")
+        task = bar.add_task("scan", total=total, rate="")
 
         def progress(done: int, total: int) -> None:
             elapsed = bar.tasks[0].elapsed or 0
             bar.update(task, completed=done, rate=f"{done / elapsed:.0f} img/s" if elapsed > 1 else "")
 
         try:
-            summary = engine.run_scan(sources, out_dir, settings, progress, folder)
+            summary = engine.run_scan(engine.walk(folder), out_dir, settings, progress, folder, total)
         except KeyboardInterrupt:
             err.print("interrupted: finished files are kept; run the same command again to continue")
             raise typer.Exit(130)

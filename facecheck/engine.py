@@ -7,6 +7,8 @@ needs every hash, so it runs once all files are in, streaming over the state rat
 """
 from __future__ import annotations
 
+import collections
+import itertools
 import json
 import multiprocessing
 import os
@@ -30,6 +32,7 @@ from .verdict import reuse_reason
 from .writers import write_results
 
 MODEL_MIN_SIDE = 1024   # JPEGs larger than twice this are decoded at reduced size
+IN_FLIGHT_PER_WORKER = 16   # decoded files waiting for the models, per worker (bounds memory)
 
 
 @dataclass
@@ -239,52 +242,74 @@ def _batches(items: Iterable, size: int):
         yield batch
 
 
-def _prepared_stream(tasks: list, settings: Settings):
+def _prepared_stream(tasks: Iterable, settings: Settings) -> Iterator[Prepared]:
+    """Prepared files, decoded in worker processes. At most IN_FLIGHT_PER_WORKER x workers files are
+    submitted and not yet consumed: the models in this process are slower than decoding, and an
+    unbounded queue of decoded images would grow with the folder."""
+    tasks = iter(tasks)
     workers = settings.workers if settings.workers is not None else (os.cpu_count() or 1)
-    if workers <= 0 or len(tasks) < 4:
-        for task in tasks:
+    head = list(itertools.islice(tasks, 4))
+    if workers <= 0 or len(head) < 4:
+        for task in itertools.chain(head, tasks):
             yield _prepare_task(task)
         return
+    limit = max(IN_FLIGHT_PER_WORKER * workers, 2 * settings.batch_size)
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers) as pool:
-        yield from pool.imap_unordered(_prepare_task, tasks, chunksize=4)
+        window: collections.deque = collections.deque()
+        for task in itertools.chain(head, tasks):
+            window.append(pool.apply_async(_prepare_task, (task,)))
+            if len(window) >= limit:
+                yield window.popleft().get()
+        while window:
+            yield window.popleft().get()
 
 
-def run_scan(sources: list[tuple[object, str]], out_dir: Path, settings: Settings,
-             progress: Callable[[int, int], None] | None = None, folder: Path | None = None) -> ScanSummary:
+def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Settings,
+             progress: Callable[[int, int | None], None] | None = None, folder: Path | None = None,
+             total: int | None = None) -> ScanSummary:
     """Scan (source, relative path) pairs into out_dir: state, results.jsonl, results.csv and
-    report.html. `folder`, the scanned folder the relative paths start from, lets the report show
-    thumbnails."""
+    report.html. `sources` may be a generator (it is read once, as the scan goes, so a million
+    files are never listed in memory); `total`, if known, is what progress counts towards.
+    `folder`, the scanned folder the relative paths start from, lets the report show thumbnails."""
     started = time.time()
+    if total is None and hasattr(sources, "__len__"):
+        total = len(sources)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = ScanState(out_dir / "state.sqlite")
-    summary = ScanSummary(files=len(sources))
-    try:
-        todo = []
+    summary = ScanSummary()
+    kept = 0   # files already done in an earlier run, unchanged since
+
+    def todo():
+        nonlocal kept
         for source, rel in sources:
+            summary.files += 1
             if isinstance(source, Path):
                 try:
                     st = source.stat()
                     if state.is_current(rel, st.st_size, st.st_mtime_ns):
+                        kept += 1
                         continue
                 except OSError:
                     pass
-            todo.append((source, rel, settings))
-        state.commit()
-        done = len(sources) - len(todo)
-        if progress:
-            progress(done, len(sources))
+            yield source, rel, settings
+
+    try:
         analyzer = Analyzer(settings)
-        for batch in _batches(_prepared_stream(todo, settings), settings.batch_size):
+        if progress:
+            progress(0, total)
+        for batch in _batches(_prepared_stream(todo(), settings), settings.batch_size):
             analyzer.analyze(batch)
             state.save((p.result, p.size, p.mtime_ns,
                         p.signature.dct256.packed() if p.signature else None,
                         p.signature.probes.tobytes() if p.signature else None,
                         p.signature.thumbnail.tobytes() if p.signature else None) for p in batch)
-            done += len(batch)
             summary.scanned += len(batch)
             if progress:
-                progress(done, len(sources))
+                progress(kept + summary.scanned, total)
+        state.commit()
+        if progress:
+            progress(kept + summary.scanned, total)
         state.drop_missing()
         finish(state, out_dir, settings, summary)
     finally:
@@ -390,7 +415,7 @@ def scan(target, out: str | Path | None = None, settings: Settings | None = None
         folder = Path(target)
         if not folder.is_dir():
             raise FileNotFoundError(f"no such folder: {folder}")
-        sources = list(walk(folder))
+        sources = walk(folder)
     else:
         folder = None
         sources = [(Path(p), str(p)) for p in target]

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import facecheck
+from facecheck import engine
 from facecheck import degrade
 
 from conftest import SAMPLES
@@ -108,8 +109,11 @@ def test_rerun_resumes_and_rescans_changed_files(folder, tmp_path):
     Image.open(SAMPLES / "coffee.jpg").save(target)
     os.utime(target, ns=(1, 1))
     progress = []
-    results = list(facecheck.scan(folder, out=out, workers=0, progress=lambda d, t: progress.append(d)))
-    assert progress[0] == 5                  # five files kept from the first run
+    summary = engine.run_scan(engine.walk(folder), out, engine.Settings(workers=0),
+                              progress=lambda d, t: progress.append((d, t)), folder=folder)
+    assert summary.files == 6 and summary.scanned == 1    # five files kept from the first run
+    assert progress[-1] == (6, None)                      # a generator of sources: no total known
+    results = list(engine.read_results(out))
     assert len(results) == 6 and len(read_jsonl(out / "results.jsonl")) == 6
     row = next(r for r in results if r.path == "b/rocket.png")
     assert row.phash == str(imagehash.phash(Image.open(target)))
