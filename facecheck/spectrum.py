@@ -1,18 +1,20 @@
-"""Spectral StyleGAN detector: generator traces in the pixel noise of native-resolution tiles, plus an overview.
+"""Spectral StyleGAN detector: generator traces in the pixel noise of native-resolution tiles, plus the whole image.
 
 A generator's upsampling layers leave periodic, high-frequency patterns in the pixel noise wherever in the frame
 the face sits, so they survive the crops, shifts and mirroring that defeat geometric tests. Resizing moves and
-blurs those traces, so `image_tiles` first cuts fixed-size tiles at native resolution on an even grid (any image
-size and any crop gives the same input layout). A second set of tiles covers an overview of the whole image
-at OVERVIEW_SIDE px: on 2-4x downscaled StyleGAN output, as in our data, the native traces alone separated
-StyleGAN from real FFHQ photos poorly on large images (the nine tiles see a small part of a 512 px image) and
-best at ~150 px, where the generator's rendering of skin, hair and background shows (see weights/spectral.md).
-The model in `weights/spectral.onnx` runs one small residual CNN per tile set (its convolutions are learned
-frequency-selective filters, its pooled responses band energies: a learned spectral analysis; a hand-made
-spectrum, log power of Hann-windowed tile FFTs into an MLP, reached only AUC 0.85 on the same data), averages the
-tile logits per set, adds the two, and Platt-scales the sum inside the graph, so it returns calibrated scores.
+blurs those traces, so `image_features` cuts fixed-size tiles on an even grid at native resolution (any image
+size and any crop gives the same input layout); only images larger than CAP_SIDE px are first area-reduced to
+CAP_SIDE, which keeps scoring cost flat for big photos and matches what the model was trained on (no training
+image was larger: see weights/spectral.md). Beside the tiles, the whole image resized to WHOLE_SIDE x WHOLE_SIDE
+feeds a second network that sees how the generator renders skin, hair, eyes and background as a whole: the
+StyleGAN faces of our data were already downscaled 2-4x, which blurs the upsampling traces, and the whole-image
+view carried most of the signal there.
+The model in `weights/spectral.onnx` runs a residual CNN on each tile (its convolutions are learned
+frequency-selective filters, its pooled responses band energies: a learned spectral analysis), averages the tile
+logits, adds the whole-image CNN's logit, and Platt-scales the sum inside the graph, so it returns calibrated
+scores.
 
-`image_tiles` is the ONE feature implementation: the training script and the scorer both call it.
+`image_features` is the ONE feature implementation: the training scripts and the scorer both call it.
 """
 from __future__ import annotations
 
@@ -24,10 +26,10 @@ import numpy as np
 MODEL_FILE = "spectral.onnx"
 TILE = 64            # px; the smallest image we score is 64 px, so one tile always fits
 GRID = 3             # GRID x GRID tiles spread evenly over the image (they overlap on small images)
-OVERVIEW_SIDE = 160  # px, longer side of the overview the second tile set is cut from (never upscaled)
-TILES_PER_SCALE = GRID * GRID
-TILES_PER_IMAGE = 2 * TILES_PER_SCALE   # native tiles first, then overview tiles
-BATCH_IMAGES = 64    # images per ONNX run: big enough to amortise the call, small enough for any memory
+TILES_PER_IMAGE = GRID * GRID
+CAP_SIDE = 320       # px; larger images are area-reduced to this longer side before tiling (never upscaled)
+WHOLE_SIDE = 160     # px; the whole image is resized to WHOLE_SIDE x WHOLE_SIDE for the whole-image branch
+BATCH_IMAGES = 32    # images per ONNX run: big enough to amortise the call, small enough for any memory
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -39,32 +41,33 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected an HxW, HxWx1, HxWx3 or HxWx4 image, got shape {image.shape}")
     if image.shape[2] == 1:
         image = np.repeat(image, 3, axis=2)
-    return image[:, :, :3]
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+def capped(rgb: np.ndarray) -> np.ndarray:
+    """The image with its longer side at most CAP_SIDE px (area-averaged; smaller images unchanged)."""
+    h, w = rgb.shape[:2]
+    scale = CAP_SIDE / max(h, w)
+    if scale >= 1:
+        return rgb
+    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def whole_view(rgb: np.ndarray) -> np.ndarray:
+    """The whole image resized to WHOLE_SIDE x WHOLE_SIDE (area when shrinking, bilinear when enlarging):
+    uint8 [WHOLE_SIDE, WHOLE_SIDE, 3]."""
+    h, w = rgb.shape[:2]
+    shrink = max(h, w) >= WHOLE_SIDE
+    return cv2.resize(rgb, (WHOLE_SIDE, WHOLE_SIDE), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def _grid_starts(length: int) -> np.ndarray:
     return np.linspace(0, length - TILE, GRID).round().astype(int)
 
 
-def overview(rgb: np.ndarray) -> np.ndarray:
-    """The whole image with its longer side at OVERVIEW_SIDE px (area-averaged; smaller images unchanged)."""
-    h, w = rgb.shape[:2]
-    scale = OVERVIEW_SIDE / max(h, w)
-    if scale >= 1:
-        return rgb
-    return cv2.resize(np.ascontiguousarray(rgb), (max(1, round(w * scale)), max(1, round(h * scale))),
-                      interpolation=cv2.INTER_AREA)
-
-
-def image_tiles(image: np.ndarray) -> np.ndarray:
-    """uint8 [TILES_PER_IMAGE, TILE, TILE, 3]: GRID x GRID tiles at native resolution, then GRID x GRID tiles of
-    the overview. Images smaller than a tile (below the 64 px we promise to score) are mirror-padded."""
-    rgb = as_rgb(image)
-    return np.concatenate([grid_tiles(rgb), grid_tiles(overview(rgb))])
-
-
 def grid_tiles(rgb: np.ndarray) -> np.ndarray:
-    """GRID x GRID tiles of TILE x TILE px, corner to corner: uint8 [TILES_PER_SCALE, TILE, TILE, 3]."""
+    """GRID x GRID tiles of TILE x TILE px, corner to corner: uint8 [TILES_PER_IMAGE, TILE, TILE, 3]. Images
+    smaller than a tile (below the 64 px we promise to score) are mirror-padded."""
     h, w = rgb.shape[:2]
     if h < TILE or w < TILE:
         rgb = np.pad(rgb, ((0, max(TILE - h, 0)), (0, max(TILE - w, 0)), (0, 0)), mode="symmetric")
@@ -72,12 +75,27 @@ def grid_tiles(rgb: np.ndarray) -> np.ndarray:
     return np.stack([rgb[y:y + TILE, x:x + TILE] for y in _grid_starts(h) for x in _grid_starts(w)]).astype(np.uint8)
 
 
+def image_features(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(tiles uint8 [TILES_PER_IMAGE, TILE, TILE, 3] of the capped image at native resolution,
+    whole uint8 [WHOLE_SIDE, WHOLE_SIDE, 3]): the model's two inputs for one image."""
+    rgb = capped(as_rgb(image))
+    return grid_tiles(rgb), whole_view(rgb)
+
+
+def batch_features(images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """The ONNX model's inputs for a batch: {"tiles": float32 [N, T, TILE, TILE, 3], "whole": float32
+    [N, WHOLE_SIDE, WHOLE_SIDE, 3]}, values 0..255."""
+    feats = [image_features(im) for im in images]
+    return {"tiles": np.stack([t for t, _ in feats]).astype(np.float32),
+            "whole": np.stack([w for _, w in feats]).astype(np.float32)}
+
+
 class SpectralDetector:
-    """Scores RGB images (any size from 64 px, JPEG-recompressed or not) for StyleGAN upsampling traces."""
+    """Scores RGB images (any size from 64 px, JPEG-recompressed or not) for StyleGAN generator traces."""
 
     def __init__(self, runtime):
         self.runtime = runtime
-        self.input_name = runtime.input_names(MODEL_FILE)[0]
+        self.input_names = runtime.input_names(MODEL_FILE)
 
     def thresholds(self) -> dict[str, float]:
         """Operating points stored in the model (score thresholds fixed on the calibration fold), e.g.
@@ -89,7 +107,7 @@ class SpectralDetector:
         """float32 [N] in [0, 1]: calibrated probability of a StyleGAN-family face (see weights/spectral.md)."""
         out = []
         for i in range(0, len(images), BATCH_IMAGES):
-            tiles = np.stack([image_tiles(im) for im in images[i:i + BATCH_IMAGES]]).astype(np.float32)
-            (scores,) = self.runtime.run(MODEL_FILE, {self.input_name: tiles})
+            inputs = batch_features(images[i:i + BATCH_IMAGES])
+            (scores,) = self.runtime.run(MODEL_FILE, {k: inputs[k] for k in self.input_names})
             out.append(np.asarray(scores, dtype=np.float32).reshape(-1))
         return np.concatenate(out) if out else np.zeros(0, np.float32)

@@ -1,6 +1,7 @@
 """Tests for the spectral StyleGAN detector (facecheck/spectrum.py, weights/spectral.onnx)."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -8,8 +9,8 @@ from PIL import Image
 from facecheck.dataset import data_root, read_manifest, split_of
 from facecheck.degrade import downscale, jpeg
 from facecheck.runtime import Runtime, weights_path
-from facecheck.spectrum import (MODEL_FILE, OVERVIEW_SIDE, TILE, TILES_PER_IMAGE, TILES_PER_SCALE, SpectralDetector,
-                                image_tiles, overview)
+from facecheck.spectrum import (CAP_SIDE, MODEL_FILE, TILE, TILES_PER_IMAGE, WHOLE_SIDE, SpectralDetector,
+                                batch_features, capped, image_features)
 
 RNG = np.random.default_rng(7)
 
@@ -38,38 +39,51 @@ def held_out():
 
 
 @pytest.mark.parametrize("shape", [(64, 64), (2048, 1536), (100, 700), (700, 100), (10, 10), (1, 200)])
-def test_tiles_have_one_layout_for_any_size(shape):
-    tiles = image_tiles(_random_image(*shape))
+def test_features_have_one_layout_for_any_size(shape):
+    tiles, whole = image_features(_random_image(*shape))
     assert tiles.shape == (TILES_PER_IMAGE, TILE, TILE, 3) and tiles.dtype == np.uint8
+    assert whole.shape == (WHOLE_SIDE, WHOLE_SIDE, 3) and whole.dtype == np.uint8
 
 
-def test_tiles_are_native_crops_then_overview_crops_corner_to_corner():
+def test_tiles_are_native_crops_corner_to_corner():
     img = _random_image(300, 200)
-    tiles, small = image_tiles(img), overview(img)
-    assert max(small.shape[:2]) == OVERVIEW_SIDE
+    tiles, whole = image_features(img)
     np.testing.assert_array_equal(tiles[0], img[:TILE, :TILE])
-    np.testing.assert_array_equal(tiles[TILES_PER_SCALE - 1], img[-TILE:, -TILE:])
-    np.testing.assert_array_equal(tiles[TILES_PER_SCALE], small[:TILE, :TILE])
-    np.testing.assert_array_equal(tiles[-1], small[-TILE:, -TILE:])
+    np.testing.assert_array_equal(tiles[TILES_PER_IMAGE - 1], img[-TILE:, -TILE:])
+    np.testing.assert_array_equal(whole, cv2.resize(img, (WHOLE_SIDE, WHOLE_SIDE), interpolation=cv2.INTER_AREA))
 
 
-def test_small_images_are_never_upscaled_for_the_overview():
-    img = _random_image(120, 90)
-    tiles = image_tiles(img)
-    np.testing.assert_array_equal(tiles[:TILES_PER_SCALE], tiles[TILES_PER_SCALE:])
+def test_large_images_are_area_reduced_to_the_cap_before_tiling():
+    img = _random_image(2 * CAP_SIDE, CAP_SIDE)
+    small = capped(img)
+    assert small.shape[:2] == (CAP_SIDE, CAP_SIDE // 2)
+    # a 2x area reduction is the mean of 2x2 blocks
+    np.testing.assert_allclose(small.astype(float), img.reshape(CAP_SIDE, 2, CAP_SIDE // 2, 2, 3).mean((1, 3)), atol=1)
+    tiles, _ = image_features(img)
+    np.testing.assert_array_equal(tiles[0], small[:TILE, :TILE])
+    assert capped(_random_image(CAP_SIDE, 90)).shape[:2] == (CAP_SIDE, 90)   # never enlarged
+
+
+def test_small_images_are_enlarged_for_the_whole_view_only():
+    img = _random_image(100, 80)
+    tiles, whole = image_features(img)
+    np.testing.assert_array_equal(tiles[0], img[:TILE, :TILE])
+    np.testing.assert_array_equal(whole, cv2.resize(img, (WHOLE_SIDE, WHOLE_SIDE), interpolation=cv2.INTER_LINEAR))
 
 
 @pytest.mark.parametrize("grey", [lambda g: g, lambda g: g[:, :, None]])
-def test_grey_images_tile_like_grey_rgb(grey):
+def test_grey_images_give_the_features_of_grey_rgb(grey):
     g = RNG.integers(0, 256, (120, 90), dtype=np.uint8)
-    np.testing.assert_array_equal(image_tiles(grey(g)), image_tiles(np.stack([g] * 3, axis=2)))
+    for a, b in zip(image_features(grey(g)), image_features(np.stack([g] * 3, axis=2))):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_alpha_is_dropped_and_bad_shapes_refused():
     rgba = RNG.integers(0, 256, (80, 80, 4), dtype=np.uint8)
-    np.testing.assert_array_equal(image_tiles(rgba), image_tiles(rgba[:, :, :3]))
+    for a, b in zip(image_features(rgba), image_features(rgba[:, :, :3])):
+        np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError):
-        image_tiles(np.zeros((10, 10, 2), np.uint8))
+        image_features(np.zeros((10, 10, 2), np.uint8))
 
 
 def test_scores_are_probabilities_for_any_size(detector):
@@ -90,11 +104,13 @@ def test_scores_are_deterministic_and_batch_independent(detector):
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
-def test_score_is_the_onnx_model_on_the_shared_tiles(detector):
-    """score() must be exactly the exported graph applied to image_tiles, the function training used."""
+def test_score_is_the_onnx_model_on_the_shared_features(detector):
+    """score() must be exactly the exported graph applied to image_features, the function training used."""
     images = [_random_image(256, 256), _random_image(150, 120)]
-    tiles = np.stack([image_tiles(im) for im in images]).astype(np.float32)
-    (direct,) = detector.runtime.run(MODEL_FILE, {"tiles": tiles})
+    feats = [image_features(im) for im in images]
+    inputs = {"tiles": np.stack([t for t, _ in feats]).astype(np.float32),
+              "whole": np.stack([w for _, w in feats]).astype(np.float32)}
+    (direct,) = detector.runtime.run(MODEL_FILE, inputs)
     np.testing.assert_allclose(detector.score(images), direct.reshape(-1), atol=1e-6)
 
 
@@ -108,17 +124,15 @@ def test_onnx_matches_the_torch_model_it_was_exported_from(detector):
     """When the training checkpoint is around (after training/train_spectral.py), ONNX and torch must agree."""
     torch = pytest.importorskip("torch", reason="torch is a training-only dependency")
     from training.spectral_data import CACHE_DIR
-    from training.spectral_model import SpectralNet
+    from training.spectral_model import load_model
     checkpoint = CACHE_DIR / "spectral_model.pt"
     if not checkpoint.is_file():
         pytest.skip(f"no training checkpoint at {checkpoint}")
-    model = SpectralNet()
-    model.load_state_dict(torch.load(checkpoint))
-    model.eval()
+    model = load_model(checkpoint)
     images = [_random_image(300, 300), _random_image(90, 140)]
-    tiles = np.stack([image_tiles(im) for im in images]).astype(np.float32)
+    inputs = batch_features(images)
     with torch.no_grad():
-        expected = model(torch.from_numpy(tiles)).numpy()
+        expected = model(torch.from_numpy(inputs["tiles"]), torch.from_numpy(inputs["whole"])).numpy()
     np.testing.assert_allclose(detector.score(images), expected, atol=1e-4)
 
 

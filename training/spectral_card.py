@@ -1,9 +1,12 @@
-"""Write weights/spectral.md, the spectral detector's model card, from the training run's results."""
+"""Write weights/spectral.md, the spectral detector's model card, from the calibration/evaluation run's results."""
 from __future__ import annotations
 
 from facecheck.runtime import weights_path
-from facecheck.spectrum import GRID, OVERVIEW_SIDE, TILE, TILES_PER_IMAGE
+from facecheck.spectrum import CAP_SIDE, GRID, TILE, TILES_PER_IMAGE, WHOLE_SIDE
 from training.spectral_data import CALIB_FOLD, COPIES, LFW_COPIES, SMALL_SIDE_FRACTION, TEST_FOLD
+from training.spectral_model import WHOLE_CONFIGS
+from training.spectral_pack import LFW_KEEP, PACK_QUALITY, PACK_SIDE
+from training.train_spectral_gpu import AUX_WEIGHT, MAX_CROP
 
 
 def _pct(x: float) -> str:
@@ -22,78 +25,115 @@ def _goal_lines(results: dict) -> list[str]:
     c = results.get("conditions", {}).get("conditions", {})
     if not c:
         return ["Per-condition benchmark not run: no verdict."]
+    worst = min(r["tpr_at_fpr_0.1pct"] for r in c.values())
     best = max(r["tpr_at_fpr_0.1pct"] for r in c.values())
     crop = c["crop90_256px_q85"]
-    met = best >= 0.99 and crop["tpr_at_fpr_0.1pct"] >= 0.95
-    return [f"Goal: >= 99% of StyleGAN faces flagged at <= 0.1% FPR, >= 95% on crops. {'MET' if met else 'NOT MET'}: "
-            f"at the fixed 0.1%-FPR threshold the best condition flags {_pct(best)} and the 90% crop "
-            f"{_pct(crop['tpr_at_fpr_0.1pct'])} (AUC {c['as_stored']['auc']:.3f} as stored, {crop['auc']:.3f} on the "
-            "crop). The score ranks StyleGAN above real photos well on average but its tails overlap: use it as one "
-            "signal among facecheck's others, not alone at low FPR."]
+    met = worst >= 0.99 and crop["tpr_at_fpr_0.1pct"] >= 0.95
+    return [f"Goal: >= 99% of StyleGAN faces flagged at <= 0.1% FPR, >= 95% on crops. {'MET' if met else 'NOT MET'} "
+            f"on the test fold: at the fixed 0.1%-FPR threshold the named conditions flag {_pct(worst)} to "
+            f"{_pct(best)} of StyleGAN faces and the 90% crop {_pct(crop['tpr_at_fpr_0.1pct'])} (AUC "
+            f"{c['as_stored']['auc']:.4f} as stored, {crop['auc']:.4f} on the crop); on randomly degraded copies "
+            f"{_pct(results['test_random_platform']['tpr_at_fpr_0.1pct'])}. "
+            + ("" if met else "Use it as one signal among facecheck's others, not alone at 0.1% FPR.")]
+
+
+def _dev_lines(dev: dict) -> list[str]:
+    if not dev:
+        return []
+    rows = ["### Development choices (calibration fold, degraded copies, ROC on each candidate's summed logit)",
+            dev.get("note", ""), "",
+            "| candidate | AUC | TPR@1% FPR | TPR@0.1% FPR | tiles-branch AUC | whole-branch AUC |", "|---|---|---|---|---|---|"]
+    for name, r in dev["candidates"].items():
+        rows.append(f"| {name} | {r['sum']['auc']:.4f} | {_pct(r['sum']['roc_tpr_at_1pct_fpr'])} | "
+                    f"{_pct(r['sum']['roc_tpr_at_0.1pct_fpr'])} | "
+                    + (f"{r['tiles']['auc']:.4f} | {r['whole']['auc']:.4f} |" if "tiles" in r else "- | - |"))
+    return rows + [""]
 
 
 def write_card(results: dict, date: str = "2026-11-22") -> None:
-    command, epochs = results["command"], results["epochs"]
-    t = results["thresholds"]
-    s = results["test_random_platform"]
+    t, s, tr = results["thresholds"], results["test_random_platform"], results["training"]
+    whole_cfg = WHOLE_CONFIGS[results["config"]["whole"]]
     lines = [
-        "# spectral.onnx: StyleGAN upsampling-trace detector (`spectral_score`)",
+        "# spectral.onnx: StyleGAN generator-trace detector (`spectral_score`)",
         "",
-        f"Trained {date}. Rebuild: `{command}` (from the repo root, with ../shared/data present and torch "
-        "2.13.0 CPU installed in .venv; CPU only, about 15-30 min on 2 cores).",
+        f"Trained {date} on one NVIDIA H100 (rented GPU machine, 16 CPU cores for the data loader), calibrated and "
+        "evaluated on this repository's CPU machine. Rebuild, from the repo root with ../shared/data present:",
+        "",
+        "1. `PYTHONPATH=. .venv/bin/python training/spectral_pack.py` (the training pack, `spectral_pack/pack.npz`, "
+        "git-ignored: it holds copies of the licensed images)",
+        f"2. on a CUDA machine with torch (2.11 was used), the pack carried along: `{results['gpu_command']}`",
+        f"3. `{results['command']}` (torch 2.13 CPU in .venv; about 15 min on 2 cores, most of it the benchmark)",
         "",
         "## Status against the goal of issue 4",
         *_goal_lines(results),
         "",
         "## What it does",
-        f"Input: `facecheck.spectrum.image_tiles(image)`: {GRID}x{GRID} tiles of {TILE}x{TILE} px cut at native "
-        f"resolution on an even grid (never resized), then {GRID}x{GRID} tiles of an overview of the whole image "
-        f"at {OVERVIEW_SIDE} px (area-averaged, never upscaled); float32 [N, {TILES_PER_IMAGE}, {TILE}, {TILE}, 3], "
-        "values 0..255. One small CNN per tile set (input: the tile and its high-pass residual, tile minus 3x3 local "
-        "mean; 5 conv layers, mean+max pooling) gives a logit per tile; tile logits are averaged per set and the two "
-        "set means added; Platt scaling maps that to the output `score` [N], a probability that the image is a "
-        "StyleGAN-family face.",
+        f"Input: `facecheck.spectrum.image_features(image)`: the image, area-reduced to a longer side of at most "
+        f"{CAP_SIDE} px if larger, gives {GRID}x{GRID} tiles of {TILE}x{TILE} px cut at that (native) resolution on "
+        f"an even grid, and a whole-image view resized to {WHOLE_SIDE}x{WHOLE_SIDE} (area when shrinking, bilinear "
+        f"when enlarging); ONNX inputs `tiles` float32 [N, {TILES_PER_IMAGE}, {TILE}, {TILE}, 3] and `whole` float32 "
+        f"[N, {WHOLE_SIDE}, {WHOLE_SIDE}, 3], values 0..255. Two CNNs, both fed the image and its high-pass residual "
+        "(minus the 3x3 local mean): a 5-layer tile CNN (mean+max pooling) whose tile logits are averaged, and a "
+        f"residual CNN on the whole view (full-resolution stem, then stages of widths {whole_cfg['widths'][1:]} with "
+        f"{whole_cfg['blocks']} basic blocks, each halving the resolution; mean+max pooling). The two logits are "
+        "added; Platt scaling inside the graph maps the sum to the output `score` [N], a probability that the "
+        "image is a StyleGAN-family face.",
         "",
-        "Why two sets: the native tiles carry the upsampling traces the issue is about, but in this data the "
-        "StyleGAN faces were already downscaled 2-4x (1024 -> 512 or 256 px), and a native-tiles-only model of the "
-        "same design reached calibration-fold AUC 0.91 on stored images, 0.94 at 150 px, while an MLP on log power "
-        "spectra of Hann-windowed tile FFTs reached 0.85 and SPAM co-occurrence features with logistic regression "
-        "0.77 (all calibration fold, random platform degradation); the overview set lets a large image be judged at "
-        "the scale that worked best.",
+        "Why both: the native tiles are where upsampling traces live, but the StyleGAN faces of this data were "
+        "already downscaled 2-4x (1024 -> 512 or 256 px) and the previous tiles-only models stalled at AUC 0.91-0.96; "
+        "the whole view sees how the generator renders the face as a whole. Per branch on the test fold's degraded "
+        "copies (each branch's own logit, ROC): "
+        + "; ".join(f"{b}: AUC {r['auc']:.4f}, TPR {_pct(r['roc_tpr_at_1pct_fpr'])} at 1% FPR, "
+                    f"{_pct(r['roc_tpr_at_0.1pct_fpr'])} at 0.1%" for b, r in results["test_branches"].items()) + ".",
         "",
-        "Calibration: Platt scaling (logistic regression on the mean logit) fitted on the calibration fold with the "
-        "classes weighted equally, so 0.5 means even odds at a 50/50 prior; for another prior p of StyleGAN faces, "
-        "multiply the odds by p/(1-p). Calibrated on randomly degraded copies, so scores on pristine images are less "
-        "well calibrated.",
+        "Calibration: Platt scaling (logistic regression on the summed logit) fitted on the calibration fold's "
+        "degraded copies with the classes weighted equally, so 0.5 means even odds at a 50/50 prior; for another "
+        "prior p of StyleGAN faces, multiply the odds by p/(1-p).",
         "",
         "Operating thresholds (stored in the ONNX metadata, `SpectralDetector.thresholds()`), fixed on the real "
-        f"photos of the calibration fold: 1% FPR -> score > {t['fpr_1pct']:.4f}; 0.1% FPR -> score > "
-        f"{t['fpr_0.1pct']:.4f}.",
+        f"photos of the calibration fold: 1% FPR -> score > {t['fpr_1pct']:.6f}; 0.1% FPR -> score > "
+        f"{t['fpr_0.1pct']:.6f}. The scores of this model are sharp: most images sit near 0 or 1.",
         "",
         "## Data",
         "../shared/data (see its README). Positives: `stylegan` (StyleGAN2 TPDNE scrapes, StyleGAN2-ADA, StyleGAN3-R). "
         "Negatives: `real_ffhq` (aligned FFHQ photos, the hard negatives) and `real_natural` (LFW, Pixabay, HELEN). "
-        "`other_gen` (Stable Diffusion 2.1) is EXCLUDED from training and calibration: it is not a StyleGAN and has "
-        "no StyleGAN upsampling traces, and labelling it either way would teach the model SD's own processing "
-        "(768 px PIL q75 saves); it is scored and reported apart.",
+        "`other_gen` (Stable Diffusion 2.1) is EXCLUDED from training and calibration: it is not a StyleGAN, and "
+        "labelling it either way would teach the model SD's own processing (768 px PIL q75 saves); it is scored "
+        "and reported apart.",
         f"Folds by `facecheck.dataset.split_of`: fold {TEST_FOLD} test (reported, never tuned on), fold {CALIB_FOLD} "
-        "calibration (Platt scaling, thresholds, choices made during development), folds 2-4 training.",
+        "calibration (Platt scaling, thresholds, the EMA-or-raw choice), folds 2-4 training.",
         "",
-        "## Augmentation (every class alike)",
-        f"Each image gives {COPIES['stylegan']} (stylegan), {COPIES['real_ffhq']} (real_ffhq, Pixabay, HELEN) or "
-        f"{LFW_COPIES} (LFW) copies through `facecheck.degrade.random_platform` (random crop up to 8%, mirror, "
-        "downscale, blur or sharpen, JPEG q50-98). Sizes are matched between classes: "
-        f"{_pct(SMALL_SIDE_FRACTION)} of copies go to a longer side of 96-160 px (where LFW's 150 px thumbnails are), "
-        "the rest to 96-512 px. Training also mirrors tiles at random and samples 2 of the 9 tiles of each set per step. "
-        "Loss weights: each label weighs the same in total, a source of n copies weighs sqrt(n) within its label.",
-        f"Training: AdamW, one-cycle learning rate, {epochs} epochs, batch 64 images.",
+        "## Training (every class alike)",
+        f"Training pack (`training/spectral_pack.py`): folds 2-4 only, every image once, area-reduced to at most "
+        f"{PACK_SIDE} px (the scorer's own cap) and stored as JPEG q{PACK_QUALITY} 4:4:4, whatever its class; LFW "
+        f"thumbnails subsampled 1 in {LFW_KEEP} to fit the 64 MiB transfer limit (the other real sources weigh as "
+        "much anyway).",
+        "On the GPU machine (`training/train_spectral_gpu.py`), 15 loader processes degrade every drawn image afresh "
+        f"with `facecheck.degrade.random_platform` (random crop up to {_pct(MAX_CROP)} with probability 1/2, mirror, "
+        f"downscale to a longer side of 96-160 px for {_pct(SMALL_SIDE_FRACTION)} of draws (where LFW's thumbnails "
+        "are) and 96-512 px otherwise, never enlarged, blur or sharpen, JPEG q50-98 for 90%), then compute the "
+        "scorer's features. Images are drawn with balanced weights: each label weighs the same in total, a source of "
+        "n images weighs sqrt(n) within its label.",
+        f"Optimisation: AdamW (lr {tr['lr']}, weight decay {tr['wd']}), batch {tr['batch']}, whole-image head dropout "
+        f"{results['config'].get('drop', 0.2)}, "
+        + (f"mixup of image pairs (Beta({results['options']['mixup']}, {results['options']['mixup']}) weights on tiles "
+           "and whole view alike, soft labels), " if results.get("options", {}).get("mixup") else "")
+        + f"bf16 autocast, warm-up "
+        f"then cosine decay over a fixed {tr['seconds']} s wall-time budget ({tr['steps']} steps, "
+        f"{tr['images_seen']} degraded images, about {tr['images_seen'] // 2246} draws per pack image); loss: BCE on "
+        f"the summed logit + {AUX_WEIGHT} x each branch's own BCE; EMA of the weights (decay 0.999). Shipped: "
+        f"`{results['checkpoint']}` (ema = the weight average at the end, half = at half time, raw = the last "
+        "weights), chosen on the calibration fold. The leave-one-source-out models trained with the same recipe in "
+        "the same run, on the same image stream (importance-weighted, the held-out source at weight 0).",
         "",
+        *_dev_lines(results.get("dev_choices", {})),
         "## Results on the test fold",
-        f"Randomly degraded copies (the training augmentation), {s['n_stylegan']} StyleGAN / {s['n_real']} real: "
-        f"AUC {s['auc']:.4f}; ROC TPR at 1% FPR {_pct(s['roc_tpr_at_1pct_fpr'])}, at 0.1% FPR "
-        f"{_pct(s['roc_tpr_at_0.1pct_fpr'])}. At the fixed thresholds: TPR {_pct(s['tpr_at_fpr_1pct'])} with FPR "
+        f"Randomly degraded copies (seeded per file; crop up to 8%, the rest as in training), {s['n_stylegan']} "
+        f"StyleGAN / {s['n_real']} real: AUC {s['auc']:.4f}; ROC TPR at 1% FPR {_pct(s['roc_tpr_at_1pct_fpr'])}, at 0.1% "
+        f"FPR {_pct(s['roc_tpr_at_0.1pct_fpr'])}. At the fixed thresholds: TPR {_pct(s['tpr_at_fpr_1pct'])} with FPR "
         f"{_pct(s['fpr_at_fpr_1pct'])} (1% threshold); TPR {_pct(s['tpr_at_fpr_0.1pct'])} with FPR "
-        f"{_pct(s['fpr_at_fpr_0.1pct'])} (0.1% threshold).",
+        f"{_pct(s['fpr_at_fpr_0.1pct'])} (0.1% threshold). Stable Diffusion 2.1 copies flagged: "
+        f"{_pct(s['other_gen_flagged_at_fpr_1pct'])} / {_pct(s['other_gen_flagged_at_fpr_0.1pct'])}.",
         "",
         *_source_table(results["test_by_source"]),
         "",
@@ -102,8 +142,9 @@ def write_card(results: dict, date: str = "2026-11-22") -> None:
         c = results["conditions"]
         lines += [
             "### Per named condition (`benchmarks/bench_spectral.py`, test fold images, through ONNX Runtime)",
-            "ROC columns read the threshold off the same real photos (curve property); fixed columns use the stored "
-            "thresholds (operating point). SD 2.1 = share of Stable Diffusion 2.1 images flagged.",
+            f"{c['n_images']} test-fold images (each condition applied to every one). ROC columns read the threshold "
+            "off the same real photos (curve property); fixed columns use the stored thresholds (operating point). "
+            "SD 2.1 = share of Stable Diffusion 2.1 images flagged.",
             "",
             "| condition | AUC | ROC TPR@1% | ROC TPR@0.1% | TPR / FPR at 1% thr | TPR / FPR at 0.1% thr | SD 2.1 flagged (1% / 0.1% thr) |",
             "|---|---|---|---|---|---|---|",
@@ -113,24 +154,31 @@ def write_card(results: dict, date: str = "2026-11-22") -> None:
                          f"| {_pct(r['tpr_at_fpr_1pct'])} / {_pct(r['fpr_at_fpr_1pct'])} "
                          f"| {_pct(r['tpr_at_fpr_0.1pct'])} / {_pct(r['fpr_at_fpr_0.1pct'])} "
                          f"| {_pct(r['other_gen_flagged_at_fpr_1pct'])} / {_pct(r['other_gen_flagged_at_fpr_0.1pct'])} |")
-        lines += ["", f"Speed (score(): tiling + model, batched 64, CPU, this machine's 2 cores): {c['ms_per_image']} ms per image.", ""]
+        lines += ["", "StyleGAN TPR per source at the 0.1% threshold, per condition:", ""]
+        gan_sources = sorted(k for k, v in next(iter(c["conditions"].values()))["by_source"].items() if v["label"] == "stylegan")
+        lines += ["| condition | " + " | ".join(gan_sources) + " |", "|---|" + "---|" * len(gan_sources)]
+        for name, r in c["conditions"].items():
+            lines.append(f"| {name} | " + " | ".join(f"{_pct(r['by_source'][g]['fpr_0.1pct'])} (n={r['by_source'][g]['n']})"
+                                                     for g in gan_sources) + " |")
+        lines += ["", f"Speed (`score()`: features + model, batched, ONNX Runtime CPU, this machine's 2 cores, shared "
+                  f"with other work): {c['ms_per_image']} ms per image.", ""]
     if results.get("loso"):
         lines += ["## Leave one source out",
-                  f"Trained ({results['loso_epochs']} epochs, by `PYTHONPATH=. .venv/bin/python benchmarks/bench_spectral.py --loso ...`) "
-                  "without any image of the source, calibrated on the rest; the source's degraded copies "
-                  "(all folds) scored at the fixed thresholds; AUC against the test fold's opposite class.", "",
+                  "Trained in the same GPU run without any image of the source (importance weight 0), calibrated on "
+                  "the calibration fold of the other sources; the held-out source's degraded copies (all folds) "
+                  "scored at that model's fixed thresholds; AUC against the test fold's opposite class.", "",
                   "| held-out source | label | n | AUC | flagged at 1% thr | flagged at 0.1% thr |", "|---|---|---|---|---|---|"]
         for r in results["loso"]:
             lines.append(f"| {r['source']} | {r['label']} | {r['n']} | {r['auc_vs_test_fold']:.4f} | "
                          f"{_pct(r['flagged_at_fpr_1pct'])} | {_pct(r['flagged_at_fpr_0.1pct'])} |")
         lines.append("")
     lines += ["## Limits",
-              "- 0.1% FPR thresholds rest on about a thousand real copies in the calibration fold: a handful of "
-              "photos decide them.",
-              "- Trained on StyleGAN2/2-ADA/3 FFHQ faces only; other GANs and diffusion models are out of scope "
-              "(see the SD 2.1 numbers).",
-              "- Per-source rates vary widely (see the table): a source can be missed entirely, and a generator "
-              "left out of training scores far lower (leave one source out), so expect less on the held-out set.",
-              "- Only one leave-one-source-out run fitted in this round (CPU time); LOSO models train for fewer "
-              "epochs than the shipped one.", ""]
+              "- 0.1% FPR thresholds rest on about two thousand real copies of about a thousand photos in the "
+              "calibration fold: a handful of photos decide them, and the test fold has about as few.",
+              "- Trained on StyleGAN2/2-ADA/3 FFHQ faces only, about 430 distinct StyleGAN images; other GANs and "
+              "diffusion models are out of scope (see the SD 2.1 numbers).",
+              "- A generator left out of training scores lower (leave one source out): expect less on the project's "
+              "held-out set of other sources and generators.",
+              f"- Images larger than {CAP_SIDE} px are reduced before scoring, so traces that exist only at full "
+              "1024 px resolution are not used; none of the training data was larger than 512 px.", ""]
     weights_path("spectral.md").write_text("\n".join(lines))

@@ -1,11 +1,11 @@
-"""The spectral detector's network, training loop, Platt calibration and ONNX export (torch: training only).
+"""The spectral detector's networks, Platt calibration and ONNX export (torch: training only).
 
-Input: `facecheck.spectrum.image_tiles` of each image, uint8 values as float32 [N, T, TILE, TILE, 3]: native tiles,
-then overview tiles. One small CNN per tile set scores every tile; its first layer also sees a high-passed tile
-(the tile minus its 3x3 local mean), so that pixel noise is not drowned by face content. Tile logits are averaged
-per set, the two set means added, and Platt scaling, fitted on the calibration fold, turns the sum into a
-probability. All of it is one graph: the exported ONNX model maps
-tiles to the final score.
+Inputs: `facecheck.spectrum.image_features` of each image as float32 0..255: tiles [N, T, TILE, TILE, 3] cut at
+native resolution and the whole image [N, S, S, 3]. A residual CNN scores every tile (its first layer also sees a
+high-passed tile, the tile minus its 3x3 local mean, so that pixel noise is not drowned by face content); the
+tile logits are averaged. A second residual CNN scores the whole image (same high-pass input). The two logits
+are added and Platt scaling, fitted on the calibration fold, turns the sum into a probability. All of it is one
+graph: the exported ONNX model maps (tiles, whole) to the final score.
 """
 from __future__ import annotations
 
@@ -14,14 +14,36 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from facecheck.spectrum import TILE, TILES_PER_IMAGE, TILES_PER_SCALE
-from training.spectral_data import TileSet
+from facecheck.spectrum import TILE, TILES_PER_IMAGE, WHOLE_SIDE
 
 TRAIN_LABELS = ("stylegan", "real_ffhq", "real_natural")   # other_gen (SD 2.1) is kept out: see the model card
 
 
 def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class Block(nn.Module):
+    """Basic residual block; a strided one halves the resolution (1x1 strided shortcut)."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(cout)
+        self.short = None if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = self.b2(self.c2(F.relu(self.b1(self.c1(x)), inplace=True)))
+        return F.relu(y + (x if self.short is None else self.short(x)), inplace=True)
+
+
+def _with_residual(x: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] in [-1, 1] -> [B, 6, H, W]: the image and its high-pass residual (minus 3x3 local mean)."""
+    residual = x - F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+    return torch.cat([x, residual * 4.0], dim=1)
 
 
 class TileNet(nn.Module):
@@ -35,39 +57,68 @@ class TileNet(nn.Module):
         self.head = nn.Linear(128, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:            # [B, 3, S, S] in [-1, 1] -> [B]
-        residual = x - F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
-        h = self.features(torch.cat([x, residual * 4.0], dim=1))
+        h = self.features(_with_residual(x))
         return self.head(torch.cat([h.mean((2, 3)), h.amax((2, 3))], dim=1)).squeeze(-1)
 
 
-class SpectralNet(nn.Module):
-    def __init__(self):
+class WholeNet(nn.Module):
+    """Residual CNN on the whole image: a full-resolution stem, then four stages, each halving the resolution."""
+
+    def __init__(self, widths=(16, 32, 64, 128, 192), blocks=(1, 1, 1, 1), drop: float = 0.2):
         super().__init__()
-        self.native_net, self.overview_net = TileNet(), TileNet()
+        layers = [_conv(6, widths[0], 1)]
+        cin = widths[0]
+        for w, n in zip(widths[1:], blocks):
+            layers.append(Block(cin, w, 2))
+            layers += [Block(w, w, 1) for _ in range(n - 1)]
+            cin = w
+        self.features = nn.Sequential(*layers)
+        self.drop = nn.Dropout(drop)
+        self.head = nn.Linear(2 * cin, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:            # [B, 3, S, S] in [-1, 1] -> [B]
+        h = self.features(_with_residual(x))
+        return self.head(self.drop(torch.cat([h.mean((2, 3)), h.amax((2, 3))], dim=1))).squeeze(-1)
+
+
+WHOLE_CONFIGS = {"base": dict(widths=(16, 32, 64, 128, 192), blocks=(1, 1, 1, 1)),
+                 "lite": dict(widths=(16, 24, 48, 96, 160), blocks=(1, 1, 1, 1))}
+
+
+class SpectralNet(nn.Module):
+    def __init__(self, whole: str = "base", tile_width: int = 24, drop: float = 0.2):
+        super().__init__()
+        self.config = {"whole": whole, "tile_width": tile_width, "drop": drop}
+        self.tile_net, self.whole_net = TileNet(tile_width), WholeNet(**WHOLE_CONFIGS[whole], drop=drop)
         # Platt scaling, fitted after training: probability = sigmoid(scale * logit + shift)
         self.register_buffer("platt", torch.tensor([1.0, 0.0]))
 
     @staticmethod
-    def _mean_tile_logit(net: TileNet, tiles: torch.Tensor) -> torch.Tensor:   # [N, k, S, S, 3] 0..255 -> [N]
+    def _prep(images: torch.Tensor) -> torch.Tensor:            # [B, S, S, 3] 0..255 -> [B, 3, S, S] in [-1, 1]
+        return images.permute(0, 3, 1, 2) * (2.0 / 255.0) - 1.0
+
+    def branch_logits(self, tiles: torch.Tensor, whole: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tiles [N, k, S, S, 3] (any k), whole [N, W, W, 3] -> (mean tile logit [N], whole-image logit [N])."""
         n, k = tiles.shape[0], tiles.shape[1]
-        x = tiles.reshape(n * k, TILE, TILE, 3).permute(0, 3, 1, 2) * (2.0 / 255.0) - 1.0
-        return net(x).reshape(n, k).mean(1)
+        t = self.tile_net(self._prep(tiles.reshape(n * k, TILE, TILE, 3))).reshape(n, k).mean(1)
+        return t, self.whole_net(self._prep(whole))
 
-    def logit(self, tiles: torch.Tensor, split: int = TILES_PER_SCALE) -> torch.Tensor:
-        """tiles [N, T, S, S, 3]: the first `split` native, the rest overview (training passes subsets)."""
-        return (self._mean_tile_logit(self.native_net, tiles[:, :split])
-                + self._mean_tile_logit(self.overview_net, tiles[:, split:]))
+    def logit(self, tiles: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
+        t, w = self.branch_logits(tiles, whole)
+        return t + w
 
-    def forward(self, tiles: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.platt[0] * self.logit(tiles) + self.platt[1])
+    def forward(self, tiles: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.platt[0] * self.logit(tiles, whole) + self.platt[1])
 
 
 def balanced_weights(label: np.ndarray, source: np.ndarray) -> np.ndarray:
-    """Each training label carries the same total weight; within a label a source of n copies weighs sqrt(n),
-    so that neither LFW's 3700 thumbnails nor one big StyleGAN scrape sets the decision alone."""
+    """Each training label carries the same total weight; within a label a source of n images weighs sqrt(n),
+    so that neither LFW's thousands of thumbnails nor one big StyleGAN scrape sets the decision alone."""
     w = np.zeros(len(label), dtype=np.float64)
     for lab in TRAIN_LABELS:
         in_label = label == lab
+        if not in_label.any():
+            continue
         sources, counts = np.unique(source[in_label], return_counts=True)
         for src, n in zip(sources, counts):
             w[in_label & (source == src)] = np.sqrt(n) / n
@@ -75,69 +126,45 @@ def balanced_weights(label: np.ndarray, source: np.ndarray) -> np.ndarray:
     return (w * len(w) / w.sum()).astype(np.float32)
 
 
-def fit(train: TileSet, *, epochs: int = 8, tiles_per_step: int = 2, batch: int = 64, seed: int = 0,
-        log=print) -> SpectralNet:
-    """Each step sees `tiles_per_step` random tiles of each set of each image (the scorer averages all of them),
-    each tile mirrored at random, and learns from the image label on the summed mean tile logits."""
-    keep = np.isin(train.label, TRAIN_LABELS)
-    tiles = np.ascontiguousarray(train.tiles[keep])
-    y = torch.from_numpy(train.is_gan[keep])
-    w = torch.from_numpy(balanced_weights(train.label[keep], train.source[keep]))
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = SpectralNet()
-    steps = epochs * ((len(tiles) + batch - 1) // batch)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.2)
-    for epoch in range(epochs):
-        model.train()
-        order = rng.permutation(len(tiles))
-        total = 0.0
-        for i in range(0, len(order), batch):
-            idx = order[i:i + batch]
-            pick = np.stack([np.concatenate([rng.choice(TILES_PER_SCALE, tiles_per_step, replace=False),
-                                             TILES_PER_SCALE + rng.choice(TILES_PER_SCALE, tiles_per_step, replace=False)])
-                             for _ in idx])
-            x = tiles[idx[:, None], pick]                                  # [B, 2k, S, S, 3]
-            flip = rng.random(x.shape[:2]) < 0.5
-            x[flip] = x[flip][:, :, ::-1]
-            logit = model.logit(torch.from_numpy(x.astype(np.float32)), split=tiles_per_step)
-            loss = (F.binary_cross_entropy_with_logits(logit, y[idx], reduction="none") * w[idx]).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        if log:
-            log(f"  epoch {epoch + 1}/{epochs}: weighted loss {total / len(tiles):.4f}")
-    model.eval()
-    return model
+def load_model(path) -> SpectralNet:
+    """A SpectralNet from a checkpoint written by training/train_spectral_gpu.py ({"config", "state_dict"})."""
+    ckpt = torch.load(path, map_location="cpu")
+    model = SpectralNet(**ckpt["config"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
 
 
 @torch.no_grad()
-def logits_of(model: SpectralNet, tiles: np.ndarray, batch: int = 256) -> np.ndarray:
-    return np.concatenate([model.logit(torch.from_numpy(np.asarray(tiles[i:i + batch], dtype=np.float32))).numpy()
+def logits_of(model: SpectralNet, tiles: np.ndarray, whole: np.ndarray, batch: int = 128) -> np.ndarray:
+    """Uncalibrated logits [N] (torch, CPU) of feature arrays as made by facecheck.spectrum.batch_features."""
+    model.eval()
+    return np.concatenate([model.logit(torch.from_numpy(np.asarray(tiles[i:i + batch], np.float32)),
+                                       torch.from_numpy(np.asarray(whole[i:i + batch], np.float32))).numpy()
                            for i in range(0, len(tiles), batch)])
 
 
-def calibrate(model: SpectralNet, calib_logits: np.ndarray, calib_is_gan: np.ndarray) -> None:
+def fit_platt(calib_logits: np.ndarray, calib_is_gan: np.ndarray) -> tuple[float, float]:
     """Platt scaling on the calibration fold, classes balanced (0.5 = even odds at equal priors)."""
     from sklearn.linear_model import LogisticRegression
-    lr = LogisticRegression(C=100.0, class_weight="balanced").fit(calib_logits[:, None], calib_is_gan)
-    model.platt.copy_(torch.tensor([float(lr.coef_[0, 0]), float(lr.intercept_[0])]))
+    lr = LogisticRegression(C=100.0, class_weight="balanced").fit(np.asarray(calib_logits)[:, None], calib_is_gan)
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
-def platt_score(model: SpectralNet, logits: np.ndarray) -> np.ndarray:
-    a, b = model.platt.tolist()
-    return 1.0 / (1.0 + np.exp(-(a * logits + b)))
+def platt_score(platt: tuple[float, float], logits: np.ndarray) -> np.ndarray:
+    a, b = platt
+    return 1.0 / (1.0 + np.exp(-(a * np.asarray(logits, np.float64) + b)))
 
 
-def export_onnx(model: SpectralNet, path, metadata: dict[str, str]) -> None:
+def export_onnx(model: SpectralNet, path, metadata: dict[str, str], platt: tuple[float, float] | None = None) -> None:
+    """Export (tiles, whole) -> score; `platt` (scale, shift) is written into the graph first when given."""
     import onnx
-    model.eval()
-    dummy = torch.zeros(2, TILES_PER_IMAGE, TILE, TILE, 3)
-    torch.onnx.export(model, (dummy,), str(path), input_names=["tiles"], output_names=["score"],
-                      dynamic_axes={"tiles": {0: "n"}, "score": {0: "n"}}, opset_version=17, dynamo=False)
+    model = model.cpu().float().eval()
+    if platt is not None:
+        model.platt.copy_(torch.tensor(platt))
+    dummy = (torch.zeros(2, TILES_PER_IMAGE, TILE, TILE, 3), torch.zeros(2, WHOLE_SIDE, WHOLE_SIDE, 3))
+    torch.onnx.export(model, dummy, str(path), input_names=["tiles", "whole"], output_names=["score"],
+                      dynamic_axes={"tiles": {0: "n"}, "whole": {0: "n"}, "score": {0: "n"}}, opset_version=17,
+                      dynamo=False)
     proto = onnx.load(str(path))
     for k, v in metadata.items():
         entry = proto.metadata_props.add()
