@@ -294,11 +294,12 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
                     pass
             yield source, rel, settings
 
+    stream = _prepared_stream(todo(), settings)
     try:
         analyzer = Analyzer(settings)
         if progress:
             progress(0, total)
-        for batch in _batches(_prepared_stream(todo(), settings), settings.batch_size):
+        for batch in _batches(stream, settings.batch_size):
             analyzer.analyze(batch)
             state.save((p.result, p.size, p.mtime_ns,
                         p.signature.dct256.packed() if p.signature else None,
@@ -313,6 +314,7 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
         state.drop_missing()
         finish(state, out_dir, settings, summary)
     finally:
+        stream.close()   # on an error too: stops the decoding pool, which would otherwise hang the exit
         state.close()
     summary.seconds = time.time() - started
     write_report(out_dir, read_results(out_dir), folder=folder, settings=settings_record(settings, analyzer),

@@ -41,3 +41,18 @@ def test_scan_reads_sources_from_a_generator(tmp_path):
     rows = list(engine.read_results(tmp_path / "out"))
     assert [r.path for r in rows] == ["account_a.png", "not_an_image.jpg", "rocket.jpg"]
     assert rows[1].verdict == "error" and rows[1].gan_score is None
+
+
+def test_a_model_failure_ends_the_scan_with_its_error(tmp_path, monkeypatch):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(12):
+        (folder / f"{i}.png").write_bytes((SAMPLES / "account_a.png").read_bytes())
+
+    def fail(self, batch):
+        raise RuntimeError("model failed")
+
+    monkeypatch.setattr(engine.Analyzer, "analyze", fail)
+    import pytest
+    with pytest.raises(RuntimeError, match="model failed"):
+        engine.run_scan(engine.walk(folder), tmp_path / "out", engine.Settings(workers=2, batch_size=4))
