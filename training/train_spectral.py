@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import tempfile
 import time
@@ -135,7 +136,9 @@ def leave_one_source_out(checkpoint: Path, fs: FeatureSet, which: str = "ema", l
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="checkpoint from train_spectral_gpu.py, e.g. OUT/main.pt")
+    ap.add_argument("--model", help="checkpoint from train_spectral_gpu.py, e.g. OUT/main.pt")
+    ap.add_argument("--card-only", action="store_true", help="rewrite weights/spectral.md from the last run's results")
+    ap.add_argument("--speed-json", help="with --card-only: an interleaved speed comparison to add to the card")
     ap.add_argument("--weights", default="ema", choices=sorted(WEIGHTS))
     ap.add_argument("--loso", nargs="*", default=[], help="leave-one-source-out checkpoints (OUT/loso_*.pt)")
     ap.add_argument("--dev-json", help="calibration-fold comparison of the candidates, for the model card")
@@ -143,7 +146,14 @@ def main(argv=None) -> int:
     ap.add_argument("--gpu-command", default="", help="the train_spectral_gpu.py command line, for the model card")
     args = ap.parse_args(argv)
     from training.spectral_card import write_card
-    command = "PYTHONPATH=. .venv/bin/python training/train_spectral.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "PYTHONPATH=. .venv/bin/python training/train_spectral.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    if args.card_only:
+        results = json.loads(RESULTS.read_text())
+        if args.speed_json:
+            results["speed_compare"] = json.loads(Path(args.speed_json).read_text())
+            RESULTS.write_text(json.dumps(results, indent=1))
+        write_card(results)
+        return 0
 
     fs = cached_feature_set()
     calib = fs.subset((fs.fold == CALIB_FOLD) & np.isin(fs.label, TRAIN_LABELS))
