@@ -8,6 +8,7 @@ needs every hash, so it runs once all files are in, streaming over the state rat
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import json
 import multiprocessing
@@ -125,10 +126,11 @@ class Analyzer:
         if self._models is None:
             from .faces import FaceLocator
             from .geometry import EyeTemplate
-            from .runtime import Runtime
+            from .runtime import Runtime, threads_beside_workers
             from .spectrum import SpectralDetector
             from .verdict import FusionModel
-            runtime = Runtime(self.settings.device)
+            # ONNX threads take the cores the decoding processes leave (more only oversubscribes).
+            runtime = Runtime(self.settings.device, threads_beside_workers(_worker_count(self.settings)))
             self.runtime = runtime
             self._models = (FaceLocator(runtime), EyeTemplate.load(), SpectralDetector(runtime),
                             _lazy(lambda: FusionModel(runtime)))
@@ -242,12 +244,39 @@ def _batches(items: Iterable, size: int):
         yield batch
 
 
+_SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@contextlib.contextmanager
+def _single_threaded_env():
+    saved = {k: os.environ.get(k) for k in _SINGLE_THREAD_ENV}
+    os.environ.update(_SINGLE_THREAD_ENV)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _worker_init():
+    """Each decoding process uses one core: BLAS and OpenCV thread pools would oversubscribe the CPU."""
+    import cv2
+    cv2.setNumThreads(1)
+
+
+def _worker_count(settings: Settings) -> int:
+    return settings.workers if settings.workers is not None else (os.cpu_count() or 1)
+
+
 def _prepared_stream(tasks: Iterable, settings: Settings) -> Iterator[Prepared]:
     """Prepared files, decoded in worker processes. At most IN_FLIGHT_PER_WORKER x workers files are
     submitted and not yet consumed: the models in this process are slower than decoding, and an
     unbounded queue of decoded images would grow with the folder."""
     tasks = iter(tasks)
-    workers = settings.workers if settings.workers is not None else (os.cpu_count() or 1)
+    workers = _worker_count(settings)
     head = list(itertools.islice(tasks, 4))
     if workers <= 0 or len(head) < 4:
         for task in itertools.chain(head, tasks):
@@ -255,7 +284,9 @@ def _prepared_stream(tasks: Iterable, settings: Settings) -> Iterator[Prepared]:
         return
     limit = max(IN_FLIGHT_PER_WORKER * workers, 2 * settings.batch_size)
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers) as pool:
+    with _single_threaded_env():   # spawned workers read these when they load numpy's OpenBLAS
+        pool = context.Pool(workers, initializer=_worker_init)
+    with pool:
         window: collections.deque = collections.deque()
         for task in itertools.chain(head, tasks):
             window.append(pool.apply_async(_prepare_task, (task,)))
