@@ -134,7 +134,7 @@ def _luminance_thumbnail(grey: np.ndarray, side: int) -> np.ndarray:
 
 def dct256_coefficients(thumbnails: np.ndarray) -> np.ndarray:
     """[N, 64, 64] -> [N, 16, 16] DCT coefficients of orders 1..16 in each direction."""
-    return np.einsum("ij,njk,lk->nil", _DCT256_MATRIX, thumbnails, _DCT256_MATRIX, optimize=True)
+    return _DCT256_MATRIX @ thumbnails @ _DCT256_MATRIX.T   # batched matmul: ~8x faster than einsum here
 
 
 def dct256_bits(coefficients: np.ndarray, mirrored: bool = False) -> np.ndarray:
