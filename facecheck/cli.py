@@ -120,7 +120,7 @@ def check(image: Path = typer.Argument(..., help="One image file."),
     if as_json:
         sys.stdout.write(result.to_json() + "\n")
     else:
-        out.print(describe(result), highlight=False, markup=False)
+        out.print(describe(result), highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("eval")

@@ -163,7 +163,7 @@ class Analyzer:
 
     def analyze(self, batch: list[Prepared]) -> None:
         """Fill faces, eyes, scores, verdict and reasons of each Result in the batch."""
-        from .verdict import decision_reason, geometry_reason, spectral_reason
+        from .verdict import decision_reason, geometry_reason, on_template_caveat, spectral_reason
         for item in batch:
             if item.result.error is not None:
                 item.result.verdict = "error"
@@ -188,6 +188,9 @@ class Analyzer:
                 result.eye_score = round(sig.eye_score, 4)
                 result.reasons.append(geometry_reason(sig.geometry, sig.faces_found, sig.face.cut_by_border))
             result.reasons.append(spectral_reason(sig.spectral_score, fusion.spectral_flag))
+            caveat = on_template_caveat(decision, sig.geometry, fusion.thresholds)
+            if caveat:
+                result.reasons.append(caveat)
 
 
 def _lazy(make):

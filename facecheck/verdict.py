@@ -41,6 +41,7 @@ GEOMETRY_CAP = 9.0
 SPECTRAL_CLIP = 9.0    # |logit| of the spectral score, so one saturated signal cannot drown the other
 
 SQUARED_CAP = 400.0   # (deviation / spread)^2 is capped at 20 spreads, then divided by 100
+ON_TEMPLATE_Z2 = 12.0   # template_z2 up to which a face counts as "on the template" in the reasons
 FEATURE_NAMES = (["spectral_logit", "has_face", "geometry_log1p_z2"]
                  + [f"geometry_hinge_{k:g}" for k in GEOMETRY_KNOTS]
                  + ["cut_by_border", "eye_mid_dx_sq", "eye_mid_dy_sq", "scale_sq", "roll_sq", "box_w", "box_h"])
@@ -123,6 +124,17 @@ def decision_reason(decision: Decision, has_face: bool) -> str:
     return f"not flagged: gan_score {decision.gan_score:.3f} < {decision.threshold:.3f} ({point})"
 
 
+def on_template_caveat(decision: Decision, geometry: dict | None, thresholds: dict[str, float]) -> str | None:
+    """For a face on the template that was not flagged: say what that geometry means and which
+    mode would flag it, so that 'real' is not read as 'shown to be real'."""
+    if decision.verdict == "gan" or geometry is None or geometry["template_z2"] > ON_TEMPLATE_Z2:
+        return None
+    would = [m for m in MODES if m != decision.mode and decision.gan_score >= thresholds[m]]
+    return ("eyes where StyleGAN puts them: a StyleGAN face or a real photo aligned the FFHQ way (face "
+            "datasets do this); the spectrum did not decide which at this threshold, so look at it"
+            + (f" ({' and '.join(would)} mode would flag it)" if would else ""))
+
+
 def spectral_reason(spectral_score: float, flag_at: float) -> str:
     if spectral_score >= flag_at:
         return f"spectrum typical of GAN upsampling (spectral score {spectral_score:.3f})"
@@ -133,7 +145,7 @@ def spectral_reason(spectral_score: float, flag_at: float) -> str:
 
 def geometry_reason(geometry: dict, faces_found: int, cut_by_border: bool) -> str:
     distance = geometry["template_distance"] * 100
-    if geometry["template_z2"] <= 12:
+    if geometry["template_z2"] <= ON_TEMPLATE_Z2:
         lead = f"eyes at the StyleGAN template positions, {distance:.1f}% of the width away"
     else:
         lead = f"eyes {distance:.1f}% of the width from the StyleGAN template positions"

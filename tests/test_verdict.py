@@ -145,3 +145,14 @@ def test_eval_refuses_unknown_condition_and_unlabelled_folders(tmp_path):
     assert run.exit_code == 2 and "unknown condition" in run.output
     run = CliRunner().invoke(app, ["eval", str(SAMPLES)])
     assert run.exit_code == 2 and "subfolders named" in run.output
+
+
+def test_unflagged_face_on_the_template_gets_a_caveat(fusion):
+    from facecheck.verdict import Decision, on_template_caveat
+    t = fusion.thresholds
+    below_default = Decision("real", (t["sensitive"] + t["default"]) / 2, t["default"], "default")
+    caveat = on_template_caveat(below_default, geometry(3.0), t)
+    assert "FFHQ way" in caveat and "sensitive mode would flag it" in caveat
+    assert on_template_caveat(below_default, geometry(500.0), t) is None      # off the template
+    flagged = Decision("gan", 0.99, t["default"], "default")
+    assert on_template_caveat(flagged, geometry(3.0), t) is None
