@@ -30,7 +30,7 @@ from .loading import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, LoadError, load_imag
 from .result import Result
 from .scanstate import ScanState
 from .verdict import reuse_reason
-from .writers import write_results
+from .writers import PartialResults, write_results
 
 MODEL_MIN_SIDE = 1024   # JPEGs larger than twice this are decoded at reduced size
 IN_FLIGHT_PER_WORKER = 16   # decoded files waiting for the models, per worker (bounds memory)
@@ -329,6 +329,8 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
             yield source, rel, settings
 
     stream = _prepared_stream(todo(), settings)
+    partial = PartialResults(out_dir)
+    finished = False
     try:
         analyzer = Analyzer(settings)
         if progress:
@@ -339,6 +341,7 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
                         p.signature.dct256.packed() if p.signature else None,
                         p.signature.probes.tobytes() if p.signature else None,
                         p.signature.thumbnail.tobytes() if p.signature else None) for p in batch)
+            partial.add(p.result for p in batch)
             summary.scanned += len(batch)
             if progress:
                 progress(kept + summary.scanned, total)
@@ -347,8 +350,10 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
             progress(kept + summary.scanned, total)
         state.drop_missing()
         finish(state, out_dir, settings, summary)
+        finished = True
     finally:
-        stream.close()   # on an error too: stops the decoding pool, which would otherwise hang the exit
+        stream.close()   # on an error too: stops the decoding pool at once
+        partial.close(remove=finished)   # results.jsonl replaces it once the scan is complete
         state.close()
     summary.seconds = time.time() - started
     write_report(out_dir, read_results(out_dir), folder=folder, settings=settings_record(settings, analyzer),

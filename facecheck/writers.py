@@ -1,4 +1,5 @@
-"""Writers of the results files: results.jsonl (one JSON object per file) and results.csv."""
+"""Writers of the results files: results.jsonl (one JSON object per file) and results.csv, and
+results.partial.jsonl, the rows of a scan in progress as each batch completes."""
 from __future__ import annotations
 
 import csv
@@ -24,3 +25,27 @@ def write_results(results: Iterable[Result], out_dir: Path) -> int:
     os.replace(jsonl_tmp, out_dir / "results.jsonl")
     os.replace(csv_tmp, out_dir / "results.csv")
     return n
+
+
+PARTIAL_NAME = "results.partial.jsonl"
+
+
+class PartialResults:
+    """DIR/results.partial.jsonl: rows appended (and flushed) batch by batch while a scan runs, so a
+    long scan can be read before it ends. Reuse-group fields are not known yet there; the final
+    results.jsonl replaces it. After an interruption it may repeat or miss the last batch's rows (the
+    state in DIR/state.sqlite is what a rerun resumes from)."""
+
+    def __init__(self, out_dir: Path):
+        self.path = out_dir / PARTIAL_NAME
+        self.file = open(self.path, "a", encoding="utf-8")
+
+    def add(self, results: Iterable[Result]) -> None:
+        for result in results:
+            self.file.write(result.to_json() + "\n")
+        self.file.flush()
+
+    def close(self, remove: bool = False) -> None:
+        self.file.close()
+        if remove:
+            self.path.unlink(missing_ok=True)

@@ -46,6 +46,8 @@ def test_kill_9_then_rerun_continues_where_it_stopped(tmp_path):
     with sqlite3.connect(out / "state.sqlite") as db:
         kept = db.execute("SELECT COUNT(*) FROM files WHERE record IS NOT NULL").fetchone()[0]
     assert 8 <= kept < 48
+    partial = [json.loads(line) for line in (out / "results.partial.jsonl").read_text().splitlines()]
+    assert len(partial) >= kept - 4                # rows readable while the scan ran (batches of 4)
     summary = engine.run_scan(list(engine.walk(folder)), out, engine.Settings(workers=0, device="cpu"),
                               folder=folder)
     assert summary.scanned == 48 - kept          # nothing already computed is recomputed
@@ -54,3 +56,4 @@ def test_kill_9_then_rerun_continues_where_it_stopped(tmp_path):
     assert all(r["error"] is None and r["verdict"] in ("real", "gan", "no_face") for r in rows)
     assert len({r["cluster"] for r in rows}) == 1   # all are the same photo, grouped across both runs
     assert (out / "report.html").is_file()
+    assert not (out / "results.partial.jsonl").exists()
