@@ -24,10 +24,16 @@ MODE_HELP = ("Operating point: default flags <= 0.1% of real natural photos, str
              "sensitive <= 1% (see weights/fusion.md).")
 
 
-def _check_mode(mode: str) -> None:
+def _check_options(mode: str, device: str = "auto") -> None:
+    """Refuse a bad --mode or --device before any work starts."""
+    from .runtime import providers_for
     from .verdict import MODES
     if mode not in MODES:
         _fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    try:
+        providers_for(device)
+    except (ValueError, RuntimeError) as e:
+        _fail(str(e))
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -53,7 +59,7 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
         engine.check_output_dir(folder, out_dir)
     except ValueError as e:
         _fail(str(e))
-    _check_mode(mode)
+    _check_options(mode, device)
     settings = engine.Settings(device=device, workers=workers, batch_size=batch_size, max_pixels=max_pixels, index=index,
                                scan_name=scan_name, mode=mode)
     total = sum(1 for _ in engine.walk(folder))   # a first, cheap pass, so progress has an end
@@ -115,7 +121,7 @@ def check(image: Path = typer.Argument(..., help="One image file."),
     """Give a readable verdict on one IMAGE."""
     if not image.exists():
         _fail(f"no such file: {image}")
-    _check_mode(mode)
+    _check_options(mode, device)
     result = engine.score_image(image, engine.Settings(device=device, workers=0, index=index, mode=mode))
     if as_json:
         sys.stdout.write(result.to_json() + "\n")

@@ -56,9 +56,17 @@ class Runtime:
 
     def __init__(self, device: str = "auto", intra_op_threads: int | None = None):
         self.providers = providers_for(device)
+        self.requested = device
         self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
         self.intra_op_threads = intra_op_threads
         self._sessions: dict[str, ort.InferenceSession] = {}
+        if self.device == "cuda" and hasattr(ort, "preload_dlls"):
+            # CUDA and cuDNN installed as nvidia-* pip packages are not on the loader's path;
+            # ONNX Runtime (>= 1.21) can load them from there. Harmless when they are system-wide.
+            try:
+                ort.preload_dlls()
+            except Exception:   # noqa: BLE001 - a failed preload only means the system libraries are used
+                pass
 
     def session(self, filename: str) -> ort.InferenceSession:
         if filename not in self._sessions:
@@ -77,7 +85,13 @@ class Runtime:
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 options.add_session_config_entry("session.inter_op.allow_spinning", "0")
             options.log_severity_level = 3
-            self._sessions[filename] = ort.InferenceSession(str(path), options, providers=self.providers)
+            session = ort.InferenceSession(str(path), options, providers=self.providers)
+            if self.device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
+                if self.requested == "cuda":
+                    raise RuntimeError(f"device 'cuda' asked for, but ONNX Runtime could not start CUDA for "
+                                       f"{filename} (missing CUDA/cuDNN libraries?)")
+                self.device = "cpu"   # auto: ONNX Runtime fell back to the CPU; say so in what we report
+            self._sessions[filename] = session
         return self._sessions[filename]
 
     def run(self, filename: str, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
