@@ -374,26 +374,13 @@ class ReportBuilder:
         return "\n".join(out)
 
     def _seen_section(self) -> str:
-        if not self.seen_before:
-            return ""
-        out = ['<h2 id="seen">Photos already seen in earlier scans</h2>',
-               f"<p>{_left_out(len(self.seen_list), self.seen_before, 'files', 'in scan order', 'seen_before = true')}</p>",
-               '<table class="list"><tr><th>file</th><th>seen in (scan:file)</th></tr>']
-        for r in self.seen_list:
-            out.append(f"<tr><td>{_e(r.path)}</td><td>{'<br>'.join(_e(s) for s in r.seen_in or [])}</td></tr>")
-        out.append("</table>")
-        return "\n".join(out)
+        return _file_table("seen", "Photos already seen in earlier scans", self.seen_list, self.seen_before,
+                           "seen_before = true", "seen in (scan:file)",
+                           lambda r: "<br>".join(_e(s) for s in r.seen_in or []))
 
     def _errors_section(self) -> str:
-        if not self.errors:
-            return ""
-        out = ['<h2 id="errors">Files that could not be read</h2>',
-               f"<p>{_left_out(len(self.error_list), self.errors, 'files', 'in scan order', 'error not empty')}</p>",
-               '<table class="list"><tr><th>file</th><th>reason</th></tr>']
-        for r in self.error_list:
-            out.append(f"<tr><td>{_e(r.path)}</td><td>{_e(r.error or '')}</td></tr>")
-        out.append("</table>")
-        return "\n".join(out)
+        return _file_table("errors", "Files that could not be read", self.error_list, self.errors,
+                           "error not empty", "reason", lambda r: _e(r.error or ""))
 
     def _settings_section(self, settings: dict) -> str:
         rows = "".join(f"<tr><th>{_e(str(k))}</th><td>{_e(_value(v))}</td></tr>" for k, v in settings.items())
@@ -402,6 +389,18 @@ class ReportBuilder:
                  f"right eye ({t.right_eye[0]:.4f}, {t.right_eye[1]:.4f}) as fractions of width and height"
                  "</td></tr>")
         return f'<h2 id="settings">Settings used</h2><table class="kv">{rows}</table>'
+
+
+def _file_table(anchor: str, title: str, shown: list, total: int, column_filter: str, second: str, cell) -> str:
+    """A section listing the first files of a kind (path, one more column), or nothing when there are none."""
+    if not total:
+        return ""
+    out = [f'<h2 id="{anchor}">{title}</h2>',
+           f"<p>{_left_out(len(shown), total, 'files', 'in scan order', column_filter)}</p>",
+           f'<table class="list"><tr><th>file</th><th>{second}</th></tr>']
+    out += [f"<tr><td>{_e(r.path)}</td><td>{cell(r)}</td></tr>" for r in shown]
+    out.append("</table>")
+    return "\n".join(out)
 
 
 def write_report(out_dir: Path, results: Iterable[Result], *, folder: Path | None, settings: dict,
