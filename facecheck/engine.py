@@ -56,6 +56,7 @@ class Prepared:
     mtime_ns: int | None = None
     signature: Signature | None = None
     image: np.ndarray | None = None      # RGB for the models
+    analyzed: bool = False               # the models already ran (in the worker; see _prepared_stream)
 
 
 @dataclass
@@ -94,9 +95,21 @@ def prepare(source, rel_path: str, settings: Settings) -> Prepared:
     return Prepared(result, size, mtime_ns)
 
 
+_worker_analyzer: "Analyzer | None" = None   # one per worker process, when the models run there
+
+
 def _prepare_task(task):
-    source, rel_path, settings = task
-    return prepare(source, rel_path, settings)
+    """Prepare one file; with `analyze_here` (CPU scans with workers) also run the models on it, so
+    each core does whole files and the decoded image never travels back to the main process."""
+    source, rel_path, settings, analyze_here = task
+    prepared = prepare(source, rel_path, settings)
+    if analyze_here:
+        global _worker_analyzer
+        if _worker_analyzer is None:
+            _worker_analyzer = Analyzer(settings, intra_op_threads=1)
+        _worker_analyzer.analyze([prepared])
+        prepared.image, prepared.analyzed = None, True
+    return prepared
 
 
 @dataclass
@@ -114,11 +127,12 @@ class Analyzer:
     """Per-image GAN signals and the verdict, on batches of decoded images. Every ONNX model is
     reached from here, through one Runtime (one session per model, one provider choice)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, intra_op_threads: int | None = None):
         from .verdict import MODES
         if settings.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {settings.mode!r}")
         self.settings = settings
+        self.intra_op_threads = intra_op_threads
         self._models = None
 
     def models(self):
@@ -130,7 +144,8 @@ class Analyzer:
             from .spectrum import SpectralDetector
             from .verdict import FusionModel
             # ONNX threads take the cores the decoding processes leave (more only oversubscribes).
-            runtime = Runtime(self.settings.device, threads_beside_workers(_worker_count(self.settings)))
+            runtime = Runtime(self.settings.device,
+                              self.intra_op_threads or threads_beside_workers(_worker_count(self.settings)))
             self.runtime = runtime
             self._models = (FaceLocator(runtime), EyeTemplate.load(), SpectralDetector(runtime),
                             _lazy(lambda: FusionModel(runtime)))
@@ -164,6 +179,7 @@ class Analyzer:
     def analyze(self, batch: list[Prepared]) -> None:
         """Fill faces, eyes, scores, verdict and reasons of each Result in the batch."""
         from .verdict import decision_reason, geometry_reason, on_template_caveat, spectral_reason
+        batch = [item for item in batch if not item.analyzed]
         for item in batch:
             if item.result.error is not None:
                 item.result.verdict = "error"
@@ -270,6 +286,11 @@ def _worker_init():
     cv2.setNumThreads(1)
 
 
+def _runs_on_cpu(device: str) -> bool:
+    from .runtime import cuda_available
+    return device == "cpu" or (device == "auto" and not cuda_available())
+
+
 def _worker_count(settings: Settings) -> int:
     return settings.workers if settings.workers is not None else (os.cpu_count() or 1)
 
@@ -282,16 +303,21 @@ def _prepared_stream(tasks: Iterable, settings: Settings) -> Iterator[Prepared]:
     workers = _worker_count(settings)
     head = list(itertools.islice(tasks, 4))
     if workers <= 0 or len(head) < 4:
-        for task in itertools.chain(head, tasks):
-            yield _prepare_task(task)
+        for source, rel, settings_ in itertools.chain(head, tasks):
+            yield _prepare_task((source, rel, settings_, False))
         return
+    # On the CPU each worker runs the models on its own files (one ONNX thread each): the cores then
+    # all do whole files, instead of one main process running every model behind idle decoders.
+    # On CUDA the models stay in this process, in batches, on one GPU context.
+    analyze_here = _runs_on_cpu(settings.device)
+    tasks = ((source, rel, settings_, analyze_here) for source, rel, settings_ in itertools.chain(head, tasks))
     limit = max(IN_FLIGHT_PER_WORKER * workers, 2 * settings.batch_size)
     context = multiprocessing.get_context("spawn")
     with _single_threaded_env():   # spawned workers read these when they load numpy's OpenBLAS
         pool = context.Pool(workers, initializer=_worker_init)
     with pool:
         window: collections.deque = collections.deque()
-        for task in itertools.chain(head, tasks):
+        for task in tasks:
             window.append(pool.apply_async(_prepare_task, (task,)))
             if len(window) >= limit:
                 yield window.popleft().get()
