@@ -13,7 +13,8 @@
    main process (RUSAGE_SELF) and of its largest child (RUSAGE_CHILDREN: the decode workers), and CPU
    time (user + sys, main and children) per file.
    `--threads` other than `auto` is a benchmark-only override of the Runtime's intra-op thread count
-   (engine.Analyzer builds `Runtime(device)`; the override wraps that constructor in the subprocess).
+   (it wraps `Runtime` in the scan subprocess, so it reaches the models only where they run there: on
+   CUDA; on the CPU each decoding worker runs its models with one thread).
 4. Per-stage cost, ms per image, from calling each stage directly on --stage-images files (one batch)
    in this process: load, hash (`hashing.signatures`), YuNet (resize + run + decode), FaceMesh (crops +
    run, on the images YuNet found a face in, cost spread over all images), spectral (`SpectralDetector`).
