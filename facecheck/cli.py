@@ -143,6 +143,7 @@ def eval_command(data: Optional[Path] = typer.Argument(None, help="Manifest CSV,
     """Measure detection on labelled images: ROC, TPR at fixed FPR, by source and degradation."""
     from . import evaluation
     from .dataset import data_root
+    _check_options("default", device)
     if data is None:
         root = data_root()
         if root is None:
