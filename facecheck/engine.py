@@ -1,9 +1,11 @@
 """The one core behind `facecheck scan`, `facecheck check`, `facecheck.scan` and `facecheck.score_image`.
 
 files -> loader -> per-image signals (hashes; face and eyes; spectrum) -> models -> verdict ->
-writers. Decoding and hashing run in worker processes; the ONNX models run in the main process in
-batches; finished files are committed to DIR/state.sqlite batch by batch. Grouping reused avatars
-needs every hash, so it runs once all files are in, streaming over the state rather than memory.
+writers. Worker processes decode and hash; on the CPU they also run the ONNX models on their own
+files (every core does whole files), on CUDA the models run in the main process in batches. Finished
+files are committed to DIR/state.sqlite batch by batch. Grouping reused avatars needs every hash, so
+it runs once all files are in, streaming over the state rather than memory; then the results files
+and report.html are written.
 """
 from __future__ import annotations
 
@@ -50,7 +52,8 @@ class Settings:
 
 @dataclass
 class Prepared:
-    """What a worker hands back for one file: everything that needs no model."""
+    """What a worker hands back for one file: its Result (scored already when `analyzed`), what the
+    state keeps for matching, and the decoded image when the models still have to run."""
     result: Result
     size: int | None = None
     mtime_ns: int | None = None
