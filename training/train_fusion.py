@@ -243,6 +243,9 @@ def write_card(path: Path, coef, intercept, thresholds, how, fit_rows, thr_rows,
         *[f"| {name} | {w:+.4f} |" for name, w in zip(FEATURE_NAMES, coef)],
         f"| intercept | {intercept:+.4f} |",
         "",
+        "Reuse signals (cluster size, seen before) are not inputs: a reused photo is as likely real (stolen) as "
+        "generated, so they would only teach this data's composition; the verdict's reasons report them beside it.",
+        "",
         "No face found: every geometry feature and has_face are 0, so gan_score rests on the spectrum alone; the fit "
         f"includes each face-found copy a second time with its face hidden (weight {BLINDED_WEIGHT}) to learn that "
         "path. Such an image is flagged `gan` when it clears the threshold, else its verdict is `no_face`.",
