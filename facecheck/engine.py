@@ -35,7 +35,8 @@ from .verdict import reuse_reason
 from .writers import PartialResults, write_results
 
 MODEL_MIN_SIDE = 1024   # JPEGs larger than twice this are decoded at reduced size
-IN_FLIGHT_PER_WORKER = 16   # decoded files waiting for the models, per worker (bounds memory)
+IN_FLIGHT_PER_WORKER = 16   # files submitted to the workers and not yet consumed, per worker (bounds memory)
+WORKER_CHUNK = 8            # files per worker task: one model batch when the models run in the workers
 
 
 @dataclass
@@ -101,17 +102,18 @@ def prepare(source, rel_path: str, settings: Settings) -> Prepared:
 _worker_analyzer: "Analyzer | None" = None   # one per worker process, when the models run there
 
 
-def _prepare_task(task):
-    """Prepare one file; with `analyze_here` (CPU scans with workers) also run the models on it, so
-    each core does whole files and the decoded image never travels back to the main process."""
-    source, rel_path, settings, analyze_here = task
-    prepared = prepare(source, rel_path, settings)
+def _prepare_chunk(job) -> list[Prepared]:
+    """Prepare a few files in a worker; with `analyze_here` (CPU scans) also run the models on them,
+    as one batch, so each core does whole files and decoded images never travel to the main process."""
+    sources, settings, analyze_here = job
+    prepared = [prepare(source, rel_path, settings) for source, rel_path in sources]
     if analyze_here:
         global _worker_analyzer
         if _worker_analyzer is None:
             _worker_analyzer = Analyzer(settings, intra_op_threads=1)
-        _worker_analyzer.analyze([prepared])
-        prepared.image, prepared.analyzed = None, True
+        _worker_analyzer.analyze(prepared)
+        for item in prepared:
+            item.image, item.analyzed = None, True
     return prepared
 
 
@@ -298,34 +300,33 @@ def _worker_count(settings: Settings) -> int:
     return settings.workers if settings.workers is not None else (os.cpu_count() or 1)
 
 
-def _prepared_stream(tasks: Iterable, settings: Settings) -> Iterator[Prepared]:
-    """Prepared files, decoded in worker processes. At most IN_FLIGHT_PER_WORKER x workers files are
-    submitted and not yet consumed: the models in this process are slower than decoding, and an
-    unbounded queue of decoded images would grow with the folder."""
-    tasks = iter(tasks)
+def _prepared_stream(sources: Iterable[tuple[object, str]], settings: Settings) -> Iterator[Prepared]:
+    """Prepared files, decoded in worker processes, WORKER_CHUNK files per task. At most
+    IN_FLIGHT_PER_WORKER x workers files are submitted and not yet consumed: an unbounded queue
+    would grow with the folder whenever the consumer is slower than the workers."""
+    sources = iter(sources)
     workers = _worker_count(settings)
-    head = list(itertools.islice(tasks, 4))
+    head = list(itertools.islice(sources, 4))
     if workers <= 0 or len(head) < 4:
-        for source, rel, settings_ in itertools.chain(head, tasks):
-            yield _prepare_task((source, rel, settings_, False))
+        for source, rel in itertools.chain(head, sources):
+            yield prepare(source, rel, settings)
         return
     # On the CPU each worker runs the models on its own files (one ONNX thread each): the cores then
     # all do whole files, instead of one main process running every model behind idle decoders.
     # On CUDA the models stay in this process, in batches, on one GPU context.
     analyze_here = _runs_on_cpu(settings.device)
-    tasks = ((source, rel, settings_, analyze_here) for source, rel, settings_ in itertools.chain(head, tasks))
-    limit = max(IN_FLIGHT_PER_WORKER * workers, 2 * settings.batch_size)
+    chunks_in_flight = max(1, max(IN_FLIGHT_PER_WORKER * workers, 2 * settings.batch_size) // WORKER_CHUNK)
     context = multiprocessing.get_context("spawn")
     with _single_threaded_env():   # spawned workers read these when they load numpy's OpenBLAS
         pool = context.Pool(workers, initializer=_worker_init)
     with pool:
         window: collections.deque = collections.deque()
-        for task in tasks:
-            window.append(pool.apply_async(_prepare_task, (task,)))
-            if len(window) >= limit:
-                yield window.popleft().get()
+        for chunk in _batches(itertools.chain(head, sources), WORKER_CHUNK):
+            window.append(pool.apply_async(_prepare_chunk, ((chunk, settings, analyze_here),)))
+            if len(window) >= chunks_in_flight:
+                yield from window.popleft().get()
         while window:
-            yield window.popleft().get()
+            yield from window.popleft().get()
 
 
 def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Settings,
@@ -355,7 +356,7 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
                         continue
                 except OSError:
                     pass
-            yield source, rel, settings
+            yield source, rel
 
     stream = _prepared_stream(todo(), settings)
     partial = PartialResults(out_dir)

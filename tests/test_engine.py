@@ -20,7 +20,7 @@ def test_decoding_runs_at_most_a_bounded_window_ahead(tmp_path):
         nonlocal pulled
         for p in paths:
             pulled += 1
-            yield p, p.name, settings
+            yield p, p.name
 
     consumed, most_ahead = 0, 0
     for prepared in engine._prepared_stream(tasks(), settings):
