@@ -19,6 +19,12 @@ from .index import HashIndex
 
 MATCH_RADIUS = 64       # bits of 256: generous, since every candidate is verified
 VERIFY_MIN = 0.78       # high-pass correlation of registered thumbnails
+# In a folder of aligned faces the number of codes within MATCH_RADIUS grows with the folder. Two
+# bounds keep memory and time per image flat: queries are searched a block at a time, and only the
+# MAX_CANDIDATES nearest distinct images are verified (true copies are the nearest; a photo with
+# more copies than that still forms one group, through the copies' own matches).
+QUERY_BLOCK = 128       # query images per range search
+MAX_CANDIDATES = 64     # nearest distinct candidates verified per query image
 _SCALES = np.linspace(0.91, 1.10, 6)
 _INNER = slice(6, 58)   # the central 52x52 of a 64x64 thumbnail, matched inside the other one
 
@@ -63,22 +69,43 @@ def find_matches(probes: np.ndarray, thumbnails: np.ndarray, index: HashIndex, *
     (to skip self-matches and count each pair once); thumbnail_of(id) gives an indexed image's
     thumbnail."""
     q, p = probes.shape[:2]
-    hits = index.range_search(probes.reshape(q * p, -1), radius)
     matches = []
-    for qi in range(q):
-        closest: dict[int, int] = {}
-        for ids, dist in hits[qi * p:(qi + 1) * p]:
-            for other, d in zip(ids.tolist(), dist.tolist()):
-                if closest.get(other, 10 ** 9) > d:
-                    closest[other] = d
-        me = int(query_ids[qi])
-        for other, d in closest.items():
-            if skip_self and other == me:
-                continue
-            sim = registered_similarity(thumbnails[qi], thumbnail_of(other))
-            if sim >= min_similarity:
-                matches.append(Match(me, other, d, sim))
+    for start in range(0, q, QUERY_BLOCK):
+        stop = min(start + QUERY_BLOCK, q)
+        hits = index.range_search(probes[start:stop].reshape((stop - start) * p, -1), radius)
+        for qi in range(start, stop):
+            me = int(query_ids[qi])
+            closest = nearest_candidates(hits[(qi - start) * p:(qi - start + 1) * p],
+                                         exclude=me if skip_self else None)
+            for other, d in closest:
+                sim = registered_similarity(thumbnails[qi], thumbnail_of(other))
+                if sim >= min_similarity:
+                    matches.append(Match(me, other, d, sim))
     return matches
+
+
+def nearest_candidates(hits, exclude: int | None, limit: int = MAX_CANDIDATES) -> list[tuple[int, int]]:
+    """(id, smallest distance over all probes) of the `limit` nearest distinct ids among one image's
+    probe hits, nearest first."""
+    if sum(len(h[0]) for h in hits) <= 256:   # the usual case: a plain dict is faster than numpy here
+        closest: dict[int, int] = {}
+        for ids, dist in hits:
+            for other, d in zip(ids.tolist(), dist.tolist()):
+                if other != exclude and closest.get(other, 10 ** 9) > d:
+                    closest[other] = d
+        return sorted(closest.items(), key=lambda item: (item[1], item[0]))[:limit]
+    ids = np.concatenate([h[0] for h in hits])
+    dist = np.concatenate([h[1] for h in hits])
+    if exclude is not None:
+        keep = ids != exclude
+        ids, dist = ids[keep], dist[keep]
+    if len(ids) == 0:
+        return []
+    order = np.lexsort((ids, dist))            # by distance, then id
+    ids, dist = ids[order], dist[order]
+    _, first = np.unique(ids, return_index=True)   # each id's nearest hit
+    first = np.sort(first)[:limit]
+    return list(zip(ids[first].tolist(), dist[first].tolist()))
 
 
 class Groups:

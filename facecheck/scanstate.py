@@ -32,7 +32,8 @@ class ScanState:
         self.db.executescript(SCHEMA)
         self.generation = int(self.get_meta("generation", "0")) + 1
         self.set_meta("generation", str(self.generation))
-        self.thumbnail = lru_cache(maxsize=100_000)(self._thumbnail)
+        # Verification reads the same aligned-face thumbnails again and again; 20k of them is ~90 MB.
+        self.thumbnail = lru_cache(maxsize=20_000)(self._thumbnail)
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

@@ -93,3 +93,20 @@ def test_verification_separates_copies_from_lookalikes(photo):
                                       Image.fromarray(np.asarray(photo)[::-1].copy())])
     assert registered_similarity(sig_a.thumbnail, sig_b.thumbnail) > 0.85
     assert registered_similarity(sig_a.thumbnail, sig_c.thumbnail) < 0.5
+
+
+def test_nearest_candidates_keep_each_images_closest_probe_and_cap_the_count():
+    from facecheck.duplicates import nearest_candidates
+    rng = np.random.default_rng(0)
+    small = [(np.array([5, 7, 3]), np.array([40, 12, 30])), (np.array([7, 9, 1]), np.array([8, 50, 2]))]
+    assert nearest_candidates(small, exclude=1) == [(7, 8), (3, 30), (5, 40), (9, 50)]
+    assert nearest_candidates(small, exclude=None, limit=2) == [(1, 2), (7, 8)]
+    # many hits (the numpy path) give what the plain path gives
+    big = [(rng.integers(0, 500, 300), rng.integers(0, 64, 300)) for _ in range(4)]
+    closest = {}
+    for ids, dist in big:
+        for i, d in zip(ids.tolist(), dist.tolist()):
+            if i != 3 and closest.get(i, 99) > d:
+                closest[i] = d
+    expected = sorted(closest.items(), key=lambda item: (item[1], item[0]))[:64]
+    assert nearest_candidates(big, exclude=3) == expected
