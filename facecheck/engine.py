@@ -133,6 +133,8 @@ class Analyzer:
     reached from here, through one Runtime (one session per model, one provider choice)."""
 
     def __init__(self, settings: Settings, intra_op_threads: int | None = None):
+        """intra_op_threads: ONNX threads per run; None uses every core (one image, or no decoding
+        processes beside it); scan workers, which share the cores, pass 1."""
         from .verdict import MODES
         if settings.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {settings.mode!r}")
@@ -145,12 +147,10 @@ class Analyzer:
         if self._models is None:
             from .faces import FaceLocator
             from .geometry import EyeTemplate
-            from .runtime import Runtime, threads_beside_workers
+            from .runtime import Runtime
             from .spectrum import SpectralDetector
             from .verdict import FusionModel
-            # ONNX threads take the cores the decoding processes leave (more only oversubscribes).
-            runtime = Runtime(self.settings.device,
-                              self.intra_op_threads or threads_beside_workers(_worker_count(self.settings)))
+            runtime = Runtime(self.settings.device, self.intra_op_threads)
             self.runtime = runtime
             self._models = (FaceLocator(runtime), EyeTemplate.load(), SpectralDetector(runtime),
                             _lazy(lambda: FusionModel(runtime)))

@@ -40,17 +40,11 @@ def providers_for(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def threads_beside_workers(workers: int) -> int:
-    """Intra-op threads for the ONNX runs of a scan whose `workers` decoding processes share the cores:
-    the cores they leave, at least one. More only oversubscribes the CPU (benchmarks/bench_scan.py)."""
-    return max(1, (os.cpu_count() or 1) - max(0, workers))
-
-
 class Runtime:
     """Lazily created ONNX Runtime sessions, keyed by model file name, on one device.
 
-    intra_op_threads: threads per ONNX run; None leaves ONNX Runtime's default (one per core). In a
-    scan the decoding processes share the cores with these threads: see `threads_beside_workers`."""
+    intra_op_threads: threads per ONNX run; None leaves ONNX Runtime's default (one per core). A CPU
+    scan's worker processes each run their models with one thread (facecheck.engine._prepare_chunk)."""
 
     spin = False   # let ORT's idle pool threads busy-wait (faster only on an otherwise idle machine)
 
