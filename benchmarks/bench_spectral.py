@@ -27,9 +27,13 @@ from facecheck.degrade import standard_conditions
 from facecheck.runtime import Runtime
 from facecheck.spectrum import SpectralDetector
 from training.spectral_data import TEST_FOLD
-from training.spectral_metrics import auc, rate_above, tpr_at_fpr
+from facecheck.evaluation import auc, share_flagged, tpr_at_fpr
 
 REAL_LABELS = ("real_ffhq", "real_natural")
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def conditions() -> dict:
@@ -52,19 +56,19 @@ def evaluate_conditions(device: str = "cpu", limit: int | None = None, fold: int
     for name, degrade in conditions().items():
         scores = detector.score([np.asarray(degrade(im)) for im in originals])
         pos, neg = scores[labels == "stylegan"], scores[np.isin(labels, REAL_LABELS)]
-        row = {"auc": auc(pos, neg), "roc_tpr_at_1pct_fpr": tpr_at_fpr(pos, neg, 0.01),
-               "roc_tpr_at_0.1pct_fpr": tpr_at_fpr(pos, neg, 0.001), "n_stylegan": int(len(pos)), "n_real": int(len(neg)),
-               **{f"tpr_at_{k}": rate_above(pos, t) for k, t in thresholds.items()},
-               **{f"fpr_at_{k}": rate_above(neg, t) for k, t in thresholds.items()},
-               **{f"other_gen_flagged_at_{k}": rate_above(scores[labels == "other_gen"], t) for k, t in thresholds.items()},
+        row = {"auc": auc(neg, pos), "roc_tpr_at_1pct_fpr": tpr_at_fpr(neg, pos, 0.01),
+               "roc_tpr_at_0.1pct_fpr": tpr_at_fpr(neg, pos, 0.001), "n_stylegan": int(len(pos)), "n_real": int(len(neg)),
+               **{f"tpr_at_{k}": share_flagged(pos, t) for k, t in thresholds.items()},
+               **{f"fpr_at_{k}": share_flagged(neg, t) for k, t in thresholds.items()},
+               **{f"other_gen_flagged_at_{k}": share_flagged(scores[labels == "other_gen"], t) for k, t in thresholds.items()},
                "by_source": {str(src): {"label": str(labels[sources == src][0]), "n": int((sources == src).sum()),
-                                        **{k: rate_above(scores[sources == src], t) for k, t in thresholds.items()}}
+                                        **{k: share_flagged(scores[sources == src], t) for k, t in thresholds.items()}}
                              for src in np.unique(sources)}}
         results["conditions"][name] = row
         log(f"{name:18s} AUC {row['auc']:.4f}  ROC TPR@1% {row['roc_tpr_at_1pct_fpr']:.3f} @0.1% "
             f"{row['roc_tpr_at_0.1pct_fpr']:.3f} | fixed thr: TPR {row['tpr_at_fpr_1pct']:.3f}/{row['tpr_at_fpr_0.1pct']:.3f}"
             f" FPR {row['fpr_at_fpr_1pct']:.4f}/{row['fpr_at_fpr_0.1pct']:.4f}  SD2.1 flagged "
-            f"{row['other_gen_flagged_at_fpr_1pct']:.3f}/{row['other_gen_flagged_at_fpr_0.1pct']:.3f}")
+            f"{_rate(row['other_gen_flagged_at_fpr_1pct'])}/{_rate(row['other_gen_flagged_at_fpr_0.1pct'])}")
     results["ms_per_image"] = time_scoring(detector)
     log(f"ms per image (batched score(), {device}): {results['ms_per_image']}")
     return results

@@ -203,7 +203,9 @@ def tpr_at_fpr(neg: np.ndarray, pos: np.ndarray, fpr: float) -> float | None:
     return float(np.mean(pos >= threshold_at_fpr(neg, fpr)))
 
 
-def _share(scores: np.ndarray, threshold: float) -> float | None:
+def share_flagged(scores: np.ndarray, threshold: float) -> float | None:
+    """Share of `scores` flagged at an operating point (score >= threshold); None when empty."""
+    scores = np.asarray(scores)
     return float(np.mean(scores >= threshold)) if len(scores) else None
 
 
@@ -221,9 +223,9 @@ def summarize(rows: list[Row], thresholds: dict[str, float], score: str = "gan_s
             for fpr in FPRS:
                 out[f"roc_tpr_at_{fpr:g}_fpr_{neg_label}"] = tpr_at_fpr(neg, pos, fpr)
         for mode, t in thresholds.items():
-            out[mode] = {"threshold": t, "tpr": _share(pos, t)}
+            out[mode] = {"threshold": t, "tpr": share_flagged(pos, t)}
             for label in NEGATIVES + ("other_gen",):
-                out[mode][f"flagged_{label}"] = _share(scores(lambda r, l=label: r.label == l and keep(r)), t)
+                out[mode][f"flagged_{label}"] = share_flagged(scores(lambda r, l=label: r.label == l and keep(r)), t)
         return out
 
     names = list(dict.fromkeys(r.condition for r in rows))
@@ -238,9 +240,9 @@ def summarize(rows: list[Row], thresholds: dict[str, float], score: str = "gan_s
         "by_condition": {c: block(lambda r, c=c: r.condition == c) for c in names},
         "by_source": {f"{label}/{src}": {
             "n": int(sum(r.label == label and r.source == src and r.error is None for r in rows)),
-            **{mode: _share(scores(lambda r, s=src, l=label: r.source == s and r.label == l), t)
+            **{mode: share_flagged(scores(lambda r, s=src, l=label: r.source == s and r.label == l), t)
                for mode, t in thresholds.items()},
-            "by_condition": {c: {mode: _share(scores(lambda r, s=src, l=label, c=c: r.source == s and r.label == l
+            "by_condition": {c: {mode: share_flagged(scores(lambda r, s=src, l=label, c=c: r.source == s and r.label == l
                                                      and r.condition == c), t)
                                  for mode, t in thresholds.items()} for c in names},
         } for label, src in sources},

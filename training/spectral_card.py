@@ -9,8 +9,8 @@ from training.spectral_pack import LFW_KEEP, PACK_QUALITY, PACK_SIDE
 from training.train_spectral_gpu import AUX_WEIGHT, MAX_CROP
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
 def _source_table(by_source: dict) -> list[str]:
@@ -97,7 +97,7 @@ def write_card(results: dict, date: str = "2026-11-22") -> None:
         "prior p of StyleGAN faces, multiply the odds by p/(1-p).",
         "",
         "Operating thresholds (stored in the ONNX metadata, `SpectralDetector.thresholds()`), fixed on the real "
-        f"photos of the calibration fold: 1% FPR -> score > {t['fpr_1pct']:.6f}; 0.1% FPR -> score > "
+        f"photos of the calibration fold: 1% FPR -> score >= {t['fpr_1pct']:.6f}; 0.1% FPR -> score >= "
         f"{t['fpr_0.1pct']:.6f}.",
         "",
         "## Data",

@@ -28,7 +28,7 @@ from torch import nn
 from facecheck.runtime import weights_path
 from facecheck.spectrum import MODEL_FILE, TILE, TILES_PER_IMAGE, WHOLE_SIDE
 from training.spectral_data import CACHE_DIR, CALIB_FOLD, TEST_FOLD, FeatureSet, cached_feature_set
-from training.spectral_metrics import auc, rate_above, threshold_at_fpr, tpr_at_fpr
+from facecheck.evaluation import auc, share_flagged, threshold_at_fpr, tpr_at_fpr
 from training.spectral_model import TRAIN_LABELS, SpectralNet, export_onnx, fit_platt, platt_score
 
 FPRS = {"fpr_1pct": 0.01, "fpr_0.1pct": 0.001}
@@ -80,8 +80,8 @@ def branch_logits(model: SpectralNet, fs: FeatureSet, batch: int = 64) -> np.nda
 
 
 def roc_summary(pos: np.ndarray, neg: np.ndarray) -> dict:
-    return {"auc": auc(pos, neg), "roc_tpr_at_1pct_fpr": tpr_at_fpr(pos, neg, 0.01),
-            "roc_tpr_at_0.1pct_fpr": tpr_at_fpr(pos, neg, 0.001)}
+    return {"auc": auc(neg, pos), "roc_tpr_at_1pct_fpr": tpr_at_fpr(neg, pos, 0.01),
+            "roc_tpr_at_0.1pct_fpr": tpr_at_fpr(neg, pos, 0.001)}
 
 
 def calibrated(logits: np.ndarray, calib: FeatureSet):
@@ -99,16 +99,16 @@ def rates_by_source(scores: np.ndarray, fs: FeatureSet, thresholds: dict[str, fl
     for src in np.unique(fs.source):
         s = scores[fs.source == src]
         out[str(src)] = {"label": str(fs.label[fs.source == src][0]), "n": int(len(s)),
-                         **{name: rate_above(s, t) for name, t in thresholds.items()}}
+                         **{name: share_flagged(s, t) for name, t in thresholds.items()}}
     return out
 
 
 def summary(scores: np.ndarray, fs: FeatureSet, thresholds: dict[str, float]) -> dict:
     pos, neg = scores[fs.label == "stylegan"], scores[np.isin(fs.label, REAL_LABELS)]
     return {"n_stylegan": int(len(pos)), "n_real": int(len(neg)), **roc_summary(pos, neg),
-            **{f"tpr_at_{k}": rate_above(pos, t) for k, t in thresholds.items()},
-            **{f"fpr_at_{k}": rate_above(neg, t) for k, t in thresholds.items()},
-            **{f"other_gen_flagged_at_{k}": rate_above(scores[fs.label == "other_gen"], t) for k, t in thresholds.items()}}
+            **{f"tpr_at_{k}": share_flagged(pos, t) for k, t in thresholds.items()},
+            **{f"fpr_at_{k}": share_flagged(neg, t) for k, t in thresholds.items()},
+            **{f"other_gen_flagged_at_{k}": share_flagged(scores[fs.label == "other_gen"], t) for k, t in thresholds.items()}}
 
 
 def leave_one_source_out(checkpoint: Path, fs: FeatureSet, which: str = "ema", log=print) -> dict:
@@ -127,8 +127,8 @@ def leave_one_source_out(checkpoint: Path, fs: FeatureSet, which: str = "ema", l
     opposite = fs.subset(rest & (fs.fold == TEST_FOLD) & (np.isin(fs.label, REAL_LABELS) if is_gan else fs.label == "stylegan"))
     opposite = platt_score(platt, branch_logits(model, opposite)[:, 0])
     pos, neg = (held_scores, opposite) if is_gan else (opposite, held_scores)
-    r = {"source": source, "label": str(held.label[0]), "n": int(len(held_scores)), "auc_vs_test_fold": auc(pos, neg),
-         **{f"flagged_at_{k}": rate_above(held_scores, t) for k, t in thresholds.items()},
+    r = {"source": source, "label": str(held.label[0]), "n": int(len(held_scores)), "auc_vs_test_fold": auc(neg, pos),
+         **{f"flagged_at_{k}": share_flagged(held_scores, t) for k, t in thresholds.items()},
          "weights": which, "options": ckpt.get("options", {}), "checkpoint": str(checkpoint)}
     log(json.dumps(r))
     return r
