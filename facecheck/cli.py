@@ -176,14 +176,17 @@ def eval_command(data: Optional[Path] = typer.Argument(None, help="Manifest CSV,
         for column in ("condition", "StyleGAN n", "AUC vs natural", "AUC vs FFHQ", "TPR default",
                        "FPR natural", "FPR FFHQ", "TPR sensitive", "SD flagged"):
             table.add_column(column)
-        pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+        pct = evaluation.percent
         auc = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
         for name, b in list(summary["by_condition"].items()) + [("all", summary["all_conditions"])]:
             d = b["default"]
             table.add_row(name, str(b["n"]["stylegan"]), auc(b["auc_vs_real_natural"]), auc(b["auc_vs_real_ffhq"]),
-                          pct(d["tpr"]), pct(d["flagged_real_natural"]), pct(d["flagged_real_ffhq"]),
+                          pct(d["tpr"], d.get("tpr_interval")),
+                          pct(d["flagged_real_natural"], d.get("flagged_real_natural_interval")),
+                          pct(d["flagged_real_ffhq"], d.get("flagged_real_ffhq_interval")),
                           pct(b["sensitive"]["tpr"]), pct(d["flagged_other_gen"]))
         err.print(table)
+        err.print("(in brackets: 95% exact binomial intervals; each image enters a condition once)")
         err.print(f"wrote {out_dir / 'eval.json'}, {out_dir / 'rows.jsonl'}, " + ", ".join(str(p) for p in plots))
 
 

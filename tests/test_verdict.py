@@ -132,10 +132,26 @@ def test_eval_writes_json_rows_and_plots(shared_data, tmp_path):
     assert summary["by_condition"]["256px_q85"]["n"]["stylegan"] == 3
     assert 0 <= summary["all_conditions"]["auc_vs_real_natural"] <= 1
     assert set(summary["thresholds"]) == set(MODES)
+    low, high = summary["by_condition"]["256px_q85"]["default"]["flagged_real_ffhq_interval"]
+    assert 0 <= low <= summary["by_condition"]["256px_q85"]["default"]["flagged_real_ffhq"] <= high <= 1
+    assert "tpr_interval" not in summary["all_conditions"]["default"]   # copies of one image are not independent
     assert len((out / "rows.jsonl").read_text().splitlines()) == 18
     for png in ("roc.png", "tpr_by_condition.png"):
         with Image.open(out / png) as im:
             assert im.size[0] > 300
+
+
+def test_share_interval_is_the_exact_binomial_interval():
+    from facecheck.evaluation import percent, share_interval
+    # none flagged among 100: the upper end solves (1 - p)^100 = 0.025
+    assert share_interval(np.zeros(100), 0.5) == pytest.approx([0.0, 1 - 0.025 ** (1 / 100)])
+    all_flagged = share_interval(np.ones(40), 0.5)
+    assert all_flagged[1] == 1.0 and all_flagged[0] == pytest.approx(0.025 ** (1 / 40))
+    # 2 of 110 (the test fold's FFHQ count): 1.8%, compatible with anything from ~0.2% to ~6.4%
+    low, high = share_interval(np.r_[np.ones(2), np.zeros(108)], 0.5)
+    assert 0.001 < low < 0.003 and 0.060 < high < 0.068
+    assert share_interval(np.array([]), 0.5) is None
+    assert percent(2 / 110, [low, high]).startswith("1.8% (0.2-6.")
 
 
 def test_eval_refuses_unknown_condition_and_unlabelled_folders(tmp_path):
