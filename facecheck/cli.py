@@ -187,6 +187,9 @@ def eval_command(data: Optional[Path] = typer.Argument(None, help="Manifest CSV,
                           pct(b["sensitive"]["tpr"]), pct(d["flagged_other_gen"]))
         err.print(table)
         err.print("(in brackets: 95% exact binomial intervals; each image enters a condition once)")
+        if summary["errors"]:
+            err.print(f"{summary['errors']} of {len(rows)} copies could not be scored and are left out of every rate "
+                      "(their reasons: the `error` field of rows.jsonl)")
         err.print(f"wrote {out_dir / 'eval.json'}, {out_dir / 'rows.jsonl'}, " + ", ".join(str(p) for p in plots))
 
 

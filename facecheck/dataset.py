@@ -39,16 +39,32 @@ def data_root() -> Path | None:
 
 
 def read_manifest(manifest: Path | None = None) -> list[Sample]:
-    """Rows of a manifest CSV (columns file,label,source[,generator]); paths relative to its folder."""
+    """Rows of a manifest CSV (columns file,label[,source,generator]); paths relative to its folder.
+
+    A manifest that cannot be read as labelled data (missing columns, unknown labels, no rows) raises
+    ValueError naming the problem, so `facecheck eval` never measures an empty or mislabelled set."""
     if manifest is None:
         root = data_root()
         if root is None:
             raise FileNotFoundError("no labelled data: set FACECHECK_DATA or put shared/data beside the checkout")
         manifest = root / "manifest.csv"
     manifest = Path(manifest)
-    with open(manifest, newline="", encoding="utf-8") as f:
-        return [Sample(manifest.parent / row["file"], row["label"], row.get("source", ""),
-                       row.get("generator", "")) for row in csv.DictReader(f)]
+    with open(manifest, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ("file", "label") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{manifest}: a manifest needs the columns file,label[,source,generator]; "
+                             f"missing {','.join(missing)} (found: {','.join(reader.fieldnames or []) or 'none'})")
+        rows = [row for row in reader if (row.get("file") or "").strip()]
+    if not rows:
+        raise ValueError(f"{manifest}: no rows with a file")
+    unknown = sorted({row["label"] for row in rows} - set(LABELS))
+    if unknown:
+        raise ValueError(f"{manifest}: unknown label(s) {', '.join(repr(u) for u in unknown)}; "
+                         f"labels are {', '.join(LABELS)}")
+    # without a source column each label is one source, as in a <label>/ folder without source subfolders
+    return [Sample(manifest.parent / row["file"].strip(), row["label"], row.get("source") or row["label"],
+                   row.get("generator") or "") for row in rows]
 
 
 def split_of(sample: Sample, folds: int = 5) -> int:

@@ -312,7 +312,8 @@ def write_plots(rows: list[Row], summary: dict, out_dir: Path, score: str = "gan
         ax.set_title(f"StyleGAN vs {neg_label}")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("true-positive rate (StyleGAN)")
-    axes[1].legend(fontsize=7, loc="lower right")
+    if axes[1].get_legend_handles_labels()[0]:     # no curve without both classes
+        axes[1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path = out_dir / "roc.png"
     fig.savefig(path, dpi=110)

@@ -163,6 +163,25 @@ def test_eval_refuses_unknown_condition_and_unlabelled_folders(tmp_path):
     assert run.exit_code == 2 and "subfolders named" in run.output
 
 
+def test_eval_refuses_manifests_it_cannot_read_as_labelled_data(tmp_path):
+    shutil.copy(SAMPLES / "account_a.png", tmp_path / "a.png")
+    cases = {"file,label\na.png,fake\n": "unknown label(s) 'fake'",
+             "path,kind\na.png,stylegan\n": "missing file,label",
+             "file,label\n": "no rows"}
+    for text, message in cases.items():
+        (tmp_path / "m.csv").write_text(text)
+        run = CliRunner().invoke(app, ["eval", str(tmp_path / "m.csv"), "--out", str(tmp_path / "out")])
+        assert run.exit_code == 2 and message in " ".join(run.output.split()), (text, run.output)
+    # no source column: each label is its own source; a missing file is a row with an error, not a crash
+    (tmp_path / "m.csv").write_text("file,label\na.png,stylegan\nmissing.png,real_natural\n")
+    run = CliRunner().invoke(app, ["eval", str(tmp_path / "m.csv"), "--out", str(tmp_path / "out"),
+                                   "--conditions", "as_stored", "--device", "cpu"])
+    assert run.exit_code == 0, run.output
+    summary = json.loads((tmp_path / "out" / "eval.json").read_text())["summary"]
+    assert summary["errors"] == 1 and set(summary["by_source"]) == {"stylegan/stylegan", "real_natural/real_natural"}
+    assert "1 of 2 copies could not be scored" in " ".join(run.output.split())
+
+
 def test_unflagged_face_on_the_template_gets_a_caveat(fusion):
     from facecheck.verdict import Decision, on_template_caveat
     t = fusion.thresholds
