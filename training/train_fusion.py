@@ -205,6 +205,38 @@ def resolution_note(block: dict) -> str:
             "independent natural photos without a false positive, and 1% about 370 FFHQ-aligned ones.")
 
 
+def by_truncation(eval_rows: list[evaluation.Row], thresholds: dict[str, float]) -> list[str]:
+    """Test-fold StyleGAN faces by truncation psi, where the manifest's path_in_repo records it
+    (the StyleGAN3 pool: '..._psi0.70.png'), all conditions pooled."""
+    import csv
+    import re
+    from facecheck.dataset import data_root
+    root = data_root()
+    if root is None:
+        return []
+    psi = {}
+    with open(root / "manifest.csv", newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            found = re.search(r"psi(\d+(?:\.\d+)?)", row.get("path_in_repo", ""))
+            if row["label"] == "stylegan" and found:
+                psi[Path(row["file"]).name] = found.group(1)
+    groups: dict[str, list[evaluation.Row]] = {}
+    for r in eval_rows:
+        if r.error is None and Path(r.file).name in psi:
+            groups.setdefault(psi[Path(r.file).name], []).append(r)
+    if not groups:
+        return []
+    lines = ["| truncation psi | images | copies | flagged, default | flagged, sensitive | median spectral score |",
+             "|---|---|---|---|---|---|"]
+    for value in sorted(groups, key=float):
+        rows = groups[value]
+        scores = np.array([r.gan_score for r in rows])
+        lines.append(f"| {value} | {len({r.file for r in rows})} | {len(rows)} | "
+                     f"{pct(np.mean(scores >= thresholds['default']))} | {pct(np.mean(scores >= thresholds['sensitive']))} | "
+                     f"{np.median([r.spectral_score for r in rows]):.2f} |")
+    return lines
+
+
 def loso(fit_rows: list[evaluation.Row], eval_rows: list[evaluation.Row], spectral_flag: float) -> list[str]:
     """Leave one StyleGAN source out of the fusion fit and thresholds; score it on the test fold."""
     lines = ["| held-out source | n (test-fold copies) | flagged, default | flagged, sensitive | flagged, strict |",
@@ -342,6 +374,18 @@ def write_card(path: Path, coef, intercept, thresholds, how, fit_rows, thr_rows,
                   "400 and 256 px, JPEG q70-90, are then scored. The spectral detector and eye template were still "
                   "trained with that source's fold 2-4 images (see weights/spectral.md for the spectral LOSO).", ""]
         lines += loso(fit_rows, eval_rows, spectral_flag)
+        truncation = by_truncation(eval_rows, thresholds)
+        if truncation:
+            lines += ["", "## By truncation (what the detector has learned)",
+                      "StyleGAN samples with a truncation psi below 1 are pulled towards the average face: smoother, "
+                      "more alike, tighter on the eye template. The StyleGAN3 pool records psi in its file names; its "
+                      "test-fold faces, all conditions pooled:", "", *truncation, "",
+                      "Only 7-11 images per value, but the trend is steep, and the spectral score itself falls with "
+                      "psi: the detectors have learned much of the truncated look rather than generator traces alone "
+                      "(most training StyleGAN faces are thispersondoesnotexist.com scrapes, whose psi is not "
+                      "recorded). Untruncated samples are hardly ever flagged: expect misses on them. The StyleGAN2-"
+                      "ADA PyTorch source (0% flagged) is probably one: its psi is not recorded either, but 1 is "
+                      "generate.py's default, and two of its five test-fold faces sit off the template in scale."]
     lines += ["", "## Limits",
               "- Thresholds rest on a few thousand degraded copies of a few hundred real photos; the strict point is "
               "extrapolated, not measured.",
