@@ -181,9 +181,8 @@ def eval_command(data: Optional[Path] = typer.Argument(None, help="Manifest CSV,
         for name, b in list(summary["by_condition"].items()) + [("all", summary["all_conditions"])]:
             d = b["default"]
             table.add_row(name, str(b["n"]["stylegan"]), auc(b["auc_vs_real_natural"]), auc(b["auc_vs_real_ffhq"]),
-                          pct(d["tpr"], d.get("tpr_interval")),
-                          pct(d["flagged_real_natural"], d.get("flagged_real_natural_interval")),
-                          pct(d["flagged_real_ffhq"], d.get("flagged_real_ffhq_interval")),
+                          evaluation.percent_of(d, "tpr"), evaluation.percent_of(d, "flagged_real_natural"),
+                          evaluation.percent_of(d, "flagged_real_ffhq"),
                           pct(b["sensitive"]["tpr"]), pct(d["flagged_other_gen"]))
         err.print(table)
         err.print("(in brackets: 95% exact binomial intervals; each image enters a condition once)")

@@ -209,22 +209,26 @@ def share_flagged(scores: np.ndarray, threshold: float) -> float | None:
     return float(np.mean(scores >= threshold)) if len(scores) else None
 
 
-def share_interval(scores: np.ndarray, threshold: float, level: float = 0.95) -> list[float] | None:
-    """Exact (Clopper-Pearson) confidence interval of `share_flagged`, for independent images.
+def binomial_interval(k: int, n: int, level: float = 0.95) -> list[float]:
+    """Exact (Clopper-Pearson) confidence interval of a share of k in n independent trials.
 
     The held-out sets are small (about a hundred FFHQ-aligned photos per condition), so a measured
     FPR of 1.8% is compatible with anything from 0.2% to 6%; the interval says what the data can
-    and cannot show. With no false positive among n negatives the upper end is about 3.7/n, so
-    showing an FPR of at most 0.1% takes several thousand negatives."""
+    and cannot show. With no false positive among n negatives the upper end is 1 - 0.025^(1/n),
+    about 3.7/n, so showing an FPR of at most 0.1% takes several thousand negatives."""
     from scipy.stats import beta
-    scores = np.asarray(scores)
-    if not len(scores):
-        return None
-    n, k = len(scores), int(np.sum(scores >= threshold))
     tail = (1 - level) / 2
     low = float(beta.ppf(tail, k, n - k + 1)) if k > 0 else 0.0
     high = float(beta.ppf(1 - tail, k + 1, n - k)) if k < n else 1.0
     return [low, high]
+
+
+def share_interval(scores: np.ndarray, threshold: float, level: float = 0.95) -> list[float] | None:
+    """`binomial_interval` of `share_flagged`, for independent images; None when empty."""
+    scores = np.asarray(scores)
+    if not len(scores):
+        return None
+    return binomial_interval(int(np.sum(scores >= threshold)), len(scores), level)
 
 
 def percent(share: float | None, interval: list[float] | None = None) -> str:
@@ -233,6 +237,11 @@ def percent(share: float | None, interval: list[float] | None = None) -> str:
         return "n/a"
     text = f"{100 * share:.1f}%"
     return text + f" ({100 * interval[0]:.1f}-{100 * interval[1]:.1f})" if interval else text
+
+
+def percent_of(rates: dict, key: str) -> str:
+    """`percent` of one rate of a `summarize` block, with its interval where the block has one."""
+    return percent(rates[key], rates.get(f"{key}_interval"))
 
 
 def summarize(rows: list[Row], thresholds: dict[str, float], score: str = "gan_score") -> dict:
