@@ -316,14 +316,11 @@ class ReportBuilder:
             if self.avg_failed:
                 notes.append(f"{_int(self.avg_failed)} could not be read")
             which = f"{_int(self.avg_count)} of the {_int(self.flagged)} flagged faces ({'; '.join(notes)})"
-        out.append('<div class="figure">'
-                   f'<div class="pic" style="width:{AVERAGE_SIDE}px;height:{AVERAGE_SIDE}px">'
-                   f'<img src="{_jpeg_uri(img, quality=92)}" width="{AVERAGE_SIDE}" height="{AVERAGE_SIDE}" '
-                   f'alt="average of the flagged faces">{svg}</div>'
-                   f"<div><p>The pixel-by-pixel average of {which}, each whole picture resized to "
-                   f"{AVERAGE_SIDE}&times;{AVERAGE_SIDE} with no alignment. StyleGAN draws every face in "
-                   "the same position, so the average of its faces stays sharp around the eyes, on the "
-                   "blue rings; the average of ordinary photos is a blur.</p></div></div>")
+        out.append(_figure(_jpeg_uri(img, quality=92), AVERAGE_SIDE, "average of the flagged faces", svg,
+                           f"<p>The pixel-by-pixel average of {which}, each whole picture resized to "
+                           f"{AVERAGE_SIDE}&times;{AVERAGE_SIDE} with no alignment. StyleGAN draws every face in "
+                           "the same position, so the average of its faces stays sharp around the eyes, on the "
+                           "blue rings; the average of ordinary photos is a blur.</p>"))
         return "\n".join(out)
 
     def _heatmap_section(self) -> str:
@@ -334,17 +331,14 @@ class ReportBuilder:
         uri = _png_uri(_heatmap_image(self.hist))
         svg = _overlay_svg(1.0, 1.0, self.template, None, grid=True)
         share = self.on_template / self.faces
-        out.append('<div class="figure">'
-                   f'<div class="pic heat" style="width:{HEATMAP_SIDE}px;height:{HEATMAP_SIDE}px">'
-                   f'<img src="{uri}" width="{HEATMAP_SIDE}" height="{HEATMAP_SIDE}" '
-                   f'alt="heatmap of eye positions">{svg}</div><div>'
-                   f"<p>Both eyes of each of the {_int(self.faces)} faces found (any verdict), placed as "
-                   "fractions of its picture&rsquo;s width and height: the square is the picture frame, "
-                   "darker means more eyes (log scale). The <span class=\"tpl\">blue rings</span> are "
-                   "where StyleGAN puts the eyes; its faces pile up there, while ordinary photos scatter.</p>"
-                   f"<p><b>{_int(self.on_template)} of {_int(self.faces)} faces ({share:.0%})</b> have their "
-                   f"eyes within {ON_TEMPLATE:.0%} of the picture&rsquo;s width of the template positions.</p>"
-                   '<p class="legend">' + _ramp_legend() + "</p></div></div>")
+        out.append(_figure(uri, HEATMAP_SIDE, "heatmap of eye positions", svg,
+                           f"<p>Both eyes of each of the {_int(self.faces)} faces found (any verdict), placed as "
+                           "fractions of its picture&rsquo;s width and height: the square is the picture frame, "
+                           "darker means more eyes (log scale). The <span class=\"tpl\">blue rings</span> are "
+                           "where StyleGAN puts the eyes; its faces pile up there, while ordinary photos scatter.</p>"
+                           f"<p><b>{_int(self.on_template)} of {_int(self.faces)} faces ({share:.0%})</b> have their "
+                           f"eyes within {ON_TEMPLATE:.0%} of the picture&rsquo;s width of the template positions.</p>"
+                           '<p class="legend">' + _ramp_legend() + "</p>", pic_class="pic heat"))
         return "\n".join(out)
 
     def _groups_section(self) -> str:
@@ -490,6 +484,14 @@ def _seen_in(r: Result) -> str:
     if not r.seen_in:
         return ""
     return ('<div class="small">seen before in: ' + ", ".join(_e(s) for s in r.seen_in) + "</div>")
+
+
+def _figure(uri: str, side: int, alt: str, overlay_svg: str, caption_html: str, pic_class: str = "pic") -> str:
+    """A square picture with an SVG overlay beside its caption (the average face, the eye heatmap)."""
+    return ('<div class="figure">'
+            f'<div class="{pic_class}" style="width:{side}px;height:{side}px">'
+            f'<img src="{uri}" width="{side}" height="{side}" alt="{alt}">{overlay_svg}</div>'
+            f"<div>{caption_html}</div></div>")
 
 
 def _jpeg_uri(img: Image.Image, quality: int = 82) -> str:
