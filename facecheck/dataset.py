@@ -26,12 +26,14 @@ class Sample:
 
 
 def data_root() -> Path | None:
-    """The shared data folder: $FACECHECK_DATA, else ../shared/data beside the checkout; None if absent."""
+    """The shared data folder: $FACECHECK_DATA, else ../shared/data beside the checkout (found from the
+    package's own source tree, or from the working directory when facecheck is installed from a wheel
+    and run in the checkout, as CI does); None if absent."""
     candidates = []
     if os.environ.get("FACECHECK_DATA"):
         candidates.append(Path(os.environ["FACECHECK_DATA"]))
-    repo = Path(__file__).resolve().parent.parent
-    candidates += [repo.parent / "shared" / "data", repo / "shared" / "data"]
+    for repo in (Path(__file__).resolve().parent.parent, Path.cwd().resolve()):
+        candidates += [repo.parent / "shared" / "data", repo / "shared" / "data"]
     for c in candidates:
         if (c / "manifest.csv").is_file():
             return c

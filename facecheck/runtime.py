@@ -13,14 +13,25 @@ from typing import Mapping
 import numpy as np
 import onnxruntime as ort
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEVICES = ("auto", "cpu", "cuda")
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def weights_dir() -> Path:
+    """The one place that locates the shipped models and their cards.
+
+    An installed package (wheel, `pip install .`) holds them in facecheck/weights/, mapped there from
+    the repo's top-level weights/ by pyproject.toml; a source checkout (editable install, or the repo on
+    sys.path) reads weights/ beside the package. `FACECHECK_WEIGHTS` points elsewhere on purpose."""
+    if os.environ.get("FACECHECK_WEIGHTS"):
+        return Path(os.environ["FACECHECK_WEIGHTS"])
+    packaged = _PACKAGE / "weights"
+    return packaged if packaged.is_dir() else _PACKAGE.parent / "weights"
 
 
 def weights_path(filename: str) -> Path:
-    """Where a shipped model lives; `FACECHECK_WEIGHTS` points elsewhere (e.g. a packaged install)."""
-    base = Path(os.environ.get("FACECHECK_WEIGHTS", WEIGHTS_DIR))
-    return base / filename
+    """Where a shipped model or card lives (see weights_dir)."""
+    return weights_dir() / filename
 
 
 def cuda_available() -> bool:

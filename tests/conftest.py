@@ -1,3 +1,4 @@
+import sys
 from pathlib import Path
 
 import pytest
@@ -6,7 +7,12 @@ from PIL import Image
 from facecheck.dataset import data_root
 
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "avatars"
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "samples" / "avatars"
+# The tests import the installed facecheck (CI tests the built wheel); the checkout is appended, not
+# prepended, so that only what is not installed (training/ and benchmarks/ scripts) comes from it.
+if str(REPO) not in sys.path:
+    sys.path.append(str(REPO))
 
 
 @pytest.fixture(scope="session")

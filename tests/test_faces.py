@@ -1,6 +1,7 @@
 """Face and eye locator (facecheck.faces) and the StyleGAN eye template (facecheck.geometry)."""
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -30,12 +31,27 @@ def template():
     return EyeTemplate.load()
 
 
-def dataset_images(label: str, count: int, source: str | None = None) -> list[np.ndarray]:
+def dataset_images(label: str, count: int, source: str | None = None, min_side: int = 250) -> list[np.ndarray]:
+    """`count` held-out images of a label, each at least `min_side` px on its shorter side. The
+    manifest's order and the images' sizes are not assumed (the data grows): images are picked by a
+    stable hash of their file name among those large enough."""
     if data_root() is None:
         pytest.skip("needs ../shared/data (or FACECHECK_DATA): facecheck.dataset.data_root() is None")
-    samples = [s for s in read_manifest() if s.label == label and split_of(s) in HELD_OUT
-               and (source is None or s.source == source)]
-    return [np.asarray(Image.open(s.path).convert("RGB")) for s in samples[:count]]
+    samples = sorted((s for s in read_manifest() if s.label == label and split_of(s) in HELD_OUT
+                      and (source is None or s.source == source)),
+                     key=lambda s: hashlib.sha256(s.path.name.encode()).hexdigest())
+    images = []
+    for s in samples:
+        with Image.open(s.path) as img:
+            if min(img.size) >= min_side:
+                images.append(np.asarray(img.convert("RGB")))
+        if len(images) == count:
+            return images
+    pytest.skip(f"fewer than {count} held-out {label} images of at least {min_side} px in ../shared/data")
+
+
+def square(image: np.ndarray, side: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.LANCZOS))
 
 
 def test_nms_keeps_best_of_overlapping_boxes():
@@ -127,8 +143,8 @@ def test_face_cut_by_border_is_flagged(locator):
 def test_several_faces_counted_and_dominant_chosen(locator):
     big, small = dataset_images("stylegan", 2)
     canvas = np.full((512, 768, 3), 255, np.uint8)
-    canvas[:512, :512] = big
-    canvas[150:406, 512:768] = np.asarray(Image.fromarray(small).resize((256, 256)))
+    canvas[:512, :512] = square(big, 512)
+    canvas[150:406, 512:768] = square(small, 256)
     finding = locator.locate([canvas])[0]
     assert finding.faces_found == 2
     assert finding.face.eyes[0][0] < 512 and finding.face.box[2] > 150
