@@ -15,8 +15,11 @@ import itertools
 import json
 import multiprocessing
 import os
+import signal
+import sys
 import tempfile
 import time
+import types
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -286,9 +289,27 @@ def _single_threaded_env():
 
 
 def _worker_init():
-    """Each decoding process uses one core: BLAS and OpenCV thread pools would oversubscribe the CPU."""
+    """Each decoding process uses one core: BLAS and OpenCV thread pools would oversubscribe the CPU.
+    Ctrl-C reaches every process of the terminal's group: the workers ignore it and the main process
+    alone stops the scan (else each worker prints its own KeyboardInterrupt traceback)."""
     import cv2
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
+
+
+@contextlib.contextmanager
+def _caller_main_hidden():
+    """Spawned processes re-run the caller's __main__ (its script, or the notebook's or `python -c`'s
+    code) before they take work, so an unguarded script that calls scan() would scan again in every
+    worker, without end. Our workers need nothing from it (their task functions live in this module),
+    so while the pool starts them __main__ is a bare module with no file or spec to re-run."""
+    caller = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if caller is not None:
+            sys.modules["__main__"] = caller
 
 
 def _runs_on_cpu(device: str) -> bool:
@@ -317,7 +338,7 @@ def _prepared_stream(sources: Iterable[tuple[object, str]], settings: Settings) 
     analyze_here = _runs_on_cpu(settings.device)
     chunks_in_flight = max(1, max(IN_FLIGHT_PER_WORKER * workers, 2 * settings.batch_size) // WORKER_CHUNK)
     context = multiprocessing.get_context("spawn")
-    with _single_threaded_env():   # spawned workers read these when they load numpy's OpenBLAS
+    with _single_threaded_env(), _caller_main_hidden():   # workers read the env when they load OpenBLAS
         pool = context.Pool(workers, initializer=_worker_init)
     with pool:
         window: collections.deque = collections.deque()

@@ -56,3 +56,53 @@ def test_a_model_failure_ends_the_scan_with_its_error(tmp_path, monkeypatch):
     import pytest
     with pytest.raises(RuntimeError, match="model failed"):
         engine.run_scan(engine.walk(folder), tmp_path / "out", engine.Settings(workers=2, batch_size=4))
+
+
+def _small_folder(root, n: int = 12):
+    root.mkdir()
+    with Image.open(SAMPLES / "account_a.png") as im:
+        base = im.convert("RGB")
+    for i in range(n):
+        base.resize((100 + 4 * i, 100 + 4 * i)).save(root / f"{i:02d}.jpg", quality=90)
+    return root
+
+
+def test_an_unguarded_script_and_python_c_run_once(tmp_path):
+    """Worker processes must not re-run the caller's code: a plain script with no __main__ guard, and
+    `python -c`, scan once and finish."""
+    import subprocess
+    import sys
+    folder = _small_folder(tmp_path / "in")
+    code = ("import facecheck\n"
+            "print('caller ran', flush=True)\n"
+            f"rows = list(facecheck.scan({str(folder)!r}, workers=2, device='cpu'))\n"
+            "print('rows', len(rows), flush=True)\n")
+    script = tmp_path / "plain_script.py"
+    script.write_text(code)
+    for argv in ([sys.executable, str(script)], [sys.executable, "-c", code]):
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert run.stdout.splitlines() == ["caller ran", "rows 12"], run.stdout
+
+
+def test_ctrl_c_stops_a_scan_with_one_message_and_no_worker_tracebacks(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    folder = _small_folder(tmp_path / "in", 400)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "facecheck", "scan", str(folder), "--out", str(out),
+                             "--workers", "2", "--batch-size", "4", "--quiet", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (out / "results.partial.jsonl").exists():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    assert proc.poll() is None, "the scan ended before Ctrl-C could be sent; make the folder bigger"
+    os.killpg(proc.pid, signal.SIGINT)   # what a terminal does: every process of the foreground group
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert "interrupted" in stderr and len(stderr.strip().splitlines()) <= 2, stderr
