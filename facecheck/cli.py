@@ -51,6 +51,8 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
          workers: Optional[int] = typer.Option(None, help="Decoding processes (default: one per core; 0: none)."),
          batch_size: int = typer.Option(32, help="Images per model batch; also how often state is committed."),
          max_pixels: int = typer.Option(engine.DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
+         follow_links: bool = typer.Option(False, "--follow-links", help="Read symbolic links that lead outside FOLDER "
+                                           "(by default each gets a row saying it was not followed)."),
          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary.")):
     """Scan FOLDER; write results.jsonl and results.csv to --out."""
     if not folder.is_dir():
@@ -61,8 +63,12 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
         _fail(str(e))
     _check_options(mode, device)
     settings = engine.Settings(device=device, workers=workers, batch_size=batch_size, max_pixels=max_pixels, index=index,
-                               scan_name=scan_name, mode=mode)
-    total = sum(1 for _ in engine.walk(folder))   # a first, cheap pass, so progress has an end
+                               scan_name=scan_name, mode=mode, follow_links=follow_links)
+
+    def entries():
+        return engine.walk(folder, follow_links=follow_links, exclude=out_dir)
+
+    total = sum(1 for _ in entries())   # a first, cheap pass, so progress has an end
     with Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet) as bar:
         task = bar.add_task("scan", total=total, rate="")
@@ -72,7 +78,7 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
             bar.update(task, completed=done, rate=f"{done / elapsed:.0f} img/s" if elapsed > 1 else "")
 
         try:
-            summary = engine.run_scan(engine.walk(folder), out_dir, settings, progress, folder, total)
+            summary = engine.run_scan(entries(), out_dir, settings, progress, folder, total)
         except KeyboardInterrupt:
             err.print("interrupted: finished files are kept; run the same command again to continue")
             raise typer.Exit(130)

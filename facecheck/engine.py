@@ -31,7 +31,8 @@ from .hashing import Signature, signatures
 from .index import HashIndex
 from .known import KnownAvatars
 from .report import write_report
-from .loading import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, LoadError, load_image, is_candidate_file
+from .loading import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, LoadError, file_kind, file_sha256, is_candidate_file,
+                      load_image)
 from .result import Result
 from .scanstate import ScanState
 from .verdict import reuse_reason
@@ -52,6 +53,7 @@ class Settings:
     index: Path | None = None            # persistent index of known avatars (SQLite), optional
     scan_name: str | None = None         # how this scan is named in the persistent index
     mode: str = "default"                # operating point of the verdict: strict | default | sensitive
+    follow_links: bool = False           # read symbolic links that lead outside the scanned folder
 
 
 @dataclass
@@ -78,9 +80,17 @@ class ScanSummary:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class NotRead:
+    """A folder entry that gets a row but is not read: why (a link leaving the folder, a FIFO...)."""
+    reason: str
+
+
 def prepare(source, rel_path: str, settings: Settings) -> Prepared:
     """Load and hash one image; never raises: a bad file becomes a Result with `error` set."""
     size = mtime_ns = None
+    if isinstance(source, NotRead):
+        return Prepared(Result(path=rel_path, error=source.reason))
     if isinstance(source, (str, Path)):
         try:
             st = os.stat(source)
@@ -92,11 +102,12 @@ def prepare(source, rel_path: str, settings: Settings) -> Prepared:
         loaded = load_image(source, max_pixels=settings.max_pixels, max_bytes=settings.max_bytes,
                             min_side=MODEL_MIN_SIDE)
         result.sha256, result.width, result.height = loaded.sha256, loaded.width, loaded.height
+        result.warnings.extend(loaded.warnings)
         signature = signatures([loaded.image])[0]
         result.phash, result.dct256 = str(signature.phash), str(signature.dct256)
         return Prepared(result, size, mtime_ns, signature, loaded.rgb())
     except LoadError as e:
-        result.error = str(e)
+        result.error, result.sha256 = str(e), e.sha256
     except Exception as e:  # a decoder bug must not end a million-file scan
         result.error = f"unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip()
     return Prepared(result, size, mtime_ns)
@@ -186,7 +197,7 @@ class Analyzer:
 
     def analyze(self, batch: list[Prepared]) -> None:
         """Fill faces, eyes, scores, verdict and reasons of each Result in the batch."""
-        from .verdict import decision_reason, geometry_reason, on_template_caveat, spectral_reason
+        from .verdict import ON_TEMPLATE_Z2, decision_reason, geometry_reason, on_template_caveat, spectral_reason
         batch = [item for item in batch if not item.analyzed]
         for item in batch:
             if item.result.error is not None:
@@ -210,6 +221,7 @@ class Analyzer:
                 to_full = result.width / w   # the loader may have decoded a large JPEG at reduced size
                 result.eyes = [[round(x * to_full, 1), round(y * to_full, 1)] for x, y in sig.face.eyes]
                 result.eye_score = round(sig.eye_score, 4)
+                result.on_template = bool(sig.geometry["template_z2"] <= ON_TEMPLATE_Z2)
                 result.reasons.append(geometry_reason(sig.geometry, sig.faces_found, sig.face.cut_by_border))
             result.reasons.append(spectral_reason(sig.spectral_score, fusion.spectral_flag))
             caveat = on_template_caveat(decision, sig.geometry, fusion.thresholds)
@@ -228,10 +240,18 @@ def _lazy(make):
     return get
 
 
-def walk(folder: Path) -> Iterator[tuple[Path, str]]:
-    """Every non-hidden regular file under `folder`, depth first in name order, with its path
-    relative to `folder` ('/' separators). Symbolic links are followed, loops are not."""
+def walk(folder: Path, *, follow_links: bool = False, exclude: Path | None = None) -> Iterator[tuple[object, str]]:
+    """Every non-hidden entry under `folder` that gets a row, depth first in name order, as (source,
+    path relative to `folder` with '/' separators). The source is a Path to read, or a NotRead saying
+    why an entry is not read: a symbolic link that leaves the folder (unless `follow_links`) or leads
+    into `exclude` (the scan's own output), a dangling link, a FIFO, socket or device. Links inside
+    the folder are followed; a link back to a folder already walked (a loop) is not."""
+    root = folder.resolve()
+    excluded = exclude.resolve() if exclude is not None else None
     seen_dirs: set[tuple[int, int]] = set()
+
+    def inside(path: Path, top: Path) -> bool:
+        return path == top or top in path.parents
 
     def visit(directory: Path, rel: str):
         try:
@@ -248,16 +268,41 @@ def walk(folder: Path) -> Iterator[tuple[Path, str]]:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            entry_rel = f"{rel}{entry.name}"
+            entry_rel = f"{rel}{display_name(entry.name)}"
             try:
+                if entry.is_symlink():
+                    target = Path(os.path.realpath(entry.path))
+                    if not target.exists():
+                        yield NotRead("dangling symbolic link: its target does not exist"), entry_rel
+                        continue
+                    if excluded is not None and inside(target, excluded):
+                        yield NotRead("symbolic link into the scan's output folder: not read"), entry_rel
+                        continue
+                    if not follow_links and not inside(target, root):
+                        yield NotRead("symbolic link to outside the scanned folder: not followed "
+                                      "(--follow-links reads it)"), entry_rel
+                        continue
                 if entry.is_dir():
                     yield from visit(Path(entry.path), entry_rel + "/")
-                elif entry.is_file() and is_candidate_file(Path(entry.path)):
-                    yield Path(entry.path), entry_rel
-            except OSError:
-                continue
+                elif entry.is_file():
+                    if is_candidate_file(Path(entry.path)):
+                        yield Path(entry.path), entry_rel
+                else:
+                    yield NotRead(f"not a regular file ({file_kind(entry.stat().st_mode)})"), entry_rel
+            except OSError as e:
+                yield NotRead(f"cannot read folder entry: {e.strerror or e}"), entry_rel
 
     yield from visit(folder, "")
+
+
+def display_name(name: str) -> str:
+    """A file name as text for the results. Bytes that are not UTF-8 (Python keeps them as lone
+    surrogates, which neither SQLite nor a UTF-8 file can store) are written as \\xNN escapes."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _batches(items: Iterable, size: int):
@@ -372,7 +417,12 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
             if isinstance(source, Path):
                 try:
                     st = source.stat()
-                    if state.is_current(rel, st.st_size, st.st_mtime_ns):
+                    done = state.finished_sha256(rel, st.st_size, st.st_mtime_ns)
+                    # Same size and mtime is not proof of the same bytes (a tool may keep both): an
+                    # earlier row is kept only when the bytes still hash the same (benchmarks/bench_scan.py
+                    # measures what this costs).
+                    if done is not None and file_sha256(source) == done:
+                        state.keep(rel)
                         kept += 1
                         continue
                 except OSError:
@@ -507,10 +557,10 @@ def scan(target, out: str | Path | None = None, settings: Settings | None = None
         folder = Path(target)
         if not folder.is_dir():
             raise FileNotFoundError(f"no such folder: {folder}")
-        sources = walk(folder)
+        sources = walk(folder, follow_links=settings.follow_links, exclude=Path(out) if out is not None else None)
     else:
         folder = None
-        sources = [(Path(p), str(p)) for p in target]
+        sources = [(Path(p), display_name(str(p))) for p in target]
     if out is None:
         with tempfile.TemporaryDirectory(prefix="facecheck-") as tmp:
             run_scan(sources, Path(tmp), settings, progress, folder)

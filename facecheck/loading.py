@@ -8,11 +8,13 @@ pixel is decoded, and oversized files by a byte limit. Large JPEGs are decoded a
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import struct
 import io
+import re
+import stat
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,12 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False   # a truncated file is an error, not a 
 
 
 class LoadError(Exception):
-    """The file could not be turned into an image; the message is one line for the results."""
+    """The file could not be turned into an image; the message is one line for the results.
+    `sha256` is the hash of the bytes when they were read (an undecodable file keeps its identity)."""
+
+    def __init__(self, message: str, sha256: str | None = None):
+        super().__init__(message)
+        self.sha256 = sha256
 
 
 @dataclass
@@ -35,6 +42,7 @@ class LoadedImage:
     width: int           # full size after EXIF orientation
     height: int
     sha256: str | None   # of the file's bytes, when loaded from bytes or a path
+    warnings: list[str] = field(default_factory=list)   # what the decoder warned about (e.g. corrupt EXIF)
 
     @property
     def scale(self) -> float:
@@ -48,21 +56,53 @@ class LoadedImage:
 def read_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise LoadError(f"file is {size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise LoadError("is a directory")
+        if not stat.S_ISREG(st.st_mode):   # reading a FIFO would block the scan forever
+            raise LoadError(f"not a regular file ({file_kind(st.st_mode)})")
+        if st.st_size > max_bytes:
+            raise LoadError(f"file is {st.st_size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit")
         with open(path, "rb") as f:
             return f.read()
     except LoadError:
         raise
-    except IsADirectoryError:
-        raise LoadError("is a directory") from None
     except OSError as e:
         raise LoadError(f"cannot read file: {e.strerror or e}") from None
 
 
+def file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a link")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in blocks (a rerun checks that unchanged-looking files are unchanged)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _pillow_pixel_limit(max_pixels: int):
+    """Pillow refuses images over twice its own global MAX_IMAGE_PIXELS (~179M) before we can: make
+    its limit follow ours for this decode, so --max-pixels can be raised past it and every bomb is
+    caught with our message."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
 def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None) -> LoadedImage:
-    """Bytes -> LoadedImage, or LoadError with a one-line reason.
+    """Bytes -> LoadedImage, or LoadError with a one-line reason (and the bytes' sha256).
 
     min_side: the smallest shorter side the caller needs; a JPEG larger than twice that is decoded
     at 1/2, 1/4 or 1/8 scale (never below min_side)."""
@@ -70,15 +110,22 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int |
         raise LoadError("empty file")
     digest = hashlib.sha256(data).hexdigest()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return _decode(data, digest, max_pixels, min_side)
+    except LoadError as e:
+        e.sha256 = digest
+        raise
+
+
+def _decode(data: bytes, digest: str, max_pixels: int, min_side: int | None) -> LoadedImage:
+    with warnings.catch_warnings(record=True) as caught, _pillow_pixel_limit(max_pixels):
+        warnings.simplefilter("always")
+        try:
             img = Image.open(io.BytesIO(data))
             w, h = img.size   # from the header: nothing decoded yet
             if w * h > max_pixels:
-                raise LoadError(f"image claims {w}x{h} pixels, over the {max_pixels:,}-pixel limit "
-                                f"(decompression bomb guard)")
-            if getattr(img, "n_frames", 1) > 1:
-                img.seek(0)
+                raise LoadError(bomb_message(w * h, max_pixels, f"{w}x{h}"))
+            # Frame 0 is where Image.open leaves a multi-frame file: never count or walk the other
+            # frames (a damaged later frame must not fail a readable first one).
             if min_side and img.format == "JPEG":
                 img.draft("RGB", (min_side, min_side))
             img.load()
@@ -88,18 +135,31 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int |
             if orientation in (5, 6, 7, 8):
                 full_w, full_h = h, w
             rgb = to_rgb(img)
-    except LoadError:
-        raise
-    except Image.DecompressionBombError as e:
-        raise LoadError(f"refused as a decompression bomb: {str(e).splitlines()[0]}") from None
-    except UnidentifiedImageError:
-        raise LoadError(f"not an image ({describe_bytes(data)})") from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise LoadError(f"cannot decode image: {msg}") from None
+        except LoadError:
+            raise
+        except Image.DecompressionBombError as e:
+            pixels = re.search(r"\((\d+) pixels\)", str(e))
+            raise LoadError(bomb_message(int(pixels.group(1)) if pixels else None, max_pixels)) from None
+        except UnidentifiedImageError:
+            raise LoadError(f"not an image ({describe_bytes(data)})") from None
+        except MemoryError:
+            raise LoadError("cannot decode image: out of memory") from None
+        except Exception as e:   # noqa: BLE001 - any decoder failure is a bad file, never a crash
+            msg = str(e).splitlines()[0] if str(e) else ""
+            raise LoadError(f"cannot decode image ({type(e).__name__}{': ' + msg if msg else ''})") from None
     if rgb.width < 1 or rgb.height < 1:
         raise LoadError("image has no pixels")
-    return LoadedImage(rgb, full_w, full_h, digest)
+    notes = [one_line(str(w.message)) for w in caught if not issubclass(w.category, Image.DecompressionBombWarning)]
+    return LoadedImage(rgb, full_w, full_h, digest, list(dict.fromkeys(notes)))
+
+
+def bomb_message(pixels: int | None, max_pixels: int, size: str | None = None) -> str:
+    claims = f"{size} = {pixels:,} pixels" if size else (f"{pixels:,} pixels" if pixels else "more pixels")
+    return f"image claims {claims}, over the {max_pixels:,}-pixel limit (decompression bomb guard; see --max-pixels)"
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def describe_bytes(data: bytes) -> str:

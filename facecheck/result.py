@@ -26,8 +26,10 @@ class Result:
     eye_score: float | None = None
     spectral_score: float | None = None
     eyes: list[list[float]] | None = None  # [[x, y], [x, y]]: left then right eye as seen, px
+    on_template: bool | None = None        # both eyes where StyleGAN puts them; None without a face
     faces: int | None = None               # faces found; the dominant one is scored
     reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)   # decoder and file-name warnings, with no effect on the verdict
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,6 +49,6 @@ FIELD_NAMES = [f.name for f in fields(Result)]
 def csv_row(result: Result) -> dict:
     """Flat values for CSV: lists become JSON text."""
     row = result.to_dict()
-    for key in ("eyes", "seen_in", "reasons"):
+    for key in ("eyes", "seen_in", "reasons", "warnings"):
         row[key] = "" if row[key] in (None, []) else json.dumps(row[key], ensure_ascii=False)
     return {k: "" if v is None else v for k, v in row.items()}

@@ -43,14 +43,19 @@ class ScanState:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-    def is_current(self, path: str, size: int, mtime_ns: int) -> bool:
-        """True when this file was finished in an earlier run and has not changed since; marks it
-        as part of this run."""
-        row = self.db.execute("SELECT size, mtime_ns FROM files WHERE path=?", (path,)).fetchone()
-        if row is None or row[0] != size or row[1] != mtime_ns:
-            return False
+    def finished_sha256(self, path: str, size: int, mtime_ns: int) -> str | None:
+        """The sha256 recorded for a file finished in an earlier run without an error, if its size
+        and mtime are unchanged; None when it must be scanned (new, changed, or failed before: a
+        failure may have been fixed since, e.g. a permission)."""
+        row = self.db.execute("SELECT size, mtime_ns, json_extract(record, '$.sha256'), "
+                              "json_extract(record, '$.error') FROM files WHERE path=?", (path,)).fetchone()
+        if row is None or row[0] != size or row[1] != mtime_ns or row[3] is not None:
+            return None
+        return row[2]
+
+    def keep(self, path: str) -> None:
+        """Mark an earlier run's row as part of this run (it is not dropped at the end)."""
         self.db.execute("UPDATE files SET generation=? WHERE path=?", (self.generation, path))
-        return True
 
     def save(self, items) -> None:
         """items: (Result, size, mtime_ns, dct256 bytes|None, probes bytes|None, thumbnail bytes|None)."""

@@ -145,3 +145,67 @@ def test_numpy_and_pil_inputs(photo):
     assert load_image(photo.convert("L")).image.mode == "RGB"
     with pytest.raises(LoadError):
         load_image(arr.astype(np.float32))
+
+
+def _frames(n: int = 3) -> list[Image.Image]:
+    return [Image.fromarray(np.random.RandomState(i).randint(0, 255, (64, 64, 3), np.uint8)) for i in range(n)]
+
+
+@pytest.mark.parametrize("fmt, keep", [("GIF", 2 / 3), ("TIFF", 2 / 3)])
+def test_a_damaged_later_frame_does_not_fail_frame_0(fmt, keep):
+    frames = _frames()
+    buf = io.BytesIO()
+    frames[0].save(buf, fmt, save_all=True, append_images=frames[1:])
+    data = buf.getvalue()
+    loaded = decode(data[: int(len(data) * keep)])   # frame 0 intact, a later frame cut off
+    assert loaded.image.size == (64, 64)
+    assert np.abs(np.asarray(loaded.image, int) - np.asarray(frames[0], int)).mean() < 30
+
+
+def test_any_decoder_failure_is_a_load_error_with_its_kind(monkeypatch, photo):
+    data = encode(photo, "PNG")
+
+    def broken(self, *a, **k):
+        raise TypeError("Missing dimensions")
+    monkeypatch.setattr(Image.Image, "load", broken)
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", broken)
+    with pytest.raises(LoadError, match=r"cannot decode image \(TypeError: Missing dimensions\)"):
+        decode(data)
+
+
+def test_pixel_limit_above_pillows_own_and_bombs_in_facecheck_wording():
+    claim = png_claiming(20_000, 10_000)   # 200 Mpixel: over Pillow's default 2 x 89.5M refusal
+    with pytest.raises(LoadError) as e:
+        decode(claim)
+    assert "50,000,000-pixel limit" in str(e.value) and "DOS attack" not in str(e.value)
+    with pytest.raises(LoadError) as e:
+        decode(claim, max_pixels=300_000_000)   # allowed by size: fails only for its missing pixel data
+    assert "pixel limit" not in str(e.value) and "bomb" not in str(e.value)
+    with pytest.raises(LoadError, match="over the 300,000,000-pixel limit"):
+        decode(png_claiming(100_000, 100_000), max_pixels=300_000_000)
+
+
+def test_undecodable_bytes_keep_their_sha256(photo):
+    import hashlib
+    data = encode(photo, "JPEG", quality=90)[:3000]
+    with pytest.raises(LoadError) as e:
+        decode(data)
+    assert e.value.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_decoder_warnings_are_kept_with_the_image_not_printed(recwarn):
+    tags = Image.Exif()
+    tags[0x010E] = "a description of the photo"
+    exif = bytearray(tags.tobytes())
+    exif[20:24] = (5000).to_bytes(4, "big")   # the tag claims more bytes than the file holds
+    loaded = decode(encode(Image.new("RGB", (32, 32)), "JPEG", exif=bytes(exif)))
+    assert loaded.warnings and "larger than file" in loaded.warnings[0]
+    assert len(recwarn) == 0
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(LoadError, match="not a regular file \\(a FIFO\\)"):
+        load_image(fifo)
