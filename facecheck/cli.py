@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -37,7 +38,7 @@ def _check_options(mode: str, device: str = "auto") -> None:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")   # paths and hints may hold [brackets]
     raise typer.Exit(code)
 
 
@@ -53,8 +54,22 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
          max_pixels: int = typer.Option(engine.DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
          follow_links: bool = typer.Option(False, "--follow-links", help="Read symbolic links that lead outside FOLDER "
                                            "(by default each gets a row saying it was not followed)."),
+         engine_name: str = typer.Option("local", "--engine", help="local (worker processes on this machine) | "
+                                          "ray (Ray Data; pip install 'facecheck[ray]')."),
+         address: Optional[str] = typer.Option(None, "--address", help="With --engine ray: the Ray cluster to join "
+                                               "(auto, ray://host:10001); default: start a local one."),
          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary.")):
     """Scan FOLDER; write results.jsonl and results.csv to --out."""
+    if engine_name not in engine.ENGINES:
+        _fail(f"--engine must be one of {', '.join(engine.ENGINES)}, not {engine_name!r}")
+    if address and engine_name != "ray":
+        _fail("--address goes with --engine ray")
+    if engine_name == "ray":
+        from .ray_engine import require_ray
+        try:
+            require_ray()
+        except RuntimeError as e:
+            _fail(str(e))
     if not folder.is_dir():
         _fail(f"no such folder: {folder}")
     try:
@@ -63,7 +78,8 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
         _fail(str(e))
     _check_options(mode, device)
     settings = engine.Settings(device=device, workers=workers, batch_size=batch_size, max_pixels=max_pixels, index=index,
-                               scan_name=scan_name, mode=mode, follow_links=follow_links)
+                               scan_name=scan_name, mode=mode, follow_links=follow_links, engine=engine_name,
+                               ray_address=address)
 
     def entries():
         return engine.walk(folder, follow_links=follow_links, exclude=out_dir)

@@ -54,6 +54,8 @@ class Settings:
     scan_name: str | None = None         # how this scan is named in the persistent index
     mode: str = "default"                # operating point of the verdict: strict | default | sensitive
     follow_links: bool = False           # read symbolic links that lead outside the scanned folder
+    engine: str = "local"                # local (worker processes) | ray (Ray Data; facecheck[ray] extra)
+    ray_address: str | None = None       # with engine "ray": a cluster to join; None starts a local one
 
 
 @dataclass
@@ -395,6 +397,20 @@ def _prepared_stream(sources: Iterable[tuple[object, str]], settings: Settings) 
             yield from window.popleft().get()
 
 
+ENGINES = ("local", "ray")
+
+
+def scheduler(settings: Settings) -> Callable[[Iterable[tuple[object, str]], Settings], Iterator[Prepared]]:
+    """Who runs the per-file analysis: local worker processes, or Ray Data (facecheck.ray_engine).
+    Both call the same `prepare` and `Analyzer.analyze`, and yield the same Prepared files."""
+    if settings.engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {settings.engine!r}")
+    if settings.engine == "ray":
+        from .ray_engine import ray_prepared_stream
+        return ray_prepared_stream
+    return _prepared_stream
+
+
 def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Settings,
              progress: Callable[[int, int | None], None] | None = None, folder: Path | None = None,
              total: int | None = None) -> ScanSummary:
@@ -429,7 +445,7 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
                     pass
             yield source, rel
 
-    stream = _prepared_stream(todo(), settings)
+    stream = scheduler(settings)(todo(), settings)
     partial = PartialResults(out_dir)
     finished = False
     try:

@@ -1,0 +1,118 @@
+"""A second scheduler for the same per-file analysis: Ray Data, on this machine or on a cluster.
+
+`facecheck scan --engine ray` (or `Settings(engine="ray")`) hands the decoding, hashing and model
+runs to Ray Data instead of local worker processes; everything else (the scan state and resume, the
+partial results, grouping, results files and report) is `engine.run_scan`'s, as for a local scan.
+Ray Data reads the file list in windows of WINDOW entries, decodes and hashes each file in tasks
+(`engine.prepare`) and runs the models in a pool of actors, each holding one `engine.Analyzer` (its
+ONNX sessions are created once per actor). On the CPU Ray fuses the two steps into the actors, so a
+decoded image never leaves the process that decoded it; on CUDA each actor asks for one GPU.
+
+The driver (the process that runs `facecheck scan`) holds one window of paths and one batch of
+results at a time, never the folder. Only this module imports Ray, and only when asked: it ships as
+the optional `facecheck[ray]` extra.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import pickle
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .engine import WORKER_CHUNK, Analyzer, NotRead, Prepared, Settings, _runs_on_cpu, prepare
+
+WINDOW = 50_000   # folder entries per Ray Data dataset: bounds the driver's memory for the path list
+
+
+def require_ray():
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise RuntimeError("--engine ray needs Ray Data: pip install 'facecheck[ray]'") from None
+    return ray
+
+
+def connect(settings: Settings):
+    """Join the cluster at settings.ray_address ('auto', 'ray://host:10001', ...), or start a local
+    one on this machine with settings.workers CPUs (default: every core). A Ray already initialised in
+    this process is used as it is. A local Ray started here lives as long as this Python process."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                       configure_logging=True)
+        if settings.ray_address:
+            ray.init(address=settings.ray_address, **options)
+        else:
+            ray.init(num_cpus=settings.workers or os.cpu_count() or 1, **options)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)   # per-dataset INFO/WARNING lines on every window
+    ray.data.DataContext.get_current().enable_progress_bars = False   # facecheck shows its own progress
+    return ray
+
+
+def _encode_source(source, rel: str) -> dict:
+    """A (source, relative path) pair as an Arrow-friendly row: paths as bytes (file names need not be
+    UTF-8), a NotRead as its reason."""
+    if isinstance(source, NotRead):
+        return {"path": b"", "rel": rel, "not_read": source.reason}
+    return {"path": os.fsencode(source), "rel": rel, "not_read": ""}
+
+
+def _decode_source(path: bytes, not_read: str):
+    return NotRead(not_read) if not_read else Path(os.fsdecode(path))
+
+
+def _prepare_files(batch: dict, settings: Settings) -> dict:
+    """Ray Data task: decode and hash each file of the batch (engine.prepare, as local workers do)."""
+    prepared = [prepare(_decode_source(p, n), rel, settings)
+                for p, rel, n in zip(batch["path"], batch["rel"], batch["not_read"])]
+    return {"prepared": [pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL) for item in prepared]}
+
+
+class _AnalyzeFiles:
+    """Ray Data actor: one Analyzer (ONNX sessions made once), run on each batch of prepared files.
+    `settings` is bound as a class attribute by `_actor_class`, so the actor takes no constructor
+    arguments."""
+    settings: Settings
+
+    def __init__(self):
+        cpu = _runs_on_cpu(self.settings.device)
+        self.analyzer = Analyzer(self.settings, intra_op_threads=1 if cpu else None)
+
+    def __call__(self, batch: dict) -> dict:
+        items = [pickle.loads(blob) for blob in batch["prepared"]]
+        self.analyzer.analyze(items)
+        for item in items:
+            item.image, item.analyzed = None, True   # the driver needs the result, not the pixels
+        return {"prepared": [pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL) for item in items]}
+
+
+def _actor_class(settings: Settings) -> type:
+    return type("FacecheckAnalyzer", (_AnalyzeFiles,), {"settings": settings})
+
+
+def ray_prepared_stream(sources: Iterable[tuple[object, str]], settings: Settings) -> Iterator[Prepared]:
+    """Prepared and analysed files, as engine._prepared_stream yields them, computed by Ray Data.
+    Results come in completion order (the scan state is keyed by path)."""
+    ray = connect(settings)
+    cpu = _runs_on_cpu(settings.device)
+    resources = ray.cluster_resources()
+    if cpu:
+        actors = settings.workers or max(1, int(resources.get("CPU", 1)))
+        actor_options = {"num_cpus": 1}
+    else:
+        actors = settings.workers or max(1, int(resources.get("GPU", 1)))
+        actor_options = {"num_gpus": 1}
+    analyzer = _actor_class(settings)
+    sources = iter(sources)
+    while window := [_encode_source(source, rel) for source, rel in itertools.islice(sources, WINDOW)]:
+        dataset = (ray.data.from_items(window)
+                   .map_batches(_prepare_files, fn_kwargs={"settings": settings}, batch_size=WORKER_CHUNK)
+                   .map_batches(analyzer, batch_size=WORKER_CHUNK,
+                                compute=ray.data.ActorPoolStrategy(size=min(actors, len(window))),
+                                **actor_options))
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            for blob in batch["prepared"]:
+                yield pickle.loads(blob)
