@@ -9,7 +9,9 @@
    scan's workers call it), and plain PIL open + convert("RGB") for reference. Images per second.
    Beside them, what a rerun spends on each unchanged file: reading and hashing its bytes again.
 3. The full scan, `engine.run_scan(list(engine.walk(folder)), fresh_out, engine.Settings(...))`, in a
-   fresh subprocess per configuration (workers x batch size x ONNX intra-op threads): wall time, images
+   fresh subprocess per configuration (engine x workers x batch size x ONNX intra-op threads; `--engine
+   local,ray` compares the local worker processes with Ray Data on a local cluster, whose start-up is
+   included in the wall time): wall time, images
    per second, ratio to the load_image baseline (the issue's goal: <= 2.0), peak RSS of the scan's
    main process (RUSAGE_SELF) and of its largest child (RUSAGE_CHILDREN: the decode workers), and CPU
    time (user + sys, main and children) per file.
@@ -25,6 +27,7 @@ Every timing line carries the load average: the machine has 2 cores that other j
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -140,7 +143,7 @@ if threads is not None:
             super().__init__(device, threads if intra_op_threads is None else intra_op_threads)
     rt.Runtime = Runtime
 folder = Path({folder!r})
-settings = engine.Settings(device={device!r}, workers={workers!r}, batch_size={batch!r})
+settings = engine.Settings(device={device!r}, workers={workers!r}, batch_size={batch!r}, engine={engine!r})
 with tempfile.TemporaryDirectory(prefix="bench-scan-") as tmp:
     start = time.perf_counter()
     summary = engine.run_scan(list(engine.walk(folder)), Path(tmp) / "out", settings)
@@ -152,9 +155,9 @@ print("RESULT " + json.dumps(dict(wall=wall, files=summary.files, scanned=summar
 """
 
 
-def full_scan(folder: Path, workers, batch: int, threads, device: str) -> dict:
+def full_scan(folder: Path, workers, batch: int, threads, device: str, engine: str = "local") -> dict:
     code = CHILD.format(repo=str(REPO), folder=str(folder), workers=workers, batch=batch, threads=threads,
-                        device=device)
+                        device=device, engine=engine)
     load_before = load_avg()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -163,7 +166,8 @@ def full_scan(folder: Path, workers, batch: int, threads, device: str) -> dict:
     r = json.loads(lines[-1][len("RESULT "):])
     r.update(img_per_s=r["files"] / r["wall"], load_before=load_before, load_after=load_avg(),
              cpu_ms_per_img=(r["cpu_main_s"] + r["cpu_child_s"]) * 1000 / r["files"],
-             workers=workers, batch_size=batch, threads=threads if threads is not None else "ort default")
+             workers=workers, batch_size=batch, threads=threads if threads is not None else "ort default",
+             engine=engine)
     return r
 
 
@@ -223,6 +227,7 @@ def main() -> None:
     ap.add_argument("--threads", default="auto",
                     help="comma list of ONNX intra-op thread counts; auto = what the engine does today")
     ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--engine", default="local", help="comma list of scan engines: local, ray (default local)")
     ap.add_argument("--repeat", type=int, default=1, help="full-scan runs per configuration (best is kept)")
     ap.add_argument("--stage-images", type=int, default=64, help="files for the per-stage profile (default 64)")
     ap.add_argument("--skip-scan", action="store_true", help="only the baseline and the stage profile")
@@ -252,20 +257,20 @@ def main() -> None:
 
     if not args.skip_scan:
         print(f"2. full scan (engine.run_scan, device {args.device}), one fresh subprocess per configuration")
-        print(f"   {'workers':>7s} {'batch':>5s} {'threads':>11s} {'wall s':>7s} {'img/s':>7s} {'ratio':>6s} "
+        print(f"   {'engine':>6s} {'workers':>7s} {'batch':>5s} {'threads':>11s} {'wall s':>7s} {'img/s':>7s} {'ratio':>6s} "
               f"{'RSS main MB':>11s} {'RSS child MB':>12s} {'CPU ms/img':>10s}  load before/after")
         report["scan"] = []
-        for workers in worker_list:
-            for batch in batch_list:
-                for threads in thread_list:
-                    runs = [full_scan(folder, workers, batch, threads, args.device) for _ in range(args.repeat)]
-                    r = min(runs, key=lambda x: x["wall"])
-                    r["ratio"] = ref / r["img_per_s"]
-                    report["scan"].append(r)
-                    w = "auto" if workers is None else str(workers)
-                    print(f"   {w:>7s} {batch:5d} {str(r['threads']):>11s} {r['wall']:7.2f} {r['img_per_s']:7.1f} "
-                          f"{r['ratio']:6.2f} {r['rss_main_mb']:11.0f} {r['rss_child_mb']:12.0f} {r['cpu_ms_per_img']:10.1f}  "
-                          f"{r['load_before']}/{r['load_after']}", flush=True)
+        for engine_name, workers, batch, threads in itertools.product(args.engine.split(","), worker_list, batch_list,
+                                                                      thread_list):
+            runs = [full_scan(folder, workers, batch, threads, args.device, engine_name)
+                    for _ in range(args.repeat)]
+            r = min(runs, key=lambda x: x["wall"])
+            r["ratio"] = ref / r["img_per_s"]
+            report["scan"].append(r)
+            w = "auto" if workers is None else str(workers)
+            print(f"   {engine_name:>6s} {w:>7s} {batch:5d} {str(r['threads']):>11s} {r['wall']:7.2f} {r['img_per_s']:7.1f} "
+                  f"{r['ratio']:6.2f} {r['rss_main_mb']:11.0f} {r['rss_child_mb']:12.0f} {r['cpu_ms_per_img']:10.1f}  "
+                  f"{r['load_before']}/{r['load_after']}", flush=True)
         print("   ratio = decode-only img/s (load_image) / scan img/s; the goal is <= 2.0. CPU ms/img = user+sys of the\n"
               "   scan's processes per file (main + its decoding workers, the subprocess's own start included): steadier\n"
               "   than wall time when other jobs share the cores\n")
