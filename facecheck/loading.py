@@ -11,8 +11,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import re
+import signal
 import stat
+import sys
+import tempfile
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +27,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 50_000_000      # ~7000 x 7000; avatars are far smaller
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_SECONDS = 10.0           # an avatar decodes in milliseconds; the fuzzer's slowest case took < 0.1 s
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"}
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False   # a truncated file is an error, not a half-grey image
@@ -101,23 +107,56 @@ def _pillow_pixel_limit(max_pixels: int):
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None) -> LoadedImage:
+def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None,
+           max_seconds: float | None = DEFAULT_MAX_SECONDS) -> LoadedImage:
     """Bytes -> LoadedImage, or LoadError with a one-line reason (and the bytes' sha256).
 
     min_side: the smallest shorter side the caller needs; a JPEG larger than twice that is decoded
-    at 1/2, 1/4 or 1/8 scale (never below min_side)."""
+    at 1/2, 1/4 or 1/8 scale (never below min_side). max_seconds: a decode that takes longer is
+    refused (a pathological file must not stall a scan)."""
     if not data:
         raise LoadError("empty file")
     digest = hashlib.sha256(data).hexdigest()
     try:
-        return _decode(data, digest, max_pixels, min_side)
+        with _time_limit(max_seconds):
+            return _decode(data, digest, max_pixels, min_side)
     except LoadError as e:
         e.sha256 = digest
         raise
+    except _DecodeTimeout:
+        raise LoadError(f"decoding took over {max_seconds:g} s: refused as pathological", digest) from None
+
+
+class _DecodeTimeout(BaseException):
+    """Raised by the timer inside a decode; a BaseException so no decoder's except clause swallows it."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None):
+    """Interrupt a decode that runs past `seconds` (SIGALRM; Pillow's decoders return to Python
+    between chunks, where the handler runs). Only in a main thread, and only when no other interval
+    timer is running: elsewhere the decode runs unbounded."""
+    usable = (seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+              and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
+    if not usable:
+        yield
+        return
+
+    def stop(signum, frame):
+        raise _DecodeTimeout()
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _decode(data: bytes, digest: str, max_pixels: int, min_side: int | None) -> LoadedImage:
-    with warnings.catch_warnings(record=True) as caught, _pillow_pixel_limit(max_pixels):
+    tiff = data[:4] in (b"II*\x00", b"MM\x00*")   # libtiff writes its messages to fd 2 itself
+    with warnings.catch_warnings(record=True) as caught, _pillow_pixel_limit(max_pixels), \
+            _native_messages(tiff) as native:
         warnings.simplefilter("always")
         try:
             img = Image.open(io.BytesIO(data))
@@ -150,7 +189,31 @@ def _decode(data: bytes, digest: str, max_pixels: int, min_side: int | None) -> 
     if rgb.width < 1 or rgb.height < 1:
         raise LoadError("image has no pixels")
     notes = [one_line(str(w.message)) for w in caught if not issubclass(w.category, Image.DecompressionBombWarning)]
+    notes += native
     return LoadedImage(rgb, full_w, full_h, digest, list(dict.fromkeys(notes)))
+
+
+@contextlib.contextmanager
+def _native_messages(capture: bool):
+    """Collect what C decoders print on the process's stderr (libtiff: "Using code not yet in
+    table", ...) into a list, so it reaches the file's row as warnings instead of the terminal as
+    lines that name no file. Only where asked: fd 2 is shared by every thread of the process."""
+    lines: list[str] = []
+    if not capture:
+        yield lines
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read(64 * 1024).decode("utf-8", "replace")
+            lines.extend(dict.fromkeys(one_line(line) for line in text.splitlines() if line.strip()))
 
 
 def bomb_message(pixels: int | None, max_pixels: int, size: str | None = None) -> str:

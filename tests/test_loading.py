@@ -209,3 +209,17 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(LoadError, match="not a regular file \\(a FIFO\\)"):
         load_image(fifo)
+
+
+def test_a_decode_that_hangs_is_cut_off_with_a_load_error(monkeypatch, photo):
+    import time
+    data = encode(photo, "PNG")
+
+    def endless(self, *a, **k):
+        while True:   # a decoder stuck on a pathological file
+            time.sleep(0.01)
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", endless)
+    started = time.perf_counter()
+    with pytest.raises(LoadError, match="took over 0.5 s"):
+        decode(data, max_seconds=0.5)
+    assert time.perf_counter() - started < 3
