@@ -86,6 +86,8 @@ def mutate(data: bytes, rng: random.Random, other: bytes) -> tuple[bytes, str]:
     """One mutation of `data`; returns the new bytes and the mutation's name."""
     b = bytearray(data)
     n = len(b)
+    if n < 2:   # an earlier mutation left (almost) nothing: nothing left to mutate
+        return data, "none"
     kind = rng.choice(("bitflip", "boundary", "truncate", "repeat", "drop", "header", "splice"))
     if kind == "bitflip":
         for _ in range(rng.randint(1, 8)):
@@ -129,8 +131,8 @@ class FuzzReport:
 
 def error_kind(message: str) -> str:
     """The start of a LoadError message, without file-specific details (sizes, hex, tag numbers)."""
-    head = re.split(r"[:(]", message, maxsplit=1)[0].strip()
-    return re.sub(r"\d[\d,]*", "N", head)
+    head = re.match(r"[^:(]*(\([A-Za-z]+)?", message).group(0).strip()   # e.g. "cannot decode image (OSError"
+    return re.sub(r"\d[\d,]*", "N", head) + (")" if "(" in head else "")
 
 
 def run(cases: int, seed: int = 0, slow: float = SLOW_SECONDS, max_pixels: int = 50_000_000) -> FuzzReport:
