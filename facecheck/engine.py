@@ -28,6 +28,7 @@ import numpy as np
 
 from . import duplicates
 from .hashing import Signature, signatures
+from .pdq import pdq
 from .index import HashIndex
 from .known import KnownAvatars
 from .report import write_report
@@ -107,7 +108,10 @@ def prepare(source, rel_path: str, settings: Settings) -> Prepared:
         result.warnings.extend(loaded.warnings)
         signature = signatures([loaded.image])[0]
         result.phash, result.dct256 = str(signature.phash), str(signature.dct256)
-        return Prepared(result, size, mtime_ns, signature, loaded.rgb())
+        rgb = loaded.rgb()
+        shared = pdq(rgb)
+        result.pdq, result.pdq_quality = str(shared.hash), shared.quality
+        return Prepared(result, size, mtime_ns, signature, rgb)
     except LoadError as e:
         result.error, result.sha256 = str(e), e.sha256
     except Exception as e:  # a decoder bug must not end a million-file scan

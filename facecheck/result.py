@@ -17,6 +17,8 @@ class Result:
     error: str | None = None               # one line, or None
     phash: str | None = None               # 16 hex digits, == str(imagehash.phash(img))
     dct256: str | None = None              # 64 hex digits: the 256-bit hash used for matching
+    pdq: str | None = None                 # 64 hex digits: Meta's PDQ, as ThreatExchange writes it
+    pdq_quality: int | None = None         # 0-100: PDQ's own quality (low: a flat image, a weak hash)
     cluster: int | None = None             # shared by every file that is the same photo
     cluster_size: int | None = None
     seen_before: bool | None = None        # the photo was already in the persistent index
