@@ -197,7 +197,9 @@ class Analyzer:
             result.faces = sig.faces_found
             result.spectral_score = round(sig.spectral_score, 4)
             result.gan_score = round(sig.gan_score, 4)
-            decision = fusion.decide(sig.gan_score, sig.face is not None, self.settings.mode)
+            # Decided and explained from the stored, rounded scores: every place that prints a score
+            # then shows the same digits, and the verdict agrees with the gan_score in the results.
+            decision = fusion.decide(result.gan_score, sig.face is not None, self.settings.mode)
             result.verdict = decision.verdict
             result.reasons.append(decision_reason(decision, sig.face is not None))
             if sig.face is None:
@@ -208,7 +210,7 @@ class Analyzer:
                 result.eyes = [[round(x * to_full, 1), round(y * to_full, 1)] for x, y in sig.face.eyes]
                 result.eye_score = round(sig.eye_score, 4)
                 result.reasons.append(geometry_reason(sig.geometry, sig.faces_found, sig.face.cut_by_border))
-            result.reasons.append(spectral_reason(sig.spectral_score, fusion.spectral_flag))
+            result.reasons.append(spectral_reason(result.spectral_score, fusion.spectral_flag))
             caveat = on_template_caveat(decision, sig.geometry, fusion.thresholds)
             if caveat:
                 result.reasons.append(caveat)
