@@ -477,30 +477,73 @@ def check_output_dir(folder: Path | None, out_dir: Path) -> None:
         raise ValueError(f"cannot write to {out_dir}: {e.strerror or e}") from None
 
 
+def check_settings(settings: Settings, name: Callable[[str], str] = str) -> None:
+    """Refuse settings that cannot work, before any work starts: ValueError (RuntimeError for a
+    device that is not there), naming each setting as `name` spells it (the CLI: its option)."""
+    from .runtime import providers_for
+    from .verdict import MODES
+    if settings.mode not in MODES:
+        raise ValueError(f"{name('mode')} must be one of {', '.join(MODES)}, not {settings.mode!r}")
+    providers_for(settings.device)
+    at_least = {"workers": 0, "batch_size": 1, "max_pixels": 1, "max_bytes": 1}
+    for key, low in at_least.items():
+        value = getattr(settings, key)
+        if value is None and key == "workers":
+            continue   # one per core
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name(key)} must be a whole number >= {low}, not {value!r}")
+
+
 def scan(target, out: str | Path | None = None, settings: Settings | None = None,
          progress: Callable[[int, int], None] | None = None, **options) -> Iterator[Result]:
-    """Scan a folder (recursively) or a list of image paths; yield one Result per file, in path order.
+    """Scan a folder (recursively) or a list of image paths now, and return an iterator over the
+    results: one Result per file, in path order, read from results.jsonl as you iterate (so a
+    million files never sit in memory at once). The scan is done when scan() returns, whether or
+    not the iterator is used.
 
     With `out`, the state and results files are kept there (and a rerun resumes); without it they
-    live in a temporary folder that is removed once the results are read."""
+    live in a temporary folder, removed once the iterator is exhausted or dropped.
+    Bad arguments raise at the call, before any work: FileNotFoundError (no such folder),
+    NotADirectoryError (a file given as the folder), ValueError (bad settings, or an `out` that is
+    inside the folder or cannot be written)."""
     settings = settings or Settings(**options)
+    check_settings(settings)
     if isinstance(target, (str, Path)):
         folder = Path(target)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"no such folder: {folder}")
+        check_folder(folder)
         sources = walk(folder)
     else:
         folder = None
         sources = [(Path(p), str(p)) for p in target]
     if out is None:
-        with tempfile.TemporaryDirectory(prefix="facecheck-") as tmp:
-            run_scan(sources, Path(tmp), settings, progress, folder)
-            yield from read_results(Path(tmp))
-        return
+        tmp = tempfile.TemporaryDirectory(prefix="facecheck-")
+        try:
+            run_scan(sources, Path(tmp.name), settings, progress, folder)
+        except BaseException:
+            tmp.cleanup()
+            raise
+        return _read_then_remove(tmp)
     out = Path(out)
     check_output_dir(folder, out)
     run_scan(sources, out, settings, progress, folder)
-    yield from read_results(out)
+    return read_results(out)
+
+
+def check_folder(folder: Path) -> None:
+    """Refuse a folder to scan that is missing (FileNotFoundError) or not a folder (NotADirectoryError)."""
+    if not folder.exists():
+        raise FileNotFoundError(f"no such folder: {folder}")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"not a folder: {folder} is a file")
+
+
+def _read_then_remove(tmp: tempfile.TemporaryDirectory) -> Iterator[Result]:
+    """The results in a temporary folder, which is removed once they are read (or, if the iterator
+    is dropped unread, when TemporaryDirectory's finalizer runs)."""
+    try:
+        yield from read_results(Path(tmp.name))
+    finally:
+        tmp.cleanup()
 
 
 def read_results(out_dir: Path) -> Iterator[Result]:
