@@ -49,7 +49,7 @@ VERSION = typer.Option(False, "--version", callback=_show_version, is_eager=True
 
 @app.callback()
 def _app(version: bool = VERSION) -> None:
-    """Find StyleGAN faces and reused avatars in profile photos, offline."""
+    """Options of facecheck itself (--version); the commands do the work."""
 
 
 def _check_options(settings: engine.Settings) -> None:

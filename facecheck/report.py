@@ -369,7 +369,7 @@ class ReportBuilder:
         brief: the section explains the on-template caveat, so the cards cut it short."""
         out = ['<div class="cards">']
         for r in cards.shown():
-            reasons = [brief_caveat(x) for x in r.reasons] if brief else r.reasons
+            reasons = [b for b in map(brief_caveat, r.reasons) if b] if brief else r.reasons
             out.append('<div class="card">' + self._picture(r, FLAGGED_SIDE, overlay=True)
                        + f'<div class="path">{_e(r.path)}</div>'
                        + self._copies(r)

@@ -147,9 +147,12 @@ def has_on_template_caveat(reasons: list[str] | None) -> bool:
     return any(reason.startswith(ON_TEMPLATE_CAVEAT) for reason in reasons or [])
 
 
-def brief_caveat(reason: str) -> str:
-    """The reason, with on_template_caveat's explanation cut, for a page that explains it once."""
-    return reason.replace(_CAVEAT_BODY, "", 1) if reason.startswith(ON_TEMPLATE_CAVEAT) else reason
+def brief_caveat(reason: str) -> str | None:
+    """For a page that explains on_template_caveat once: the caveat shrinks to which mode would flag
+    the face ("sensitive mode would flag it"), or to None; other reasons stay as they are."""
+    if not reason.startswith(ON_TEMPLATE_CAVEAT + _CAVEAT_BODY):
+        return reason
+    return reason[len(ON_TEMPLATE_CAVEAT + _CAVEAT_BODY):].strip(" ()") or None
 
 
 def spectral_reason(spectral_score: float, flag_at: float) -> str:

@@ -192,6 +192,12 @@ def test_eval_refuses_manifests_it_cannot_read_as_labelled_data(tmp_path):
     summary = json.loads((tmp_path / "out" / "eval.json").read_text())["summary"]
     assert summary["errors"] == 1 and set(summary["by_source"]) == {"stylegan/stylegan", "real_natural/real_natural"}
     assert "1 of 2 copies could not be scored" in " ".join(run.output.split())
+    # stderr is not a terminal here: the summary table keeps every column whole (rich's default cut it at 80)
+    table = run.output.split("facecheck eval:")[1].split("in brackets")[0]
+    for column in ("condition", "StyleGAN n", "AUC vs natural", "AUC vs FFHQ", "TPR default", "FPR natural",
+                   "FPR FFHQ", "TPR sensitive", "SD flagged"):
+        assert column in table, (column, table)
+    assert "\u2026" not in table and "as_stored" in table
 
 
 def test_unflagged_face_on_the_template_gets_a_caveat(fusion):
@@ -201,7 +207,8 @@ def test_unflagged_face_on_the_template_gets_a_caveat(fusion):
     caveat = on_template_caveat(below_default, geometry(3.0), t)
     assert "FFHQ way" in caveat and "sensitive mode would flag it" in caveat
     assert has_on_template_caveat(["not flagged: ...", caveat]) and not has_on_template_caveat(["eyes 9% away"])
-    assert brief_caveat(caveat) == "eyes where StyleGAN puts them (sensitive mode would flag it)"
+    assert brief_caveat(caveat) == "sensitive mode would flag it"
+    assert brief_caveat(on_template_caveat(Decision("real", 0.01, t["default"], "default"), geometry(3.0), t)) is None
     assert brief_caveat("spectrum inconclusive") == "spectrum inconclusive"
     assert on_template_caveat(below_default, geometry(500.0), t) is None      # off the template
     flagged = Decision("gan", 0.99, t["default"], "default")
