@@ -502,7 +502,7 @@ def write_report(out_dir: Path, results: Iterable[Result], *, folder: Path | Non
     errors, gan, groups, grouped_files, seen_before, seconds; those that can be counted from the
     results (all but scanned and seconds) are counted, so the page agrees with itself; other keys are
     shown as they are. template: an EyeTemplate, default the shipped one. limits: max_flagged,
-    max_groups, max_members, max_listed, max_average (see ReportBuilder)."""
+    max_groups, max_members, max_listed, max_average, max_review (see ReportBuilder)."""
     if template is None:
         from .geometry import EyeTemplate
         template = EyeTemplate.load()
