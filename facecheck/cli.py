@@ -8,16 +8,27 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from . import engine
 from .result import Result
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
                   help="Find StyleGAN faces and reused avatars in profile photos, offline.")
-err = Console(stderr=True)
+
+NOT_A_TERMINAL_WIDTH = 1000   # piped to a file or a log, nothing is cut to a terminal's width
+
+
+def _console(stderr: bool) -> Console:
+    """A Console that wraps to the terminal when there is one; otherwise (a file, a pipe, a CI log)
+    rich would cut tables at 80 columns, so it gets room for every column."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else NOT_A_TERMINAL_WIDTH)
+
+
+err = _console(stderr=True)
 out = Console()
 
 
@@ -25,20 +36,32 @@ MODE_HELP = ("Operating point: default flags <= 0.1% of real natural photos, str
              "sensitive <= 1% (see weights/fusion.md).")
 
 
-def _check_options(mode: str, device: str = "auto") -> None:
-    """Refuse a bad --mode or --device before any work starts."""
-    from .runtime import providers_for
-    from .verdict import MODES
-    if mode not in MODES:
-        _fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+def _show_version(value: bool) -> None:
+    if value:
+        from . import __version__
+        print(f"facecheck {__version__}")
+        raise typer.Exit()
+
+
+# The same eager option on the app and on every command: `facecheck --version`, `facecheck scan --version`.
+VERSION = typer.Option(False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
+
+
+@app.callback()
+def _app(version: bool = VERSION) -> None:
+    """Options of facecheck itself (--version); the commands do the work."""
+
+
+def _check_options(settings: engine.Settings) -> None:
+    """Refuse bad options (--mode, --device, --workers, --batch-size, --max-pixels) before any work starts."""
     try:
-        providers_for(device)
+        engine.check_settings(settings, name=lambda key: "--" + key.replace("_", "-"))
     except (ValueError, RuntimeError) as e:
         _fail(str(e))
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}")   # paths and hints may hold [brackets]
+    err.print(Text.assemble(("error:", "bold red"), " ", message))   # a Text: file names are not markup
     raise typer.Exit(code)
 
 
@@ -58,10 +81,13 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
                                           "ray (Ray Data; pip install 'facecheck[ray]')."),
          address: Optional[str] = typer.Option(None, "--address", help="With --engine ray: the Ray cluster to join "
                                                "(auto, ray://host:10001); default: start a local one."),
-         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary.")):
+         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+         version: bool = VERSION):
     """Scan FOLDER; write results.jsonl and results.csv to --out."""
-    if engine_name not in engine.ENGINES:
-        _fail(f"--engine must be one of {', '.join(engine.ENGINES)}, not {engine_name!r}")
+    settings = engine.Settings(device=device, workers=workers, batch_size=batch_size, max_pixels=max_pixels, index=index,
+                               scan_name=scan_name, mode=mode, follow_links=follow_links, engine=engine_name,
+                               ray_address=address)
+    _check_options(settings)
     if address and engine_name != "ray":
         _fail("--address goes with --engine ray")
     if engine_name == "ray":
@@ -70,16 +96,16 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
             require_ray()
         except RuntimeError as e:
             _fail(str(e))
-    if not folder.is_dir():
-        _fail(f"no such folder: {folder}")
     try:
-        engine.check_output_dir(folder, out_dir)
+        engine.check_folder(folder)
+    except NotADirectoryError as e:
+        _fail(f"{e} (for one image: facecheck check {folder})")
+    except FileNotFoundError as e:
+        _fail(str(e))
+    try:
+        engine.check_output_dir(folder, out_dir)   # creates --out: every check that can refuse comes first
     except ValueError as e:
         _fail(str(e))
-    _check_options(mode, device)
-    settings = engine.Settings(device=device, workers=workers, batch_size=batch_size, max_pixels=max_pixels, index=index,
-                               scan_name=scan_name, mode=mode, follow_links=follow_links, engine=engine_name,
-                               ray_address=address)
 
     def entries():
         return engine.walk(folder, follow_links=follow_links, exclude=out_dir)
@@ -110,14 +136,17 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
         err.print(table)
 
 
-def describe(result: Result) -> str:
-    """A person-readable account of one result."""
+def describe(result: Result, mode: str | None = None) -> str:
+    """A person-readable account of one result; `mode` adds what its operating point promises."""
+    from .verdict import operating_point
     lines = [f"{result.path}"]
     if result.error:
         lines.append(f"  error: {result.error}")
         return "\n".join(lines)
     lines.append(f"  verdict: {result.verdict or 'not assessed'}"
                  + (f" (GAN score {result.gan_score:.3f})" if result.gan_score is not None else ""))
+    if mode is not None and result.verdict is not None:
+        lines.append(f"  operating point: {operating_point(mode)}")
     lines.append(f"  size: {result.width}x{result.height}  sha256: {result.sha256[:16]}...")
     lines.append(f"  phash: {result.phash}  dct256: {result.dct256}")
     if result.eyes:
@@ -139,16 +168,20 @@ def check(image: Path = typer.Argument(..., help="One image file."),
           as_json: bool = typer.Option(False, "--json", help="Print the results.jsonl record instead."),
           index: Optional[Path] = typer.Option(None, "--index", help="Look the image up in this index of known avatars."),
           device: str = typer.Option("auto", help="auto | cpu | cuda"),
-          mode: str = typer.Option("default", help=MODE_HELP)):
-    """Give a readable verdict on one IMAGE."""
+          mode: str = typer.Option("default", help=MODE_HELP),
+          version: bool = VERSION):
+    """Give a readable verdict on one IMAGE. Exit status 1 when none was reached (not an image, unreadable)."""
+    settings = engine.Settings(device=device, workers=0, index=index, mode=mode)
+    _check_options(settings)
     if not image.exists():
         _fail(f"no such file: {image}")
-    _check_options(mode, device)
-    result = engine.score_image(image, engine.Settings(device=device, workers=0, index=index, mode=mode))
+    result = engine.score_image(image, settings)
     if as_json:
         sys.stdout.write(result.to_json() + "\n")
     else:
-        out.print(describe(result), highlight=False, markup=False, soft_wrap=True)
+        out.print(describe(result, mode), highlight=False, markup=False, soft_wrap=True)
+    if result.verdict in (None, "error"):
+        raise typer.Exit(1)
 
 
 @app.command("eval")
@@ -161,11 +194,19 @@ def eval_command(data: Optional[Path] = typer.Argument(None, help="Manifest CSV,
                  reuse_geometry: Optional[Path] = typer.Option(None, help="rows.jsonl of an earlier eval with the same face "
                                                                           "models: skip the face locator for those copies."),
                  device: str = typer.Option("auto", help="auto | cpu | cuda"),
-                 quiet: bool = typer.Option(False, "--quiet", "-q")):
+                 quiet: bool = typer.Option(False, "--quiet", "-q"),
+                 version: bool = VERSION):
     """Measure detection on labelled images: ROC, TPR at fixed FPR, by source and degradation."""
     from . import evaluation
     from .dataset import data_root
-    _check_options("default", device)
+    settings = engine.Settings(device=device)
+    _check_options(settings)
+    if per_source is not None and per_source < 1:
+        _fail(f"--per-source must be a whole number >= 1, not {per_source}")
+    try:
+        kept_folds = [int(f) for f in folds.split(",")] if folds else None
+    except ValueError:
+        _fail(f"--folds must be comma-separated fold numbers, e.g. 0 or 0,1, not {folds!r}")
     if data is None:
         root = data_root()
         if root is None:
@@ -176,9 +217,9 @@ def eval_command(data: Optional[Path] = typer.Argument(None, help="Manifest CSV,
         named = evaluation.conditions(conditions.split(",") if conditions else None)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
-    samples = evaluation.select(samples, [int(f) for f in folds.split(",")] if folds else None, per_source)
+    samples = evaluation.select(samples, kept_folds, per_source)
     reuse = ({(r.file, r.condition): r for r in evaluation.read_rows(reuse_geometry)} if reuse_geometry else None)
-    analyzer = engine.Analyzer(engine.Settings(device=device))
+    analyzer = engine.Analyzer(settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=err, disable=quiet) as bar:

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 import types
 from dataclasses import asdict, dataclass
@@ -217,7 +218,9 @@ class Analyzer:
             result.faces = sig.faces_found
             result.spectral_score = round(sig.spectral_score, 4)
             result.gan_score = round(sig.gan_score, 4)
-            decision = fusion.decide(sig.gan_score, sig.face is not None, self.settings.mode)
+            # Decided and explained from the stored, rounded scores: every place that prints a score
+            # then shows the same digits, and the verdict agrees with the gan_score in the results.
+            decision = fusion.decide(result.gan_score, sig.face is not None, self.settings.mode)
             result.verdict = decision.verdict
             result.reasons.append(decision_reason(decision, sig.face is not None))
             if sig.face is None:
@@ -229,7 +232,7 @@ class Analyzer:
                 result.eye_score = round(sig.eye_score, 4)
                 result.on_template = bool(sig.geometry["template_z2"] <= ON_TEMPLATE_Z2)
                 result.reasons.append(geometry_reason(sig.geometry, sig.faces_found, sig.face.cut_by_border))
-            result.reasons.append(spectral_reason(sig.spectral_score, fusion.spectral_flag))
+            result.reasons.append(spectral_reason(result.spectral_score, fusion.spectral_flag))
             caveat = on_template_caveat(decision, sig.geometry, fusion.thresholds)
             if caveat:
                 result.reasons.append(caveat)
@@ -341,11 +344,25 @@ def _single_threaded_env():
 
 def _worker_init():
     """Each decoding process uses one core: BLAS and OpenCV thread pools would oversubscribe the CPU.
-    Ctrl-C reaches every process of the terminal's group: the workers ignore it and the main process
-    alone stops the scan (else each worker prints its own KeyboardInterrupt traceback)."""
+    (Ctrl-C, which reaches every process of the terminal's group, is ignored by the workers from their
+    start, see _workers_born_ignoring_sigint: the main process alone stops the scan.)"""
     import cv2
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)
+
+
+@contextlib.contextmanager
+def _workers_born_ignoring_sigint():
+    """Workers must ignore Ctrl-C from their first instruction (a worker still importing when it
+    arrives would print a traceback): an ignored SIGINT survives the spawn, and Python keeps it
+    ignored at start-up. So it is ignored here while the pool starts them (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
@@ -389,7 +406,7 @@ def _prepared_stream(sources: Iterable[tuple[object, str]], settings: Settings) 
     analyze_here = _runs_on_cpu(settings.device)
     chunks_in_flight = max(1, max(IN_FLIGHT_PER_WORKER * workers, 2 * settings.batch_size) // WORKER_CHUNK)
     context = multiprocessing.get_context("spawn")
-    with _single_threaded_env(), _caller_main_hidden():   # workers read the env when they load OpenBLAS
+    with _single_threaded_env(), _caller_main_hidden(), _workers_born_ignoring_sigint():   # env: read by OpenBLAS
         pool = context.Pool(workers, initializer=_worker_init)
     with pool:
         window: collections.deque = collections.deque()
@@ -566,30 +583,75 @@ def check_output_dir(folder: Path | None, out_dir: Path) -> None:
         raise ValueError(f"cannot write to {out_dir}: {e.strerror or e}") from None
 
 
+def check_settings(settings: Settings, name: Callable[[str], str] = str) -> None:
+    """Refuse settings that cannot work, before any work starts: ValueError (RuntimeError for a
+    device that is not there), naming each setting as `name` spells it (the CLI: its option)."""
+    from .runtime import providers_for
+    from .verdict import MODES
+    if settings.mode not in MODES:
+        raise ValueError(f"{name('mode')} must be one of {', '.join(MODES)}, not {settings.mode!r}")
+    providers_for(settings.device)
+    if settings.engine not in ENGINES:
+        raise ValueError(f"{name('engine')} must be one of {', '.join(ENGINES)}, not {settings.engine!r}")
+    at_least = {"workers": 0, "batch_size": 1, "max_pixels": 1, "max_bytes": 1}
+    for key, low in at_least.items():
+        value = getattr(settings, key)
+        if value is None and key == "workers":
+            continue   # one per core
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name(key)} must be a whole number >= {low}, not {value!r}")
+
+
 def scan(target, out: str | Path | None = None, settings: Settings | None = None,
          progress: Callable[[int, int], None] | None = None, **options) -> Iterator[Result]:
-    """Scan a folder (recursively) or a list of image paths; yield one Result per file, in path order.
+    """Scan a folder (recursively) or a list of image paths now, and return an iterator over the
+    results: one Result per file, in path order, read from results.jsonl as you iterate (so a
+    million files never sit in memory at once). The scan is done when scan() returns, whether or
+    not the iterator is used.
 
     With `out`, the state and results files are kept there (and a rerun resumes); without it they
-    live in a temporary folder that is removed once the results are read."""
+    live in a temporary folder, removed once the iterator is exhausted or dropped.
+    Bad arguments raise at the call, before any work: FileNotFoundError (no such folder),
+    NotADirectoryError (a file given as the folder), ValueError (bad settings, or an `out` that is
+    inside the folder or cannot be written)."""
     settings = settings or Settings(**options)
+    check_settings(settings)
     if isinstance(target, (str, Path)):
         folder = Path(target)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"no such folder: {folder}")
+        check_folder(folder)
         sources = walk(folder, follow_links=settings.follow_links, exclude=Path(out) if out is not None else None)
     else:
         folder = None
         sources = [(Path(p), display_name(str(p))) for p in target]
     if out is None:
-        with tempfile.TemporaryDirectory(prefix="facecheck-") as tmp:
-            run_scan(sources, Path(tmp), settings, progress, folder)
-            yield from read_results(Path(tmp))
-        return
+        tmp = tempfile.TemporaryDirectory(prefix="facecheck-")
+        try:
+            run_scan(sources, Path(tmp.name), settings, progress, folder)
+        except BaseException:
+            tmp.cleanup()
+            raise
+        return _read_then_remove(tmp)
     out = Path(out)
     check_output_dir(folder, out)
     run_scan(sources, out, settings, progress, folder)
-    yield from read_results(out)
+    return read_results(out)
+
+
+def check_folder(folder: Path) -> None:
+    """Refuse a folder to scan that is missing (FileNotFoundError) or not a folder (NotADirectoryError)."""
+    if not folder.exists():
+        raise FileNotFoundError(f"no such folder: {folder}")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"not a folder: {folder} is a file")
+
+
+def _read_then_remove(tmp: tempfile.TemporaryDirectory) -> Iterator[Result]:
+    """The results in a temporary folder, which is removed once they are read (or, if the iterator
+    is dropped unread, when TemporaryDirectory's finalizer runs)."""
+    try:
+        yield from read_results(Path(tmp.name))
+    finally:
+        tmp.cleanup()
 
 
 def read_results(out_dir: Path) -> Iterator[Result]:

@@ -2,7 +2,10 @@
 
 One streaming pass over the results (an iterator of `Result`, as long as the scan) keeps only
 bounded things, so a million-file scan builds its report in flat memory:
-- the `max_flagged` flagged faces (verdict "gan") with the highest gan_score (a heap);
+- the `max_flagged` flagged photos (verdict "gan") with the highest gan_score, one card per reuse
+  group (its best file, "+N copies"), so copies of one face cannot fill the gallery (`_Cards`);
+- the same, up to `max_review`, for faces to look at: not flagged, but with their eyes where StyleGAN
+  puts them (the rows whose reasons carry verdict.on_template_caveat);
 - the `max_groups` largest reuse groups, each with its first `max_members` files;
 - the first `max_listed` files already seen in earlier scans and the first files that failed;
 - a fixed `HIST_BINS` x `HIST_BINS` histogram of eye positions (x / width, y / height) over every
@@ -21,7 +24,6 @@ import heapq
 import html
 import io
 import itertools
-import json
 import math
 import os
 import time
@@ -34,6 +36,7 @@ from PIL import Image
 
 from .loading import LoadError, load_image
 from .result import Result
+from .verdict import MODES, ON_TEMPLATE_CAVEAT, brief_caveat, has_on_template_caveat, operating_point
 
 REPORT_NAME = "report.html"
 THUMB_SIDE = 160           # px, longer side of gallery thumbnails
@@ -56,21 +59,75 @@ class _Group:
     members: list[Result] = field(default_factory=list)
 
 
+class _Cards:
+    """The `limit` best photos among the rows added (highest gan_score, then eye_score, then the first
+    in scan order), one card per reuse group: a group is shown by its best file. Memory is bounded by
+    `limit`, whatever the number of rows."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.files = 0
+        self.complete = True                       # no photo was left out
+        self._heap: list[tuple] = []               # (gan_score, eye_score, -seq, Result): the worst first
+        self._of_cluster: dict[int, tuple] = {}    # cluster -> its entry in the heap
+        self._seq = itertools.count()
+
+    def add(self, r: Result) -> None:
+        self.files += 1
+        entry = (_num(r.gan_score), _num(r.eye_score), -next(self._seq), r)   # -seq is unique: r is never compared
+        held = self._of_cluster.get(r.cluster) if r.cluster is not None else None
+        if held is not None:
+            if entry[:3] > held[:3]:   # a better file of a group already shown takes its card
+                self._heap[self._heap.index(held)] = entry
+                heapq.heapify(self._heap)
+                self._of_cluster[r.cluster] = entry
+            return
+        # A group evicted here had its best file so far below every kept card; the threshold only
+        # rises, so a later file of it gets a card only by beating that threshold, as it should.
+        if len(self._heap) < self.limit:
+            heapq.heappush(self._heap, entry)
+        elif entry[:3] > self._heap[0][:3]:
+            dropped = heapq.heapreplace(self._heap, entry)[3]
+            self._of_cluster.pop(dropped.cluster, None)
+            self.complete = False
+        else:
+            self.complete = False
+            return
+        if r.cluster is not None:
+            self._of_cluster[r.cluster] = entry
+
+    def shown(self) -> list[Result]:
+        """The kept files, best first."""
+        return [entry[3] for entry in sorted(self._heap, key=lambda e: e[:3], reverse=True)]
+
+    def summary(self, what: str, column: str) -> str:
+        """One sentence: how many of the files are shown, and how copies share a card."""
+        cards = len(self._heap)
+        if not self.complete:
+            return (f"Showing the {_count(cards, 'photo')} with the highest gan_score among the "
+                    f"{_count(self.files, what)}, one card per reuse group; the rest are listed in results.jsonl "
+                    f"and results.csv ({_e(column)}).")
+        if cards == self.files:
+            return (f"The only {what} is shown." if cards == 1 else
+                    f"All {_count(cards, what)} are shown, the highest gan_score first.")
+        return (f"All {_count(self.files, what)} are shown, as {_count(cards, 'card')}: copies of one photo "
+                "(a reuse group) share one card, the highest gan_score first.")
+
+
 class ReportBuilder:
     """Consumes results one by one (`add`), then renders the page (`html`). Memory is bounded by
     the limits given here, never by the number of results."""
 
     def __init__(self, folder: Path | None, template, *, max_flagged: int = 60, max_groups: int = 30,
-                 max_members: int = 12, max_listed: int = 50, max_average: int = 5000):
+                 max_members: int = 12, max_listed: int = 50, max_average: int = 5000, max_review: int = 60):
         self.folder = Path(folder) if folder is not None else None
         self.template = template
         self.max_flagged, self.max_groups, self.max_members = max_flagged, max_groups, max_members
         self.max_listed, self.max_average = max_listed, max_average
         self.rows = 0
         self.verdicts: dict[str, int] = {}
-        self.flagged = 0
-        self._flagged_heap: list[tuple] = []          # (gan_score, eye_score, -seq, seq, Result)
-        self._seq = itertools.count()
+        self.flagged_cards = _Cards(max_flagged)
+        self.review_cards = _Cards(max_review)   # not flagged, eyes on the template: to look at
         self._groups: dict[int, _Group] = {}           # kept groups
         self._group_heap: list[tuple[int, int]] = []   # (size, -cluster) of kept groups: the smallest first
         self.max_cluster = 0
@@ -106,6 +163,16 @@ class ReportBuilder:
             self._add_to_group(r)
         if r.verdict == "gan":
             self._add_flagged(r)
+        elif has_on_template_caveat(r.reasons):
+            self.review_cards.add(r)
+
+    @property
+    def flagged(self) -> int:
+        return self.flagged_cards.files
+
+    @property
+    def to_review(self) -> int:
+        return self.review_cards.files
 
     def _add_eyes(self, r: Result) -> None:
         if not r.eyes or len(r.eyes) != 2 or not r.width or not r.height:
@@ -145,13 +212,7 @@ class ReportBuilder:
             group.members.append(r)
 
     def _add_flagged(self, r: Result) -> None:
-        self.flagged += 1
-        seq = next(self._seq)
-        key = (_num(r.gan_score), _num(r.eye_score), -seq, seq, r)
-        if len(self._flagged_heap) < self.max_flagged:
-            heapq.heappush(self._flagged_heap, key)
-        elif key[:3] > self._flagged_heap[0][:3]:
-            heapq.heapreplace(self._flagged_heap, key)
+        self.flagged_cards.add(r)
         if self.folder is not None and self.avg_tried < self.max_average:
             self.avg_tried += 1
             img = self._open(r.path, min_side=AVERAGE_SIDE)
@@ -205,10 +266,11 @@ class ReportBuilder:
         title = "facecheck report" + (f": {self.folder.name}" if self.folder is not None else "")
         parts = [_HEAD.format(title=_e(title), css=_CSS),
                  f"<h1>{_e(title)}</h1>",
-                 self._intro(summary),
+                 self._intro(settings),
                  self._contents(),
                  self._counts(summary),
                  self._flagged_section(),
+                 self._review_section(settings),
                  self._average_section(),
                  self._heatmap_section(),
                  self._groups_section(),
@@ -218,7 +280,7 @@ class ReportBuilder:
                  "</main></body></html>\n"]
         return "\n".join(p for p in parts if p)
 
-    def _intro(self, summary: dict) -> str:
+    def _intro(self, settings: dict) -> str:
         folder = _e(str(self.folder)) if self.folder is not None else "(not given)"
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         from . import __version__
@@ -230,11 +292,13 @@ class ReportBuilder:
                 "sit in the frame and from traces in the image&rsquo;s frequency spectrum, and finds photos "
                 "reused across accounts. A flag is a lead to verify, not proof: check each picture before "
                 "naming anyone. The full list of files, with every score, is in <code>results.jsonl</code> "
-                "and <code>results.csv</code> beside this report.</p>")
+                "and <code>results.csv</code> beside this report.</p>" + _operating_point(settings, "p"))
 
     def _contents(self) -> str:
-        links = [("counts", "Counts"), ("flagged", "Flagged faces"), ("average", "Average face"),
-                 ("heatmap", "Where the eyes are"), ("groups", "Reused photos")]
+        links = [("counts", "Counts"), ("flagged", "Flagged faces")]
+        if self.to_review:
+            links.append(("review", "Faces to look at"))
+        links += [("average", "Average face"), ("heatmap", "Where the eyes are"), ("groups", "Reused photos")]
         if self.seen_before:
             links.append(("seen", "Seen in earlier scans"))
         if self.errors:
@@ -244,10 +308,11 @@ class ReportBuilder:
                 + "</nav>")
 
     def _counts(self, summary: dict) -> str:
-        counted = {"files": self.rows, "errors": self.errors, "gan": self.flagged,
+        counted = {"files": self.rows, "errors": self.errors, "gan": self.flagged, "to_review": self.to_review,
                    "groups": self.max_cluster, "grouped_files": self.grouped_files,
                    "seen_before": self.seen_before}
         labels = [("files", "Files in the folder"), ("scanned", "Files read in this run"), ("gan", "Flagged as StyleGAN faces"),
+                  ("to_review", "Not flagged, but eyes where StyleGAN puts them (to look at)"),
                   ("groups", "Groups of reused photos"), ("grouped_files", "Files in those groups"),
                   ("seen_before", "Photos already seen in earlier scans"),
                   ("errors", "Files that could not be read"), ("seconds", "Scan time")]
@@ -265,7 +330,7 @@ class ReportBuilder:
         known = {k for k, _ in labels}
         for key, value in summary.items():
             if key not in known:
-                rows.append(f"<tr><th>{_e(str(key))}</th><td>{_e(_value(value))}</td></tr>")
+                rows.append(f"<tr><th>{_e(str(key))}</th><td>{_value(value)}</td></tr>")
         names = {"gan": "gan (flagged)", "real": "real", "no_face": "no face found", "error": "error",
                  "undecided": "no verdict yet"}
         verdicts = ", ".join(f"{_e(names.get(k, k))}: {_int(v)}" for k, v in
@@ -278,24 +343,53 @@ class ReportBuilder:
         if not self.flagged:
             out.append("<p>No file was flagged as a StyleGAN face.</p>")
             return "\n".join(out)
-        shown = sorted(self._flagged_heap, reverse=True)
-        out.append(f"<p>{_left_out(len(shown), self.flagged, 'flagged faces', 'the highest gan_score first', 'verdict = gan')}"
+        out.append(f"<p>{self.flagged_cards.summary('flagged file', 'verdict = gan')}"
                    " On each picture the <span class=\"tpl\">blue rings</span> mark where StyleGAN puts "
                    "the eyes and the <span class=\"eye\">red dots</span> where facecheck found them.</p>")
-        out.append('<div class="cards">')
-        for *_, r in shown:
+        out.append(self._cards(self.flagged_cards))
+        return "\n".join(out)
+
+    def _review_section(self, settings: dict) -> str:
+        """Faces on the template that were not flagged: a person should look at them (none: no section)."""
+        if not self.to_review:
+            return ""
+        mode = settings.get("mode")
+        at = f" of the {_e(mode)} mode" if mode in MODES else ""
+        column = f'reasons contain "{ON_TEMPLATE_CAVEAT}"'
+        return "\n".join([
+            '<h2 id="review">Faces to look at: eyes where StyleGAN puts them, not flagged</h2>',
+            f"<p>These faces sit on the StyleGAN eye template, but their gan_score stayed under the threshold{at}: "
+            "each is either a StyleGAN face whose spectrum did not give it away or a real photo aligned the "
+            "way face datasets (FFHQ) align them. Their verdict is <code>real</code>, which here means "
+            f"&ldquo;not shown to be generated&rdquo;: look at each. {self.review_cards.summary('face', column)}</p>",
+            self._cards(self.review_cards, brief=True)])
+
+    def _cards(self, cards: _Cards, brief: bool = False) -> str:
+        """The cards of a gallery: picture with the template drawn over it, path, scores, reasons, copies.
+        brief: the section explains the on-template caveat, so the cards cut it short."""
+        out = ['<div class="cards">']
+        for r in cards.shown():
+            reasons = [b for b in map(brief_caveat, r.reasons) if b] if brief else r.reasons
             out.append('<div class="card">' + self._picture(r, FLAGGED_SIDE, overlay=True)
                        + f'<div class="path">{_e(r.path)}</div>'
+                       + self._copies(r)
                        + '<table class="scores">'
                        + f"<tr><th>gan_score</th><td>{_score(r.gan_score)}</td></tr>"
                        + f"<tr><th>eye_score</th><td>{_score(r.eye_score)}</td></tr>"
                        + f"<tr><th>spectral_score</th><td>{_score(r.spectral_score)}</td></tr>"
                        + (f"<tr><th>size</th><td>{r.width}&times;{r.height}</td></tr>" if r.width else "")
-                       + (f"<tr><th>reuse group</th><td>#{r.cluster} ({_int(r.cluster_size)} files)</td></tr>"
-                          if r.cluster is not None else "")
-                       + "</table>" + _reasons(r) + _seen_in(r) + "</div>")
+                       + "</table>" + _reasons(reasons) + _seen_in(r) + "</div>")
         out.append("</div>")
         return "\n".join(out)
+
+    def _copies(self, r: Result) -> str:
+        """"+N copies" on the card of a reused photo, linked to its gallery when the report shows it."""
+        if r.cluster is None or not r.cluster_size or r.cluster_size < 2:
+            return ""
+        others = _count(r.cluster_size - 1, "copy", "copies")
+        group = (f'<a href="#group-{r.cluster}">reuse group #{r.cluster}</a>' if r.cluster in self._groups
+                 else f"reuse group #{r.cluster}")
+        return f'<div class="copies">+{others} in this scan ({group})</div>'
 
     def _average_section(self) -> str:
         out = ['<h2 id="average">Average of the flagged faces</h2>']
@@ -308,14 +402,14 @@ class ReportBuilder:
         img = Image.fromarray(mean)
         svg = _overlay_svg(AVERAGE_SIDE, AVERAGE_SIDE, self.template, None)
         if self.avg_count == self.flagged:
-            which = f"all {_int(self.avg_count)} flagged faces"
+            which = "the one flagged face" if self.avg_count == 1 else f"all {_int(self.avg_count)} flagged faces"
         else:
             notes = []
             if self.avg_tried < self.flagged:
                 notes.append(f"the first {_int(self.avg_tried)} in scan order were used")
             if self.avg_failed:
                 notes.append(f"{_int(self.avg_failed)} could not be read")
-            which = f"{_int(self.avg_count)} of the {_int(self.flagged)} flagged faces ({'; '.join(notes)})"
+            which = f"{_int(self.avg_count)} of the {_count(self.flagged, 'flagged face')} ({'; '.join(notes)})"
         out.append(_figure(_jpeg_uri(img, quality=92), AVERAGE_SIDE, "average of the flagged faces", svg,
                            f"<p>The pixel-by-pixel average of {which}, each whole picture resized to "
                            f"{AVERAGE_SIDE}&times;{AVERAGE_SIDE} with no alignment. StyleGAN draws every face in "
@@ -332,11 +426,12 @@ class ReportBuilder:
         svg = _overlay_svg(1.0, 1.0, self.template, None, grid=True)
         share = self.on_template / self.faces
         out.append(_figure(uri, HEATMAP_SIDE, "heatmap of eye positions", svg,
-                           f"<p>Both eyes of each of the {_int(self.faces)} faces found (any verdict), placed as "
+                           f"<p>Both eyes of each of the {_count(self.faces, 'face')} found (any verdict), placed as "
                            "fractions of its picture&rsquo;s width and height: the square is the picture frame, "
                            "darker means more eyes (log scale). The <span class=\"tpl\">blue rings</span> are "
                            "where StyleGAN puts the eyes; its faces pile up there, while ordinary photos scatter.</p>"
-                           f"<p><b>{_int(self.on_template)} of {_int(self.faces)} faces ({share:.0%})</b> have their "
+                           f"<p><b>{_int(self.on_template)} of {_count(self.faces, 'face')} ({share:.0%})</b> "
+                           f"{'has its' if self.on_template == 1 else 'have their'} "
                            f"eyes within {ON_TEMPLATE:.0%} of the picture&rsquo;s width of the template positions.</p>"
                            '<p class="legend">' + _ramp_legend() + "</p>", pic_class="pic heat"))
         return "\n".join(out)
@@ -348,9 +443,9 @@ class ReportBuilder:
             return "\n".join(out)
         groups = sorted(self._groups.values(), key=lambda g: (-g.size, g.cluster))
         out.append(f"<p>Files that are the same photo, even resized, recompressed, cropped a little, mirrored "
-                   f"or framed. {_left_out(len(groups), self.max_cluster, 'groups', 'the largest first', 'cluster')}</p>")
+                   f"or framed. {_left_out(len(groups), self.max_cluster, 'group', 'the largest first', 'cluster')}</p>")
         for g in groups:
-            out.append(f'<div class="group"><h3>Group #{g.cluster}: {_int(g.size)} files</h3>'
+            out.append(f'<div class="group" id="group-{g.cluster}"><h3>Group #{g.cluster}: {_int(g.size)} files</h3>'
                        '<div class="gallery">')
             pictures = [self._picture_sized(r, THUMB_SIDE) for r in g.members]
             box = max(height for _, height in pictures)
@@ -362,7 +457,7 @@ class ReportBuilder:
                            + _seen_in(r) + "</div>")
             out.append("</div>")
             if g.size > len(g.members):
-                out.append(f'<p class="more">and {_int(g.size - len(g.members))} more files of this group: '
+                out.append(f'<p class="more">and {_count(g.size - len(g.members), "more file")} of this group: '
                            f"rows with cluster = {g.cluster} in results.jsonl / results.csv.</p>")
             out.append("</div>")
         return "\n".join(out)
@@ -377,7 +472,8 @@ class ReportBuilder:
                            "error not empty", "reason", lambda r: _e(r.error or ""))
 
     def _settings_section(self, settings: dict) -> str:
-        rows = "".join(f"<tr><th>{_e(str(k))}</th><td>{_e(_value(v))}</td></tr>" for k, v in settings.items())
+        rows = _operating_point(settings, "tr")
+        rows += "".join(f"<tr><th>{_e(str(k))}</th><td>{_value(v)}</td></tr>" for k, v in settings.items())
         t = self.template
         rows += (f"<tr><th>StyleGAN eye template</th><td>left eye ({t.left_eye[0]:.4f}, {t.left_eye[1]:.4f}), "
                  f"right eye ({t.right_eye[0]:.4f}, {t.right_eye[1]:.4f}) as fractions of width and height"
@@ -390,7 +486,7 @@ def _file_table(anchor: str, title: str, shown: list, total: int, column_filter:
     if not total:
         return ""
     out = [f'<h2 id="{anchor}">{title}</h2>',
-           f"<p>{_left_out(len(shown), total, 'files', 'in scan order', column_filter)}</p>",
+           f"<p>{_left_out(len(shown), total, 'file', 'in scan order', column_filter)}</p>",
            f'<table class="list"><tr><th>file</th><th>{second}</th></tr>']
     out += [f"<tr><td>{_e(r.path)}</td><td>{cell(r)}</td></tr>" for r in shown]
     out.append("</table>")
@@ -406,7 +502,7 @@ def write_report(out_dir: Path, results: Iterable[Result], *, folder: Path | Non
     errors, gan, groups, grouped_files, seen_before, seconds; those that can be counted from the
     results (all but scanned and seconds) are counted, so the page agrees with itself; other keys are
     shown as they are. template: an EyeTemplate, default the shipped one. limits: max_flagged,
-    max_groups, max_members, max_listed, max_average (see ReportBuilder)."""
+    max_groups, max_members, max_listed, max_average, max_review (see ReportBuilder)."""
     if template is None:
         from .geometry import EyeTemplate
         template = EyeTemplate.load()
@@ -454,9 +550,38 @@ def _short(text: str, n: int) -> str:
 
 
 def _value(v) -> str:
-    if isinstance(v, (dict, list, tuple)):
-        return json.dumps(v, ensure_ascii=False, default=str)
-    return "" if v is None else str(v)
+    """HTML of a settings or summary value: numbers to 3 decimals, mappings one entry a line, no blanks."""
+    if v is None:
+        return "not set"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    if isinstance(v, int):
+        return _int(v)
+    if isinstance(v, dict):
+        return "<br>".join(f"{_e(k)}: {_value(x)}" for k, x in v.items()) or "none"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_value(x) for x in v) or "none"
+    return _e(v)
+
+
+def _operating_point(settings: dict, tag: str) -> str:
+    """The operating point, said once: a paragraph ("p") for the page's head, a row ("tr") for the settings."""
+    mode = settings.get("mode")
+    if mode not in MODES:
+        return ""
+    threshold = (settings.get("thresholds (gan_score)") or {}).get(mode)   # as engine.settings_record names it
+    text = _e(operating_point(mode)) + (f": a file is flagged when its gan_score &ge; {threshold:.3f}"
+                                        if isinstance(threshold, (int, float)) else "")
+    if tag == "tr":
+        return f"<tr><th>Operating point</th><td>{text}</td></tr>"
+    return f'<p class="meta">Verdicts use the {text}.</p>'
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 file', '2 files', '1,000 copies'."""
+    return f"{_int(n)} {noun if n == 1 else plural or noun + 's'}"
 
 
 def _duration(seconds: float) -> str:
@@ -468,16 +593,17 @@ def _duration(seconds: float) -> str:
 
 
 def _left_out(shown: int, total: int, what: str, order: str, column: str) -> str:
+    """How many of the `what`s (singular) are shown, and where the rest are."""
     if shown >= total:
-        return f"All {_int(total)} {what} are shown."
-    return (f"Showing {_int(shown)} of {_int(total)} {what} ({order}); the other {_int(total - shown)} are "
+        return f"The only {what} is shown." if total == 1 else f"All {_count(total, what)} are shown."
+    return (f"Showing {_int(shown)} of {_count(total, what)} ({order}); the other {_int(total - shown)} are "
             f"listed in results.jsonl and results.csv ({_e(column)}).")
 
 
-def _reasons(r: Result) -> str:
-    if not r.reasons:
+def _reasons(reasons: list[str]) -> str:
+    if not reasons:
         return ""
-    return '<ul class="reasons">' + "".join(f"<li>{_e(x)}</li>" for x in r.reasons) + "</ul>"
+    return '<ul class="reasons">' + "".join(f"<li>{_e(x)}</li>" for x in reasons) + "</ul>"
 
 
 def _seen_in(r: Result) -> str:
@@ -614,6 +740,8 @@ span.eye { color: #d11; font-weight: 600; }
 .badge { display: inline-block; background: #b00020; color: #fff; font-family: system-ui, sans-serif;
          font-size: 11px; padding: 0 5px; border-radius: 3px; }
 .more { font-size: 13px; color: #444; margin: 8px 0 0; }
+.copies { font-size: 13px; font-weight: 600; color: #7a3e00; margin: 0 0 4px; }
+.copies a { color: inherit; }
 .missing { display: flex; align-items: center; justify-content: center; text-align: center;
            background: repeating-linear-gradient(45deg, #f0f0f0, #f0f0f0 8px, #e4e4e4 8px, #e4e4e4 16px);
            color: #555; font-size: 12px; line-height: 1.3; border: 1px dashed #aaa; box-sizing: border-box;

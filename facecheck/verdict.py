@@ -42,6 +42,7 @@ SPECTRAL_CLIP = 9.0    # |logit| of the spectral score, so one saturated signal 
 
 SQUARED_CAP = 400.0   # (deviation / spread)^2 is capped at 20 spreads, then divided by 100
 ON_TEMPLATE_Z2 = 12.0   # template_z2 up to which a face counts as "on the template" in the reasons
+ON_TEMPLATE_CAVEAT = "eyes where StyleGAN puts them"   # how on_template_caveat begins
 FEATURE_NAMES = (["spectral_logit", "has_face", "geometry_log1p_z2"]
                  + [f"geometry_hinge_{k:g}" for k in GEOMETRY_KNOTS]
                  + ["cut_by_border", "eye_mid_dx_sq", "eye_mid_dy_sq", "scale_sq", "roll_sq", "box_w", "box_h"])
@@ -114,14 +115,22 @@ class FusionModel:
         return Decision(verdict, gan_score, threshold, mode)
 
 
+def operating_point(mode: str) -> str:
+    """What a mode promises, said once per page or account (not on every row's reason)."""
+    return (f"{mode} mode (flags <= {TARGET_FPR_NATURAL[mode] * 100:g}% of real natural photos, "
+            f"<= {TARGET_FPR_FFHQ[mode] * 100:g}% of real FFHQ-aligned ones)")
+
+
 def decision_reason(decision: Decision, has_face: bool) -> str:
-    """The first reason a reader sees: what the verdict rests on."""
-    point = (f"{decision.mode} mode: flags <= {TARGET_FPR_NATURAL[decision.mode] * 100:g}% of real natural photos, "
-             f"<= {TARGET_FPR_FFHQ[decision.mode] * 100:g}% of real FFHQ-aligned ones")
+    """The first reason a reader sees: what the verdict rests on (operating_point says what the mode means)."""
     if decision.verdict == "gan":
         basis = "" if has_face else "; no face found, flagged on the spectrum alone"
-        return f"GAN face: gan_score {decision.gan_score:.3f} >= {decision.threshold:.3f} ({point}){basis}"
-    return f"not flagged: gan_score {decision.gan_score:.3f} < {decision.threshold:.3f} ({point})"
+        return f"GAN face: gan_score {decision.gan_score:.3f} >= {decision.threshold:.3f} ({decision.mode} mode){basis}"
+    return f"not flagged: gan_score {decision.gan_score:.3f} < {decision.threshold:.3f} ({decision.mode} mode)"
+
+
+_CAVEAT_BODY = (": a StyleGAN face or a real photo aligned the FFHQ way (face datasets do this); the spectrum "
+                "did not decide which at this threshold, so look at it")
 
 
 def on_template_caveat(decision: Decision, geometry: dict | None, thresholds: dict[str, float]) -> str | None:
@@ -130,9 +139,20 @@ def on_template_caveat(decision: Decision, geometry: dict | None, thresholds: di
     if decision.verdict == "gan" or geometry is None or geometry["template_z2"] > ON_TEMPLATE_Z2:
         return None
     would = [m for m in MODES if m != decision.mode and decision.gan_score >= thresholds[m]]
-    return ("eyes where StyleGAN puts them: a StyleGAN face or a real photo aligned the FFHQ way (face "
-            "datasets do this); the spectrum did not decide which at this threshold, so look at it"
-            + (f" ({' and '.join(would)} mode would flag it)" if would else ""))
+    return (ON_TEMPLATE_CAVEAT + _CAVEAT_BODY + (f" ({' and '.join(would)} mode would flag it)" if would else ""))
+
+
+def has_on_template_caveat(reasons: list[str] | None) -> bool:
+    """Whether a row's reasons carry on_template_caveat (how the report finds the faces to look at)."""
+    return any(reason.startswith(ON_TEMPLATE_CAVEAT) for reason in reasons or [])
+
+
+def brief_caveat(reason: str) -> str | None:
+    """For a page that explains on_template_caveat once: the caveat shrinks to which mode would flag
+    the face ("sensitive mode would flag it"), or to None; other reasons stay as they are."""
+    if not reason.startswith(ON_TEMPLATE_CAVEAT + _CAVEAT_BODY):
+        return reason
+    return reason[len(ON_TEMPLATE_CAVEAT + _CAVEAT_BODY):].strip(" ()") or None
 
 
 def spectral_reason(spectral_score: float, flag_at: float) -> str:

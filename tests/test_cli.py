@@ -4,17 +4,26 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import imagehash
+import numpy as np
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 import facecheck
 from facecheck import engine
 from facecheck import degrade
+from facecheck.cli import app
 
 from conftest import SAMPLES
+
+
+def invoke(*args):
+    """The CLI in this process (typer's runner): for checks that must not load models or scan."""
+    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def run_cli(*args, cwd=None):
@@ -83,8 +92,94 @@ def test_check_json_is_a_results_row(folder):
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert record["phash"] == str(imagehash.phash(Image.open(folder / "b" / "copy.jpg")))
-    proc = run_cli("check", folder / "b" / "page.jpg")
-    assert proc.returncode == 0 and "error: not an image" in proc.stdout
+    proc = run_cli("check", folder / "b" / "page.jpg", "--json")
+    assert proc.returncode == 1 and json.loads(proc.stdout)["error"].startswith("not an image")
+
+
+def test_check_exits_1_when_it_reaches_no_verdict(folder):
+    """A folder, an HTML page, a truncated file: the account is printed, and the status says no verdict."""
+    for target, message in [(folder / "b" / "page.jpg", "error: not an image"), (folder / "b", "error: is a directory"),
+                            (SAMPLES / "truncated.jpg", "error: cannot decode image")]:
+        run = invoke("check", target, "--device", "cpu")
+        assert run.exit_code == 1 and message in run.output, (target, run.output)
+        assert run.output.startswith(str(target))
+    run = invoke("check", folder / "a" / "orig.png", "--device", "cpu")
+    assert run.exit_code == 0 and "verdict: real" in run.output
+
+
+def test_check_prints_each_score_one_way_and_the_operating_point_once(folder, monkeypatch):
+    """gan_score 0.57849 used to read "GAN score 0.579" (from the rounded result) beside "gan_score 0.578"
+    (from the raw value); the same for the spectral score."""
+    from facecheck.spectrum import SpectralDetector
+    from facecheck.verdict import FusionModel
+    monkeypatch.setattr(FusionModel, "score", lambda self, x: np.full(len(x), 0.57849, np.float32))
+    monkeypatch.setattr(SpectralDetector, "score", lambda self, images: np.full(len(images), 0.33349, np.float32))
+    run = invoke("check", folder / "a" / "orig.png", "--device", "cpu", "--mode", "sensitive")
+    assert run.exit_code == 0, run.output
+    import re
+    gan = re.findall(r"(?:GAN score|gan_score) (0\.\d{3})", run.output)
+    spectral = re.findall(r"spectral score:? (0\.\d{3})", run.output)
+    assert len(gan) == 2 and len(set(gan)) == 1, run.output
+    assert len(spectral) == 2 and len(set(spectral)) == 1, run.output
+    # the operating point is said once, on its own line; the verdict's reason only names the mode
+    assert run.output.count("of real natural photos") == 1
+    assert "operating point: sensitive mode (flags <= 1% of real natural photos" in run.output
+    assert "(sensitive mode)" in run.output
+
+
+def test_bad_options_are_refused_before_any_work(folder, tmp_path):
+    """Exit 2 with one line, and --out is not created."""
+    image = folder / "a" / "orig.png"
+    cases = [(["--workers", "-3"], "--workers must be a whole number >= 0, not -3"),
+             (["--batch-size", "0"], "--batch-size must be a whole number >= 1, not 0"),
+             (["--max-pixels", "0"], "--max-pixels must be a whole number >= 1, not 0"),
+             (["--mode", "bogus"], "--mode must be one of strict, default, sensitive, not 'bogus'"),
+             (["--device", "tpu"], "device must be one of")]
+    for options, message in cases:
+        out = tmp_path / "never"
+        run = invoke("scan", folder, "--out", out, *options)
+        assert run.exit_code == 2 and message in run.output, (options, run.output)
+        assert len(run.output.strip().splitlines()) == 1, run.output
+        assert not out.exists(), options
+    run = invoke("check", image, "--mode", "bogus")
+    assert run.exit_code == 2 and "--mode must be one of" in run.output
+    run = invoke("scan", image, "--out", tmp_path / "never")
+    assert run.exit_code == 2 and f"not a folder: {image} is a file" in run.output and "no such folder" not in run.output
+    assert not (tmp_path / "never").exists()
+    for options in (["--per-source", "0"], ["--folds", "zero"]):
+        run = invoke("eval", SAMPLES, "--out", tmp_path / "never", *options)
+        assert run.exit_code == 2 and options[0] in run.output and not (tmp_path / "never").exists()
+
+
+def test_version_and_short_help_everywhere():
+    for command in ([], ["scan"], ["check"], ["eval"]):
+        run = invoke(*command, "--version")
+        assert run.exit_code == 0 and run.output.strip() == f"facecheck {facecheck.__version__}", (command, run.output)
+        short, long = invoke(*command, "-h"), invoke(*command, "--help")
+        assert short.exit_code == long.exit_code == 0 and short.output == long.output and "Usage" in short.output
+
+
+def test_api_scan_checks_its_arguments_at_the_call_and_scans_before_returning(folder, tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        facecheck.scan(tmp_path / "missing")          # no next(): the call itself refuses
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        facecheck.scan(folder / "a" / "orig.png")
+    with pytest.raises(ValueError, match="workers"):
+        facecheck.scan(folder, workers=-3)
+    with pytest.raises(ValueError, match="inside the scanned folder"):
+        facecheck.scan(folder, out=folder / "out")
+    # the scan is done when scan() returns, iterated or not
+    out = tmp_path / "out"
+    results = facecheck.scan(folder, out=out, workers=0)
+    assert (out / "results.jsonl").is_file() and (out / "report.html").is_file()
+    assert len(list(results)) == 6
+    # without out: a temporary folder, removed once the results are read
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    results = facecheck.scan([folder / "a" / "orig.png", folder / "b" / "copy.jpg"], workers=0)
+    assert len(list((tmp_path / "tmp").iterdir())) == 1
+    assert [r.cluster_size for r in results] == [2, 2]
+    assert not list((tmp_path / "tmp").iterdir())
 
 
 def test_persistent_index_remembers_earlier_scans(folder, tmp_path):

@@ -82,22 +82,23 @@ def test_report_is_self_contained_escaped_and_complete(report):
     assert HOSTILE_ATTR not in page and "onerror" not in page.replace("onerror=alert(1)&gt;", "")
     assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;.jpg" in page
     # The astronaut reposts are one gallery, and no other gallery holds any of them.
-    groups = page.split('<div class="group">')[1:]
+    groups = page.split('<div class="group" ')[1:]
     holding = [g for g in groups if any(f"class=\"path\">{p}" in g for p in ASTRONAUT)]
     assert len(holding) == 1 and all(f"class=\"path\">{p}" in holding[0] for p in ASTRONAUT)
     assert "5 files" in holding[0]
     # Flagged faces: path, scores, reasons, the template drawn over them; the missing file has a placeholder.
     flagged = page.split('id="flagged"')[1].split('id="average"')[0]
-    for p in report["flagged"]:
-        assert f">{p}<" in flagged
-    assert flagged.count('<div class="card">') == len(report["flagged"])
-    assert flagged.count('class="overlay"') == len(report["flagged"]) - 1
+    # one card per photo: flagged copies of one photo (a reuse group) share the card of the best-scoring one
+    by_path = {r.path: r for r in report["results"]}
+    photos = {by_path[p].cluster if by_path[p].cluster is not None else p for p in report["flagged"]}
+    assert flagged.count('<div class="card">') == len(photos)
+    assert flagged.count('class="overlay"') == len(photos) - 1
     assert "image not available" in flagged and "n/a" in flagged
     assert "gan_score" in flagged and "spectral_score" in flagged and "StyleGAN template positions" in flagged
     # Average face, heatmap with the template markers, counts and settings.
     assert 'alt="average of the flagged faces"' in page and 'alt="heatmap of eye positions"' in page
     assert page.split('id="heatmap"')[1].count('class="tpl"') >= 2
-    assert "Files in the folder" in page and "Settings used" in page and "&quot;facecheck&quot;: &quot;test&quot;" in page
+    assert "Files in the folder" in page and "Settings used" in page and "facecheck: test" in page
     assert "not_an_image.jpg" in page.split('id="errors"')[1]
 
 
@@ -118,8 +119,8 @@ def test_report_memory_is_bounded_and_says_what_was_left_out(tmp_path):
     random.Random(0).shuffle(rows)   # any order
     for r in rows:
         builder.add(r)
-    assert len(builder._flagged_heap) == 5 and builder.flagged == 220
-    assert sorted(k[0] for k in builder._flagged_heap) == [0.97, 0.98, 0.98, 0.99, 0.99]
+    assert builder.flagged == 220
+    assert [r.gan_score for r in builder.flagged_cards.shown()] == [0.99, 0.99, 0.98, 0.98, 0.97]
     top3 = sorted(sizes.values(), reverse=True)[:3]
     assert sorted((g.size for g in builder._groups.values()), reverse=True) == top3
     assert all(len(g.members) == 2 for g in builder._groups.values())
@@ -127,7 +128,8 @@ def test_report_memory_is_bounded_and_says_what_was_left_out(tmp_path):
     assert builder.hist.sum() == 400 and builder.on_template == 200
     assert builder.avg_count == builder.avg_tried == 0   # no folder: nothing to average
     page = builder.html({"mode": "default"}, {})
-    assert "Showing 5 of 220 flagged faces" in page and "Showing 3 of 39 groups" in page
+    assert "Showing the 5 photos with the highest gan_score among the 220 flagged files" in page
+    assert "Showing 3 of 39 groups" in page
     assert "results.jsonl" in page and "cluster = " in page
     assert page.count("image not available") == 5 + 3 * 2
 
@@ -148,3 +150,111 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     # Pictures were drawn (a text-only page is nearly all grey levels): many strongly coloured pixels.
     saturation = pixels.max(axis=2) - pixels.min(axis=2)
     assert (saturation > 60).mean() > 0.01
+
+
+def _builder(**limits):
+    from facecheck.geometry import EyeTemplate
+    return ReportBuilder(None, EyeTemplate.load(), **limits)
+
+
+def _cards(page: str, anchor: str) -> list[str]:
+    section = page.split(f'id="{anchor}"')[1].split("<h2")[0]
+    return section.split('<div class="card">')[1:]
+
+
+def test_flagged_gallery_shows_one_card_per_reuse_group():
+    """60 flagged files that are 6 faces copied 10 times: 6 cards, each the best-scoring copy, "+9 copies"."""
+    rng = random.Random(1)
+    rows = [Result(path=f"face{c}/copy{i}.jpg", cluster=c, cluster_size=10, verdict="gan",
+                   gan_score=round(0.9 + rng.random() / 20, 4), width=100, height=100)
+            for c in range(1, 7) for i in range(10)]
+    rng.shuffle(rows)
+    builder = _builder()
+    for r in rows:
+        builder.add(r)
+    page = builder.html({}, {})
+    cards = _cards(page, "flagged")
+    assert len(cards) == 6 and all("+9 copies in this scan" in card for card in cards)
+    best = {c: max((r for r in rows if r.cluster == c), key=lambda r: r.gan_score).path for c in range(1, 7)}
+    assert sorted(re.search(r'class="path">([^<]+)<', card).group(1) for card in cards) == sorted(best.values())
+    assert 'href="#group-' in cards[0] and 'id="group-' in page      # the card leads to its gallery
+    assert "All 60 flagged files are shown, as 6 cards" in page
+
+
+def test_card_galleries_stay_bounded_and_keep_the_best_photos():
+    """Whatever the order and the limit, the cards are the best `limit` photos (a group counts as its
+    best file), compared with a brute-force ranking, and memory holds `limit` entries."""
+    rng = random.Random(2)
+    rows = []
+    for c in range(1, 301):                               # groups of 2-5 files, and singletons
+        size = rng.randint(2, 5)
+        rows += [Result(path=f"g{c}/{i}.jpg", cluster=c, cluster_size=size, verdict="gan",
+                        gan_score=rng.random()) for i in range(size)]
+    rows += [Result(path=f"single{i}.jpg", verdict="gan", gan_score=rng.random()) for i in range(300)]
+    rng.shuffle(rows)
+    builder = _builder(max_flagged=7)
+    for r in rows:
+        builder.add(r)
+        assert len(builder.flagged_cards._heap) <= 7 and len(builder.flagged_cards._of_cluster) <= 7
+    best: dict = {}
+    for r in rows:
+        key = r.cluster if r.cluster is not None else r.path
+        if key not in best or r.gan_score > best[key].gan_score:
+            best[key] = r
+    expected = sorted(best.values(), key=lambda r: r.gan_score, reverse=True)[:7]
+    assert [r.path for r in builder.flagged_cards.shown()] == [r.path for r in expected]
+    assert f"Showing the 7 photos with the highest gan_score among the {len(rows):,} flagged files" in builder.html({}, {})
+
+
+def test_unflagged_faces_on_the_template_get_a_review_section():
+    """Rows whose reasons carry the on-template caveat (verdict real) are shown to look at, bounded,
+    closest to the threshold first, with the caveat explained once rather than on every card."""
+    from facecheck.verdict import Decision, on_template_caveat
+    thresholds = {"strict": 0.95, "default": 0.9, "sensitive": 0.6}
+    rows = []
+    for i in range(40):
+        score = round(0.3 + i / 100, 2)
+        caveat = on_template_caveat(Decision("real", score, 0.9, "default"), {"template_z2": 2.0}, thresholds)
+        rows.append(Result(path=f"aligned{i}.jpg", verdict="real", gan_score=score, width=100, height=100,
+                           eyes=[[37.5, 47.8], [62.5, 47.8]], reasons=[f"not flagged: gan_score {score:.3f}", caveat]))
+    rows += [Result(path=f"natural{i}.jpg", verdict="real", gan_score=0.01, reasons=["eyes 20% away"]) for i in range(30)]
+    random.Random(3).shuffle(rows)
+    builder = _builder(max_review=4)
+    for r in rows:
+        builder.add(r)
+    assert builder.to_review == 40 and len(builder.review_cards._heap) == 4
+    page = builder.html({"mode": "default"}, {})
+    cards = _cards(page, "review")
+    assert [re.search(r'class="path">([^<]+)<', c).group(1) for c in cards] == [f"aligned{i}.jpg" for i in (39, 38, 37, 36)]
+    assert all("<li>sensitive mode would flag it</li>" in c for c in cards)
+    assert "FFHQ way" not in "".join(cards)                       # the section explains it once
+    assert "natural" not in page.split('id="review"')[1].split("<h2")[0]
+    assert 'href="#review"' in page and "Showing the 4 photos" in page
+    assert "Not flagged, but eyes where StyleGAN puts them" in page   # and the counts say how many
+    # no such rows, no section
+    builder = _builder()
+    builder.add(Result(path="x.jpg", verdict="real", reasons=["eyes 20% away"]))
+    assert 'id="review"' not in builder.html({}, {})
+
+
+def test_settings_are_readable_and_the_operating_point_is_said_once(report):
+    """No blank cells, thresholds to 3 decimals, 'the only group' (not 'All 1 groups'), and the mode's
+    promise in the header and the settings, never repeated on the cards."""
+    from facecheck.geometry import EyeTemplate
+    settings = {"device": "auto", "workers": None, "index": None, "mode": "default", "batch_size": 32,
+                "thresholds (gan_score)": {"strict": 0.9581234567891234, "default": 0.9170000000000001,
+                                           "sensitive": 0.6012345678901234}}
+    builder = ReportBuilder(None, EyeTemplate.load())
+    for i in range(2):
+        builder.add(Result(path=f"g{i}.jpg", cluster=1, cluster_size=2, verdict="gan", gan_score=0.95,
+                           reasons=["GAN face: gan_score 0.950 >= 0.917 (default mode)"]))
+    page = builder.html(settings, {})
+    table = page.split('id="settings"')[1]
+    assert "<td></td>" not in table and "not set" in table
+    assert "0.958" in table and "0.9581" not in page and "0.917000" not in page
+    assert page.count("flags &lt;= 0.1% of real natural photos") == 2          # header and settings
+    assert "gan_score &ge; 0.917" in page.split("<h2")[0]
+    assert "All 1 groups" not in page and "The only group is shown." in page
+    # a real scan's reasons do not carry the operating point either
+    flagged = report["html"].split('id="flagged"')[1].split('id="average"')[0]
+    assert "of real natural photos" not in flagged

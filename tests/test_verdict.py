@@ -80,6 +80,18 @@ def test_decide_and_reasons(fusion):
         "same photo as 12 other files in this scan", "seen before in scans old, other"]
 
 
+def test_reasons_are_short_and_the_operating_point_is_said_apart():
+    """Each row's reason names the mode; what the mode promises is operating_point's, said once per page."""
+    from facecheck.verdict import Decision, operating_point
+    assert decision_reason(Decision("gan", 0.993, 0.87, "default"), True) == \
+        "GAN face: gan_score 0.993 >= 0.870 (default mode)"
+    assert decision_reason(Decision("no_face", 0.2, 0.87, "strict"), False) == \
+        "not flagged: gan_score 0.200 < 0.870 (strict mode)"
+    assert operating_point("default") == ("default mode (flags <= 0.1% of real natural photos, "
+                                          "<= 1% of real FFHQ-aligned ones)")
+    assert "0.01%" in operating_point("strict") and "5%" in operating_point("sensitive")
+
+
 def test_real_photo_is_not_flagged_and_explained():
     result = engine.score_image(SAMPLES / "account_a.png", workers=0, device="cpu")
     assert result.verdict == "real"
@@ -180,14 +192,24 @@ def test_eval_refuses_manifests_it_cannot_read_as_labelled_data(tmp_path):
     summary = json.loads((tmp_path / "out" / "eval.json").read_text())["summary"]
     assert summary["errors"] == 1 and set(summary["by_source"]) == {"stylegan/stylegan", "real_natural/real_natural"}
     assert "1 of 2 copies could not be scored" in " ".join(run.output.split())
+    # stderr is not a terminal here: the summary table keeps every column whole (rich's default cut it at 80)
+    table = run.output.split("facecheck eval:")[1].split("in brackets")[0]
+    for column in ("condition", "StyleGAN n", "AUC vs natural", "AUC vs FFHQ", "TPR default", "FPR natural",
+                   "FPR FFHQ", "TPR sensitive", "SD flagged"):
+        assert column in table, (column, table)
+    assert "\u2026" not in table and "as_stored" in table
 
 
 def test_unflagged_face_on_the_template_gets_a_caveat(fusion):
-    from facecheck.verdict import Decision, on_template_caveat
+    from facecheck.verdict import Decision, brief_caveat, has_on_template_caveat, on_template_caveat
     t = fusion.thresholds
     below_default = Decision("real", (t["sensitive"] + t["default"]) / 2, t["default"], "default")
     caveat = on_template_caveat(below_default, geometry(3.0), t)
     assert "FFHQ way" in caveat and "sensitive mode would flag it" in caveat
+    assert has_on_template_caveat(["not flagged: ...", caveat]) and not has_on_template_caveat(["eyes 9% away"])
+    assert brief_caveat(caveat) == "sensitive mode would flag it"
+    assert brief_caveat(on_template_caveat(Decision("real", 0.01, t["default"], "default"), geometry(3.0), t)) is None
+    assert brief_caveat("spectrum inconclusive") == "spectrum inconclusive"
     assert on_template_caveat(below_default, geometry(500.0), t) is None      # off the template
     flagged = Decision("gan", 0.99, t["default"], "default")
     assert on_template_caveat(flagged, geometry(3.0), t) is None
