@@ -60,6 +60,10 @@ def _check_options(settings: engine.Settings) -> None:
         _fail(str(e))
 
 
+KNOWN_HASHES_HELP = ("A list of PDQ or pHash hashes (CSV or text, with optional labels) to match every file "
+                     "against; repeatable.")
+
+
 def _fail(message: str, code: int = 2) -> None:
     err.print(Text.assemble(("error:", "bold red"), " ", message))   # a Text: file names are not markup
     raise typer.Exit(code)
@@ -81,12 +85,13 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
                                           "ray (Ray Data; pip install 'facecheck[ray]')."),
          address: Optional[str] = typer.Option(None, "--address", help="With --engine ray: the Ray cluster to join "
                                                "(auto, ray://host:10001); default: start a local one."),
+         known_hashes: Optional[list[Path]] = typer.Option(None, "--known-hashes", help=KNOWN_HASHES_HELP),
          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
          version: bool = VERSION):
     """Scan FOLDER; write results.jsonl and results.csv to --out."""
     settings = engine.Settings(device=device, workers=workers, batch_size=batch_size, max_pixels=max_pixels, index=index,
                                scan_name=scan_name, mode=mode, follow_links=follow_links, engine=engine_name,
-                               ray_address=address)
+                               ray_address=address, known_hashes=tuple(str(p) for p in known_hashes or ()))
     _check_options(settings)
     if address and engine_name != "ray":
         _fail("--address goes with --engine ray")
@@ -169,9 +174,11 @@ def check(image: Path = typer.Argument(..., help="One image file."),
           index: Optional[Path] = typer.Option(None, "--index", help="Look the image up in this index of known avatars."),
           device: str = typer.Option("auto", help="auto | cpu | cuda"),
           mode: str = typer.Option("default", help=MODE_HELP),
+          known_hashes: Optional[list[Path]] = typer.Option(None, "--known-hashes", help=KNOWN_HASHES_HELP),
           version: bool = VERSION):
     """Give a readable verdict on one IMAGE. Exit status 1 when none was reached (not an image, unreadable)."""
-    settings = engine.Settings(device=device, workers=0, index=index, mode=mode)
+    settings = engine.Settings(device=device, workers=0, index=index, mode=mode,
+                               known_hashes=tuple(str(p) for p in known_hashes or ()))
     _check_options(settings)
     if not image.exists():
         _fail(f"no such file: {image}")
@@ -182,6 +189,27 @@ def check(image: Path = typer.Argument(..., help="One image file."),
         out.print(describe(result, mode), highlight=False, markup=False, soft_wrap=True)
     if result.verdict in (None, "error"):
         raise typer.Exit(1)
+
+
+@app.command("export")
+def export(out_dir: Path = typer.Argument(..., help="The --out folder of a finished scan."),
+           fmt: str = typer.Option("pdq", "--format", help="pdq: a CSV list (pdq,label) that --known-hashes reads."),
+           to: Optional[Path] = typer.Option(None, "--to", help="Write here instead of standard output."),
+           version: bool = VERSION):
+    """Write the PDQ hashes of a scan's flagged files and reuse groups, to share what it found."""
+    from .hashlists import export_rows, write_list
+    if fmt != "pdq":
+        _fail(f"--format must be pdq, not {fmt!r}")
+    results = out_dir / "results.jsonl"
+    if not results.is_file():
+        _fail(f"{out_dir} holds no results.jsonl: give the --out folder of a finished scan")
+    rows = export_rows(engine.read_results(out_dir))
+    if to is None:
+        n = write_list(rows, sys.stdout)
+    else:
+        with open(to, "w", encoding="utf-8", newline="") as f:
+            n = write_list(rows, f)
+    err.print(f"exported {n} PDQ hashes" + (f" to {to}" if to else ""))
 
 
 @app.command("eval")

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import duplicates
 from .hashing import Signature, signatures
+from .hashlists import load_lists
 from .pdq import pdq
 from .index import HashIndex
 from .known import KnownAvatars
@@ -58,6 +59,7 @@ class Settings:
     follow_links: bool = False           # read symbolic links that lead outside the scanned folder
     engine: str = "local"                # local (worker processes) | ray (Ray Data; facecheck[ray] extra)
     ray_address: str | None = None       # with engine "ray": a cluster to join; None starts a local one
+    known_hashes: tuple = ()             # files of PDQ / pHash hashes to match every file against
 
 
 @dataclass
@@ -112,6 +114,10 @@ def prepare(source, rel_path: str, settings: Settings) -> Prepared:
         rgb = loaded.rgb()
         shared = pdq(rgb)
         result.pdq, result.pdq_quality = str(shared.hash), shared.quality
+        if settings.known_hashes:
+            lists = load_lists(settings.known_hashes)
+            matches = lists.match(shared.hash, pdq(rgb[:, ::-1]).hash, signature.phash)
+            result.known_matches = [m.to_dict() for m in matches]
         return Prepared(result, size, mtime_ns, signature, rgb)
     except LoadError as e:
         result.error, result.sha256 = str(e), e.sha256
@@ -204,7 +210,8 @@ class Analyzer:
 
     def analyze(self, batch: list[Prepared]) -> None:
         """Fill faces, eyes, scores, verdict and reasons of each Result in the batch."""
-        from .verdict import ON_TEMPLATE_Z2, decision_reason, geometry_reason, on_template_caveat, spectral_reason
+        from .verdict import (ON_TEMPLATE_Z2, decision_reason, geometry_reason, known_match_reasons, on_template_caveat,
+                              spectral_reason)
         batch = [item for item in batch if not item.analyzed]
         for item in batch:
             if item.result.error is not None:
@@ -236,6 +243,7 @@ class Analyzer:
             caveat = on_template_caveat(decision, sig.geometry, fusion.thresholds)
             if caveat:
                 result.reasons.append(caveat)
+            result.reasons.extend(known_match_reasons(result.known_matches))
 
 
 def _lazy(make):
@@ -593,6 +601,8 @@ def check_settings(settings: Settings, name: Callable[[str], str] = str) -> None
     providers_for(settings.device)
     if settings.engine not in ENGINES:
         raise ValueError(f"{name('engine')} must be one of {', '.join(ENGINES)}, not {settings.engine!r}")
+    if settings.known_hashes:
+        load_lists(settings.known_hashes)   # ValueError naming the file and line that cannot be read
     at_least = {"workers": 0, "batch_size": 1, "max_pixels": 1, "max_bytes": 1}
     for key, low in at_least.items():
         value = getattr(settings, key)

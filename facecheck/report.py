@@ -134,6 +134,8 @@ class ReportBuilder:
         self.grouped_files = 0
         self.seen_before = 0
         self.seen_list: list[Result] = []
+        self.known = 0                                 # files that matched an imported hash list
+        self.known_list: list[Result] = []
         self.errors = 0
         self.error_list: list[Result] = []
         self.faces = 0
@@ -158,6 +160,10 @@ class ReportBuilder:
             self.seen_before += 1
             if len(self.seen_list) < self.max_listed:
                 self.seen_list.append(r)
+        if r.known_matches:
+            self.known += 1
+            if len(self.known_list) < self.max_listed:
+                self.known_list.append(r)
         self._add_eyes(r)
         if r.cluster is not None:
             self._add_to_group(r)
@@ -275,6 +281,7 @@ class ReportBuilder:
                  self._heatmap_section(),
                  self._groups_section(),
                  self._seen_section(),
+                 self._known_section(),
                  self._errors_section(),
                  self._settings_section(settings),
                  "</main></body></html>\n"]
@@ -301,6 +308,8 @@ class ReportBuilder:
         links += [("average", "Average face"), ("heatmap", "Where the eyes are"), ("groups", "Reused photos")]
         if self.seen_before:
             links.append(("seen", "Seen in earlier scans"))
+        if self.known:
+            links.append(("known", "In imported hash lists"))
         if self.errors:
             links.append(("errors", "Unreadable files"))
         links.append(("settings", "Settings"))
@@ -310,11 +319,12 @@ class ReportBuilder:
     def _counts(self, summary: dict) -> str:
         counted = {"files": self.rows, "errors": self.errors, "gan": self.flagged, "to_review": self.to_review,
                    "groups": self.max_cluster, "grouped_files": self.grouped_files,
-                   "seen_before": self.seen_before}
+                   "seen_before": self.seen_before, "known": self.known}
         labels = [("files", "Files in the folder"), ("scanned", "Files read in this run"), ("gan", "Flagged as StyleGAN faces"),
                   ("to_review", "Not flagged, but eyes where StyleGAN puts them (to look at)"),
                   ("groups", "Groups of reused photos"), ("grouped_files", "Files in those groups"),
                   ("seen_before", "Photos already seen in earlier scans"),
+                  ("known", "Files matching an imported hash list (--known-hashes)"),
                   ("errors", "Files that could not be read"), ("seconds", "Scan time")]
         rows = []
         for key, label in labels:
@@ -466,6 +476,12 @@ class ReportBuilder:
         return _file_table("seen", "Photos already seen in earlier scans", self.seen_list, self.seen_before,
                            "seen_before = true", "seen in (scan:file)",
                            lambda r: "<br>".join(_e(s) for s in r.seen_in or []))
+
+    def _known_section(self) -> str:
+        return _file_table("known", "Files matching imported hash lists", self.known_list, self.known,
+                           "known_matches not empty", "matched (list: label, hash kind, bits apart)",
+                           lambda r: "<br>".join(_e(f"{m['list']}: {m['label'] or '(no label)'}, {m['kind']}, "
+                                                    f"{m['distance']} bits") for m in r.known_matches or []))
 
     def _errors_section(self) -> str:
         return _file_table("errors", "Files that could not be read", self.error_list, self.errors,

@@ -19,6 +19,7 @@ class Result:
     dct256: str | None = None              # 64 hex digits: the 256-bit hash used for matching
     pdq: str | None = None                 # 64 hex digits: Meta's PDQ, as ThreatExchange writes it
     pdq_quality: int | None = None         # 0-100: PDQ's own quality (low: a flat image, a weak hash)
+    known_matches: list[dict] | None = None  # with --known-hashes: entries matched (list, label, hash, kind, distance)
     cluster: int | None = None             # shared by every file that is the same photo
     cluster_size: int | None = None
     seen_before: bool | None = None        # the photo was already in the persistent index
@@ -51,6 +52,6 @@ FIELD_NAMES = [f.name for f in fields(Result)]
 def csv_row(result: Result) -> dict:
     """Flat values for CSV: lists become JSON text."""
     row = result.to_dict()
-    for key in ("eyes", "seen_in", "reasons", "warnings"):
+    for key in ("eyes", "seen_in", "known_matches", "reasons", "warnings"):
         row[key] = "" if row[key] in (None, []) else json.dumps(row[key], ensure_ascii=False)
     return {k: "" if v is None else v for k, v in row.items()}

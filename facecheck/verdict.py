@@ -176,6 +176,18 @@ def geometry_reason(geometry: dict, faces_found: int, cut_by_border: bool) -> st
     return lead
 
 
+def known_match_reasons(matches: list[dict] | None) -> list[str]:
+    """One reason per imported-list entry matched (the first three; the row holds them all)."""
+    reasons = []
+    for m in (matches or [])[:3]:
+        bits = 256 if m["kind"] == "pdq" else 64
+        label = f" '{m['label']}'" if m["label"] else ""
+        reasons.append(f"matches{label} in hash list {m['list']} ({m['kind']}, {m['distance']} of {bits} bits apart)")
+    if matches and len(matches) > 3:
+        reasons.append(f"... and {len(matches) - 3} more hash-list entries")
+    return reasons
+
+
 def reuse_reason(cluster_size: int | None, seen_in: list[str] | None) -> list[str]:
     reasons = []
     if cluster_size and cluster_size > 1:
