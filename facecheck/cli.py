@@ -36,8 +36,18 @@ def _check_options(mode: str, device: str = "auto") -> None:
         _fail(str(e))
 
 
+def _check_index(index: Optional[Path]) -> None:
+    """Refuse an --index that is not an index of known avatars before any work starts."""
+    from .known import check_index
+    if index is not None:
+        try:
+            check_index(index)
+        except ValueError as e:
+            _fail(str(e))
+
+
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)   # one line, however long the path
     raise typer.Exit(code)
 
 
@@ -57,6 +67,7 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
     """Scan FOLDER; write results.jsonl and results.csv to --out."""
     if not folder.is_dir():
         _fail(f"no such folder: {folder}")
+    _check_index(index)
     try:
         engine.check_output_dir(folder, out_dir)
     except ValueError as e:
@@ -69,16 +80,21 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
         return engine.walk(folder, follow_links=follow_links, exclude=out_dir)
 
     total = sum(1 for _ in entries())   # a first, cheap pass, so progress has an end
-    with Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet) as bar:
-        task = bar.add_task("scan", total=total, rate="")
+        task = bar.add_task("scanning", total=total, rate="")
+        grouping = bar.add_task("grouping", total=None, rate="", visible=False, start=False)
 
         def progress(done: int, total: int) -> None:
             elapsed = bar.tasks[0].elapsed or 0
             bar.update(task, completed=done, rate=f"{done / elapsed:.0f} img/s" if elapsed > 1 else "")
 
+        def grouping_progress(done: int, total: int) -> None:   # files matched against the others
+            bar.start_task(grouping)   # its clock starts with the grouping (a no-op once started)
+            bar.update(grouping, completed=done, total=total, visible=True)
+
         try:
-            summary = engine.run_scan(entries(), out_dir, settings, progress, folder, total)
+            summary = engine.run_scan(entries(), out_dir, settings, progress, folder, total, grouping_progress)
         except KeyboardInterrupt:
             err.print("interrupted: finished files are kept; run the same command again to continue")
             raise typer.Exit(130)
@@ -128,6 +144,7 @@ def check(image: Path = typer.Argument(..., help="One image file."),
     if not image.exists():
         _fail(f"no such file: {image}")
     _check_options(mode, device)
+    _check_index(index)
     result = engine.score_image(image, engine.Settings(device=device, workers=0, index=index, mode=mode))
     if as_json:
         sys.stdout.write(result.to_json() + "\n")
