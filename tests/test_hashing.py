@@ -110,3 +110,15 @@ def test_nearest_candidates_keep_each_images_closest_probe_and_cap_the_count():
                 closest[i] = d
     expected = sorted(closest.items(), key=lambda item: (item[1], item[0]))[:64]
     assert nearest_candidates(big, exclude=3) == expected
+
+
+def test_a_frame_on_a_narrow_photo_is_trimmed_on_every_side(photo):
+    """A 12 px frame at 300 px is 6% of a narrow photo's width: it must come off the sides too."""
+    from facecheck.hashing import trim_plain_border
+    narrow = degrade.resize_to(photo.crop((60, 0, 240, 300)), 276)      # 166 x 276
+    framed = Image.new("RGB", (narrow.width + 24, narrow.height + 24), (0, 0, 0))
+    framed.paste(narrow, (12, 12))
+    trimmed = trim_plain_border(np.asarray(framed.convert("L")))
+    assert abs(trimmed.shape[0] - narrow.height) <= 2 and abs(trimmed.shape[1] - narrow.width) <= 2
+    plain, with_frame = signatures([narrow, framed])
+    assert plain.dct256 - with_frame.dct256 <= 16
