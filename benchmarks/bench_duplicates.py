@@ -52,7 +52,7 @@ def _border_at_300(img: Image.Image, rng) -> Image.Image:
     return out
 
 
-# name -> (image, rng) -> encoded bytes; None stands for the original file's own bytes
+# name -> (image, rng) -> transformed image (repost() encodes it); None: the original file's own bytes
 REPOSTS = {
     "exact copy": None,
     "resize 150-400": lambda im, rng: degrade.resize_to(im, int(rng.integers(150, 401))),
@@ -107,8 +107,8 @@ def by_source(samples, rng) -> list:
 
 
 def build_set(args):
-    """(file bytes, group, description, file name) of every image: originals and their reposts share a group
-    (0, 1, ...); each distractor is a group of its own (negative)."""
+    """(file bytes, group, description, file name) of every image: originals and their reposts share
+    a group (0, 1, ...); each distractor is a group of its own (negative)."""
     rng = np.random.default_rng(args.seed)
     folds = {0} if args.split == "dev" else {1, 2, 3, 4}
     rows = [s for s in read_manifest() if split_of(s) in folds]
