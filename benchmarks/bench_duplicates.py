@@ -10,8 +10,9 @@ The set is built like the held-out set that judged the project: originals, half 
 HELEN, Unsplash), drawn source by source (one file per photo), each kept as its own file and
 reposted 2-4 times, each repost by one of eight transforms (REPOSTS below: an exact copy of the
 file, a resize to 150-400 px, JPEG q60-95, a mirror, a 92% crop, a 12 px border at 300 px, gamma
-0.8, a 95% crop mirrored at 200 px), a third of them then resized and recompressed once more; among distinct distractors (by default 2000, 600 of them
-aligned faces), each as its file or one random repost. Every image goes through the scan's own
+0.8, a 95% crop mirrored at 200 px), a third of them then resized and recompressed once more;
+among distinct distractors (by default 2000, 600 of them aligned faces), each as its file or one
+random repost. Every image goes through the scan's own
 path: encoded bytes, decoded by load_image, grouped by sha256 and by verified matches.
 
 `--split dev` draws from fold 0 of ../shared/data, on which the matching's thresholds were chosen;
