@@ -1,16 +1,29 @@
-"""Reused-avatar benchmark: pair recall and precision among aligned-face distractors, hashing
-throughput, and index build and query time at 10k, 100k and 1M hashes.
+"""Reused-avatar benchmark: pair recall and precision of the grouping on reposts of face photos
+among distinct distractors, hashing and matching cost, and index build and query time at 10k, 100k
+and 1M hashes.
 
-    python benchmarks/bench_duplicates.py [--originals 300] [--sizes 10000 100000 1000000]
+    python benchmarks/bench_duplicates.py [--split test|dev] [--originals 300] [--distractors 2000]
+                                          [--aligned-distractors 600] [--sizes 10000 100000 1000000]
 
-Originals are StyleGAN and real FFHQ faces from ../shared/data, folds 1-4 (fold 0 was used while
-choosing MATCH_RADIUS and VERIFY_MIN); each gets three reposts (facecheck.degrade.random_repost:
-150-400 px, JPEG q60-95, crops up to 8%, mirroring, borders up to 5%, brightness and gamma). Every
-other aligned face of those folds, and real natural photos, are reposted once as distractors.
+The set is built like the held-out set that judged the project: originals, half aligned faces
+(StyleGAN and real FFHQ, 128-512 px) and half natural photos (LFW's 150 px thumbnails, Pixabay,
+HELEN, Unsplash), drawn source by source (one file per photo), each kept as its own file and
+reposted 2-4 times, each repost by one of eight transforms (REPOSTS below: an exact copy of the
+file, a resize to 150-400 px, JPEG q60-95, a mirror, a 92% crop, a 12 px border at 300 px, gamma
+0.8, a 95% crop mirrored at 200 px), a third of them then resized and recompressed once more;
+among distinct distractors (by default 2000, 600 of them aligned faces), each as its file or one
+random repost. Every image goes through the scan's own
+path: encoded bytes, decoded by load_image, grouped by sha256 and by verified matches.
+
+`--split dev` draws from fold 0 of ../shared/data, on which the matching's thresholds were chosen;
+`--split test` (the default, the numbers the README reports) from folds 1-4.
 """
 from __future__ import annotations
 
 import argparse
+import collections
+import csv
+import io
 import time
 
 import numpy as np
@@ -21,47 +34,155 @@ from facecheck.dataset import data_root, read_manifest, split_of
 from facecheck.duplicates import Groups, find_matches
 from facecheck.hashing import signatures
 from facecheck.index import HashIndex
+from facecheck.loading import load_image
+
+ALIGNED, NATURAL = ("stylegan", "real_ffhq"), ("real_natural",)
+
+
+def _encoded(img: Image.Image, quality: int) -> bytes:
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _border_at_300(img: Image.Image, rng) -> Image.Image:
+    colour = ((255, 255, 255), (0, 0, 0), tuple(int(v) for v in rng.integers(0, 256, 3)))[int(rng.integers(0, 3))]
+    inner = degrade.resize_to(img, 276)
+    out = Image.new("RGB", (inner.width + 24, inner.height + 24), colour)
+    out.paste(inner, (12, 12))
+    return out
+
+
+# name -> (image, rng) -> transformed image (repost() encodes it); None: the original file's own bytes
+REPOSTS = {
+    "exact copy": None,
+    "resize 150-400": lambda im, rng: degrade.resize_to(im, int(rng.integers(150, 401))),
+    "jpeg q60-95": lambda im, rng: im,
+    "mirror": lambda im, rng: degrade.mirror(im),
+    "crop 92%": lambda im, rng: degrade.crop_fraction(im, 0.08, rng),
+    "border 12px at 300": _border_at_300,
+    "gamma 0.8": lambda im, rng: degrade.brightness_gamma(im, gamma=0.8),
+    "crop 95% mirrored at 200": lambda im, rng: degrade.resize_to(degrade.mirror(degrade.crop_fraction(im, 0.05, rng)), 200),
+}
+
+
+def repost(data: bytes, kind: str, rng) -> bytes:
+    """One repost of a file's bytes by the named transform; a third of them (not exact copies) are
+    then resized to 150-400 px and recompressed once more, as a second platform would."""
+    transform = REPOSTS[kind]
+    if transform is None:
+        return data
+    img = transform(Image.open(io.BytesIO(data)).convert("RGB"), rng)
+    quality = int(rng.integers(60, 96))
+    if rng.random() < 1 / 3:
+        img = Image.open(io.BytesIO(_encoded(img, quality))).convert("RGB")
+        img, quality = degrade.resize_to(img, int(rng.integers(150, 401))), int(rng.integers(60, 96))
+    return _encoded(img, quality)
+
+
+def photo_keys() -> dict[str, str]:
+    """File name -> the photo it was cut from. HELEN holds several face crops of one Flickr photo
+    (data/img/<photo>_<n>.jpg in its repository): they are one photo, never each other's distractors."""
+    with open(data_root() / "manifest.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    keys = {}
+    for row in rows:
+        name = row["file"].rsplit("/", 1)[-1]
+        origin = row.get("path_in_repo") or ""
+        keys[name] = (f"{row['source']}:{origin.rsplit('/', 1)[-1].rsplit('_', 1)[0]}"
+                      if row["source"] == "zhfe99_helen_subset" else name)
+    return keys
+
+
+def by_source(samples, rng) -> list:
+    """The samples shuffled, then interleaved source by source, so that a few large sources (the
+    128 px faces, LFW) do not make up nearly all of a draw."""
+    groups = collections.defaultdict(list)
+    for s in samples:
+        groups[s.source].append(s)
+    queues = [list(rng.permutation(np.array(g, dtype=object))) for _, g in sorted(groups.items())]
+    out = []
+    while any(queues):
+        out += [q.pop() for q in queues if q]
+    return out
+
+
+def build_set(args):
+    """(file bytes, group, description, file name) of every image: originals and their reposts share
+    a group (0, 1, ...); each distractor is a group of its own (negative)."""
+    rng = np.random.default_rng(args.seed)
+    folds = {0} if args.split == "dev" else {1, 2, 3, 4}
+    rows = [s for s in read_manifest() if split_of(s) in folds]
+    keys = photo_keys()
+    rows = list({keys[s.path.name]: s for s in rows}.values())   # one file per photo
+    aligned = by_source([s for s in rows if s.label in ALIGNED], rng)
+    natural = by_source([s for s in rows if s.label in NATURAL], rng)
+    half = args.originals // 2
+    originals = aligned[:half] + natural[:args.originals - half]
+    aligned, natural = aligned[half:], natural[args.originals - half:]
+    n_aligned = min(len(aligned), args.aligned_distractors)
+    n_natural = min(len(natural), args.distractors - n_aligned)
+    n_aligned = min(len(aligned), args.distractors - n_natural)   # too few natural photos: more faces
+    distractors = aligned[:n_aligned] + natural[:n_natural]
+    items = []
+    for k, s in enumerate(originals):
+        data = s.path.read_bytes()
+        items.append((data, k, f"{s.source} original", s.path.name))
+        for kind in rng.choice(list(REPOSTS), size=int(rng.integers(2, 5))):
+            items.append((repost(data, str(kind), rng), k, f"{s.source} {kind}", s.path.name))
+    for k, s in enumerate(distractors):
+        data = s.path.read_bytes()
+        if rng.random() < 0.5:
+            data = _encoded(degrade.random_repost(Image.open(io.BytesIO(data)).convert("RGB"), rng), 90)
+        items.append((data, -1 - k, f"{s.source} distractor", s.path.name))
+    return items, len(originals), n_aligned, n_natural
+
+
+def group(loaded, sigs) -> np.ndarray:
+    """Group labels as a scan assigns them: files with the same bytes, then verified matches."""
+    groups = Groups()
+    by_sha = collections.defaultdict(list)
+    for i, image in enumerate(loaded):
+        by_sha[image.sha256].append(i)
+    for same in by_sha.values():
+        groups.union_all(same)
+    codes = np.stack([np.frombuffer(s.dct256.packed(), np.uint8) for s in sigs])
+    thumbs = np.stack([s.thumbnail for s in sigs])
+    for m in find_matches(np.stack([s.probes for s in sigs]), thumbs, HashIndex(codes),
+                          query_ids=np.arange(len(sigs)), thumbnail_of=lambda i: thumbs[i]):
+        groups.union(m.a, m.b)
+    return np.array([groups.find(i) for i in range(len(sigs))])
 
 
 def quality(args) -> np.ndarray:
-    rng = np.random.default_rng(args.seed)
-    rows = [s for s in read_manifest() if split_of(s) != 0]
-    aligned = [s for s in rows if s.label in ("stylegan", "real_ffhq")]
-    natural = [s for s in rows if s.label == "real_natural"][: args.natural]
-    rng.shuffle(aligned)
-    originals, distractors = aligned[: args.originals], aligned[args.originals:] + natural
-    images, truth = [], []
-    for k, s in enumerate(originals):
-        img = Image.open(s.path).convert("RGB")
-        images += [img] + [degrade.random_repost(img, rng) for _ in range(3)]
-        truth += [k] * 4
-    for k, s in enumerate(distractors):
-        images.append(degrade.random_repost(Image.open(s.path).convert("RGB"), rng))
-        truth.append(-1 - k)
+    items, n_originals, n_aligned, n_natural = build_set(args)
+    loaded = [load_image(item[0]) for item in items]
     t = time.perf_counter()
-    sigs = signatures(images)
+    sigs = signatures([image.image for image in loaded])
     hash_s = time.perf_counter() - t
-    codes = np.stack([np.frombuffer(s.dct256.packed(), np.uint8) for s in sigs])
-    thumbs = np.stack([s.thumbnail for s in sigs])
     t = time.perf_counter()
-    matches = find_matches(np.stack([s.probes for s in sigs]), thumbs, HashIndex(codes),
-                           query_ids=np.arange(len(sigs)), thumbnail_of=lambda i: thumbs[i])
+    labels = group(loaded, sigs)
     match_s = time.perf_counter() - t
-    groups = Groups()
-    for m in matches:
-        groups.union(m.a, m.b)
-    labels = np.array([groups.find(i) for i in range(len(images))])
-    truth = np.array(truth)
-    iu = np.triu_indices(len(images), 1)
+    truth = np.array([item[1] for item in items])
+    what = [item[2] for item in items]
+    name = [item[3] for item in items]
+    iu = np.triu_indices(len(items), 1)
     pred, true = labels[iu[0]] == labels[iu[1]], truth[iu[0]] == truth[iu[1]]
     tp = int((pred & true).sum())
-    print(f"images: {len(images)} ({len(originals)} originals x 4 copies, {len(distractors)} distractors, "
-          f"{len(aligned) - len(originals)} of them aligned faces)")
+    print(f"split {args.split}: {len(items)} images ({n_originals} originals with {len(items) - n_originals - n_aligned - n_natural} "
+          f"reposts; {n_aligned + n_natural} distractors, {n_aligned} of them aligned faces)")
     print(f"pair recall    {tp / true.sum():.4f}  ({tp} of {int(true.sum())} same-photo pairs)")
     print(f"pair precision {tp / max(1, pred.sum()):.4f}  ({int(pred.sum()) - tp} wrong pairs of {int(pred.sum())})")
-    print(f"hashing: {len(images) / hash_s:.0f} images/s in one process "
-          f"({hash_s / len(images) * 1000:.2f} ms/image, decoded images of up to 512 px)")
-    print(f"matching (probe + verify): {match_s / len(images) * 1000:.2f} ms/image")
+    missed = collections.Counter()
+    for a, b in zip(iu[0][true & ~pred], iu[1][true & ~pred]):
+        missed[" / ".join(sorted((what[a], what[b])))] += 1
+    for pair, n in missed.most_common(args.show):
+        print(f"  missed {n:3d} x  {pair}")
+    for a, b in list(zip(iu[0][pred & ~true], iu[1][pred & ~true]))[:args.show]:
+        print(f"  wrong pair: {what[a]} ({name[a]}) / {what[b]} ({name[b]})")
+    print(f"hashing: {len(items) / hash_s:.0f} images/s in one process "
+          f"({hash_s / len(items) * 1000:.2f} ms/image, decoded images of up to 512 px)")
+    print(f"matching (sha256, probe + verify): {match_s / len(items) * 1000:.2f} ms/image")
     return np.stack([s.probes for s in sigs])
 
 
@@ -93,8 +214,11 @@ def index_speed(probes: np.ndarray, sizes: list[int], seed: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", choices=("test", "dev"), default="test")
     ap.add_argument("--originals", type=int, default=300)
-    ap.add_argument("--natural", type=int, default=500)
+    ap.add_argument("--distractors", type=int, default=2000)
+    ap.add_argument("--aligned-distractors", type=int, default=600)
+    ap.add_argument("--show", type=int, default=12, help="list this many missed and wrong pairs")
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--seed", type=int, default=11)
     args = ap.parse_args()

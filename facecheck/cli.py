@@ -116,16 +116,21 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
         return engine.walk(folder, follow_links=follow_links, exclude=out_dir)
 
     total = sum(1 for _ in entries())   # a first, cheap pass, so progress has an end
-    with Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet) as bar:
-        task = bar.add_task("scan", total=total, rate="")
+        task = bar.add_task("scanning", total=total, rate="")
+        grouping = bar.add_task("grouping", total=None, rate="", visible=False, start=False)
 
         def progress(done: int, total: int) -> None:
             elapsed = bar.tasks[0].elapsed or 0
             bar.update(task, completed=done, rate=f"{done / elapsed:.0f} img/s" if elapsed > 1 else "")
 
+        def grouping_progress(done: int, total: int) -> None:   # files matched against the others
+            bar.start_task(grouping)   # its clock starts with the grouping (a no-op once started)
+            bar.update(grouping, completed=done, total=total, visible=True)
+
         try:
-            summary = engine.run_scan(entries(), out_dir, settings, progress, folder, total)
+            summary = engine.run_scan(entries(), out_dir, settings, progress, folder, total, grouping_progress)
         except KeyboardInterrupt:
             err.print("interrupted: finished files are kept; run the same command again to continue")
             raise typer.Exit(130)

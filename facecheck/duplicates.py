@@ -5,8 +5,9 @@ Matching runs in two steps. The hash index proposes candidates: an image's probe
 hash, its mirror, and crop variants) within MATCH_RADIUS bits of another image's hash. Aligned faces
 lie close together in any global hash, so each candidate is then verified: the two 64x64 thumbnails
 are registered over scale and shift, and their high-pass detail must correlate above VERIFY_MIN.
-Distinct faces share the layout but not the detail (correlation < 0.65 on the development data),
-while copies of one photo keep it (> 0.89). Groups are the connected components of verified matches.
+Distinct faces share the layout but not the detail, while copies of one photo keep it (see
+VERIFY_MIN for the measured margins). Groups are the connected components of verified matches,
+joined with the groups of byte-identical files (which never depend on the hashes).
 """
 from __future__ import annotations
 
@@ -18,38 +19,55 @@ import numpy as np
 from .index import HashIndex
 
 MATCH_RADIUS = 64       # bits of 256: generous, since every candidate is verified
-VERIFY_MIN = 0.78       # high-pass correlation of registered thumbnails
+# High-pass correlation of registered thumbnails. Chosen on the development split (fold 0,
+# `bench_duplicates.py --split dev`, two seeds): distinct aligned faces reach 0.797 there (two 128 px
+# StyleGAN faces), copies go down to 0.80 (LFW's 150 px photos framed or at JPEG q60); groups had no
+# wrong pair at 0.80-0.81 and the best recall.
+VERIFY_MIN = 0.81
 # In a folder of aligned faces the number of codes within MATCH_RADIUS grows with the folder. Two
 # bounds keep memory and time per image flat: queries are searched a block at a time, and only the
 # MAX_CANDIDATES nearest distinct images are verified (true copies are the nearest; a photo with
 # more copies than that still forms one group, through the copies' own matches).
 QUERY_BLOCK = 128       # query images per range search
 MAX_CANDIDATES = 64     # nearest distinct candidates verified per query image
-_SCALES = np.linspace(0.91, 1.10, 6)
+# Scales tried, as the size of one thumbnail's centre inside the other: a coarse grid that always
+# holds the identity (without it an exact copy of a detailed photo could score below VERIFY_MIN
+# against itself), then the two half steps around the best coarse scale.
+_SCALES = (0.92, 0.96, 1.0, 1.04, 1.08)
+_REFINE = 0.02
+_DETAIL_SIGMA = 3.0     # the blur taken off a thumbnail: what is left is detail, not layout
 _INNER = slice(6, 58)   # the central 52x52 of a 64x64 thumbnail, matched inside the other one
 
 
 def detail(thumbnail: np.ndarray) -> np.ndarray:
     """High-pass detail of a thumbnail: what tells one face from another of the same layout."""
     t = thumbnail.astype(np.float32)
-    return t - cv2.GaussianBlur(t, (0, 0), 3)
+    return t - cv2.GaussianBlur(t, (0, 0), _DETAIL_SIGMA)
+
+
+def _best_shift(inner: np.ndarray, y: np.ndarray, scale: float) -> float:
+    """Normalised correlation of `inner` resized by `scale`, at its best shift inside `y`."""
+    n = int(round(inner.shape[0] * scale))
+    if n > y.shape[0]:
+        return -1.0
+    template = inner if n == inner.shape[0] else cv2.resize(inner, (n, n), interpolation=cv2.INTER_AREA)
+    return float(cv2.matchTemplate(y, template, cv2.TM_CCOEFF_NORMED).max())
 
 
 def registered_similarity(a: np.ndarray, b: np.ndarray) -> float:
     """Best normalised correlation of the details of two 64x64 thumbnails, over scale, shift and
-    mirroring, each tried as the crop of the other."""
+    mirroring, each tried as the crop of the other. Scale 1.0 at zero shift is always among the
+    tries, so a thumbnail scores 1.0 against itself."""
     da, db = detail(a), detail(b)
-    best = -1.0
+    best, best_at = -1.0, None
     for x, y in ((da, db), (db, da), (da, db[:, ::-1]), (db[:, ::-1], da)):
-        inner = np.ascontiguousarray(x[_INNER, _INNER])
-        y = np.ascontiguousarray(y)
+        inner, y = np.ascontiguousarray(x[_INNER, _INNER]), np.ascontiguousarray(y)
         for scale in _SCALES:
-            n = int(round(inner.shape[0] * scale))
-            if n > y.shape[0]:
-                continue
-            template = cv2.resize(inner, (n, n), interpolation=cv2.INTER_AREA)
-            best = max(best, float(cv2.matchTemplate(y, template, cv2.TM_CCOEFF_NORMED).max()))
-    return best
+            score = _best_shift(inner, y, scale)
+            if score > best:
+                best, best_at = score, (inner, y, scale)
+    inner, y, scale = best_at
+    return max(best, *(_best_shift(inner, y, s) for s in (scale - _REFINE, scale + _REFINE)))
 
 
 @dataclass
@@ -128,6 +146,12 @@ class Groups:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self._parent[max(ra, rb)] = min(ra, rb)
+
+    def union_all(self, ids) -> None:
+        """One group of all of `ids` (e.g. files with the same bytes)."""
+        ids = list(ids)
+        for other in ids[1:]:
+            self.union(ids[0], other)
 
     def components(self) -> dict[int, list[int]]:
         """root -> members, for groups of two or more."""

@@ -32,7 +32,7 @@ from .hashing import Signature, signatures
 from .hashlists import load_lists
 from .pdq import pdq
 from .index import HashIndex
-from .known import KnownAvatars
+from .known import KnownAvatars, check_index
 from .report import write_report
 from .loading import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, LoadError, file_kind, file_sha256, is_candidate_file,
                       load_image)
@@ -442,12 +442,15 @@ def scheduler(settings: Settings) -> Callable[[Iterable[tuple[object, str]], Set
 
 def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Settings,
              progress: Callable[[int, int | None], None] | None = None, folder: Path | None = None,
-             total: int | None = None) -> ScanSummary:
+             total: int | None = None, grouping_progress: Callable[[int, int], None] | None = None) -> ScanSummary:
     """Scan (source, relative path) pairs into out_dir: state, results.jsonl, results.csv and
     report.html. `sources` may be a generator (it is read once, as the scan goes, so a million
     files are never listed in memory); `total`, if known, is what progress counts towards.
-    `folder`, the scanned folder the relative paths start from, lets the report show thumbnails."""
+    `folder`, the scanned folder the relative paths start from, lets the report show thumbnails.
+    `grouping_progress` follows the grouping of reused avatars, once every file is in (see finish)."""
     started = time.time()
+    if settings.index:
+        check_index(settings.index)   # a bad index fails now, not after the whole scan
     if total is None and hasattr(sources, "__len__"):
         total = len(sources)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -495,7 +498,7 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
         if progress:
             progress(kept + summary.scanned, total)
         state.drop_missing()
-        finish(state, out_dir, settings, summary)
+        finish(state, out_dir, settings, summary, grouping_progress)
         finished = True
     finally:
         stream.close()   # on an error too: stops the decoding pool at once
@@ -523,15 +526,31 @@ def settings_record(settings: Settings, analyzer: "Analyzer") -> dict:
     return record
 
 
-def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSummary) -> None:
-    """Group reused avatars, look them up in (and add them to) the known index, write the results."""
+GROUPING_CHUNK = 512   # files matched between two progress reports while grouping
+
+
+def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSummary,
+           progress: Callable[[int, int], None] | None = None) -> None:
+    """Group reused avatars, look them up in (and add them to) the known index, write the results.
+    `progress(done, total)` is told how many of the decoded files have been matched so far."""
     ids, codes = state.hashed()
     index = HashIndex(codes, ids)
     groups = duplicates.Groups()
+    for same in state.identical_files():   # the same bytes are the same photo, whatever the hashes say
+        groups.union_all(same)
     known = KnownAvatars(settings.index) if settings.index else None
+    scan_name = settings.scan_name or out_dir.resolve().name
+
+    def own_entry(scan: str, path: str) -> bool:
+        # this scan's own entries from an earlier run (a rerun, a resume): not "seen before"
+        return scan == scan_name and state.has_path(path)
+
     seen: dict[int, list[str]] = {}
     known_index = known.index() if known is not None and len(known) else None
-    for chunk_ids, probes, thumbs, records in state.probes_in_chunks():
+    matched = 0
+    if progress:
+        progress(0, len(ids))
+    for chunk_ids, probes, thumbs, records in state.probes_in_chunks(GROUPING_CHUNK):
         for m in duplicates.find_matches(probes, thumbs, index, query_ids=chunk_ids, thumbnail_of=state.thumbnail):
             groups.union(m.a, m.b)
         if known_index is not None:
@@ -542,8 +561,12 @@ def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSum
             for file_id, record in zip(chunk_ids.tolist(), records):
                 hits.setdefault(file_id, set()).update(known.by_sha256(record["sha256"]))
             for file_id, avatar_ids in hits.items():
-                if avatar_ids:
-                    seen[file_id] = known.where(avatar_ids)
+                places = known.where(avatar_ids, exclude=own_entry)
+                if places:
+                    seen[file_id] = places
+        matched += len(chunk_ids)
+        if progress:
+            progress(matched, len(ids))
     # Cluster ids: 1, 2, ... in the order of each group's first path.
     components = groups.components()
     member_of = {m: root for root, members in components.items() for m in members}
@@ -569,7 +592,6 @@ def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSum
     summary.groups = len(components)
     summary.grouped_files = len(member_of)
     if known is not None:
-        scan_name = settings.scan_name or out_dir.resolve().name
         known.add(scan_name, state.db.execute(
             "SELECT path, json_extract(record, '$.sha256'), dct256, thumbnail FROM files "
             "WHERE dct256 IS NOT NULL").fetchall())
@@ -603,6 +625,8 @@ def check_settings(settings: Settings, name: Callable[[str], str] = str) -> None
         raise ValueError(f"{name('engine')} must be one of {', '.join(ENGINES)}, not {settings.engine!r}")
     if settings.known_hashes:
         load_lists(settings.known_hashes)   # ValueError naming the file and line that cannot be read
+    if settings.index:
+        check_index(settings.index)         # ValueError: not an index of known avatars
     at_least = {"workers": 0, "batch_size": 1, "max_pixels": 1, "max_bytes": 1}
     for key, low in at_least.items():
         value = getattr(settings, key)
@@ -671,14 +695,20 @@ def read_results(out_dir: Path) -> Iterator[Result]:
 
 
 def score_image(source, settings: Settings | None = None, **options) -> Result:
-    """Score one image: a path, bytes, a PIL image or an RGB numpy array."""
+    """Score one image: a path, bytes, a PIL image or an RGB numpy array. With `index`, look it up
+    among the known avatars (read-only: a missing index file means "not in the index")."""
     settings = settings or Settings(**options)
+    if settings.index:
+        check_index(settings.index)
     rel = str(source) if isinstance(source, (str, Path)) else "<image>"
     prepared = prepare(Path(source) if isinstance(source, str) else source, rel, settings)
     Analyzer(settings).analyze([prepared])
     result = prepared.result
     if settings.index and prepared.signature is not None:
-        known = KnownAvatars(settings.index)
+        result.seen_before = False
+        if not Path(settings.index).exists():
+            return result
+        known = KnownAvatars(settings.index, read_only=True)
         try:
             if len(known):
                 s = prepared.signature
@@ -689,8 +719,6 @@ def score_image(source, settings: Settings | None = None, **options) -> Result:
                 result.seen_before = bool(ids)
                 result.seen_in = known.where(ids)[:10] or None
                 result.reasons.extend(reuse_reason(None, result.seen_in))
-            else:
-                result.seen_before = False
         finally:
             known.close()
     return result

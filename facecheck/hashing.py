@@ -26,7 +26,7 @@ PHASH_SIDE = 32        # imagehash.phash: hash_size 8 * highfreq_factor 4
 DCT256_SIDE = 64       # luminance thumbnail the 256-bit hash is taken from
 DCT256_BAND = 16       # 16 x 16 coefficients, DC row and column left out
 BORDER_TOLERANCE = 10  # grey levels a plain border may vary by (JPEG ringing)
-BORDER_MAX_FRACTION = 0.06  # a repost's frame is at most ~5% of the side
+BORDER_MAX_FRACTION = 0.06  # a repost's frame is at most ~5% of the longer side
 CROP_SCALES = (0.96, 0.92)
 VERIFY_SIDE = 64
 BASE_SIDE = 128        # intermediate grey image the thumbnails and crop variants come from
@@ -105,9 +105,9 @@ _MIRROR_SIGNS = np.where(np.arange(1, DCT256_BAND + 1) % 2 == 1, -1.0, 1.0).asty
 def trim_plain_border(grey: np.ndarray) -> np.ndarray:
     """Cut a plain-coloured frame (added when reposting) off each edge.
 
-    A side is trimmed only where the plain strip ends within BORDER_MAX_FRACTION of the side: a flat
-    background that runs further (a studio wall) is left alone, so that two copies of one photo are
-    trimmed alike whatever their size or compression."""
+    A side is trimmed only where the plain strip ends within BORDER_MAX_FRACTION of the longer side:
+    a flat background that runs further (a studio wall) is left alone, so that two copies of one
+    photo are trimmed alike whatever their size or compression."""
     h, w = grey.shape
     g = grey.astype(np.int16)
 
@@ -117,8 +117,11 @@ def trim_plain_border(grey: np.ndarray) -> np.ndarray:
         plain = off.mean(axis=1) < 0.02
         return 0 if plain.all() else int(np.argmin(plain))
 
-    top, bottom = frame_width(g, int(h * BORDER_MAX_FRACTION)), frame_width(g[::-1], int(h * BORDER_MAX_FRACTION))
-    left, right = frame_width(g.T, int(w * BORDER_MAX_FRACTION)), frame_width(g.T[::-1], int(w * BORDER_MAX_FRACTION))
+    # A frame is as wide on every side, sized to the longer side: on a narrow photo it is a larger
+    # share of the width than BORDER_MAX_FRACTION, and must still come off.
+    limit = int(max(h, w) * BORDER_MAX_FRACTION)
+    top, bottom = frame_width(g, limit), frame_width(g[::-1], limit)
+    left, right = frame_width(g.T, limit), frame_width(g.T[::-1], limit)
     return grey[top:h - bottom, left:w - right]
 
 

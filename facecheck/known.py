@@ -2,6 +2,7 @@
 
 An investigator points every scan at the same index file; each scan looks its photos up there
 (so the results say which avatars were seen before, and in which scan and file), then adds them.
+`facecheck check --index` only looks up: it opens the file read-only and never creates it.
 """
 from __future__ import annotations
 
@@ -27,16 +28,48 @@ CREATE INDEX IF NOT EXISTS avatars_sha ON avatars (sha256);
 """
 
 
+def check_index(path: str | Path) -> None:
+    """Refuse, before any work, an index file that cannot be one: a folder, a file that is not an
+    SQLite database, or a database of something else. A missing file is fine (a scan creates it; a
+    lookup finds nothing in it). Raises ValueError with a one-line reason."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise ValueError(f"index {path} is a folder, not an index file")
+    try:
+        db = _read_only(path)
+        try:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        raise ValueError(f"index {path} cannot be read as an index of known avatars ({e})") from None
+    if tables and "avatars" not in tables:
+        raise ValueError(f"index {path} is an SQLite database of something else (it has no avatars table)")
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+
+
 class KnownAvatars:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, read_only: bool = False):
+        """Open (or, unless `read_only`, create) the index at `path`; check_index first."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
+        check_index(self.path)
+        if read_only:
+            self.db = _read_only(self.path)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(SCHEMA)
         self._index: HashIndex | None = None
 
     def __len__(self) -> int:
+        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='avatars'").fetchone():
+            return 0   # an empty database opened read-only
         return self.db.execute("SELECT count(*) FROM avatars").fetchone()[0]
 
     def index(self) -> HashIndex:
@@ -54,12 +87,13 @@ class KnownAvatars:
         blob = self.db.execute("SELECT thumbnail FROM avatars WHERE id=?", (avatar_id,)).fetchone()[0]
         return np.frombuffer(blob, dtype=np.uint8).reshape(64, 64)
 
-    def where(self, avatar_ids) -> list[str]:
-        """'scan:path' of each id, in id order."""
+    def where(self, avatar_ids, exclude=None) -> list[str]:
+        """'scan:path' of each id, in id order, leaving out those for which exclude(scan, path) is true."""
         out = []
         for avatar_id in sorted(set(int(i) for i in avatar_ids)):
             scan, path = self.db.execute("SELECT scan, path FROM avatars WHERE id=?", (avatar_id,)).fetchone()
-            out.append(f"{scan}:{path}")
+            if exclude is None or not exclude(scan, path):
+                out.append(f"{scan}:{path}")
         return out
 
     def by_sha256(self, sha256: str) -> list[int]:

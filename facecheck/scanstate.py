@@ -93,6 +93,15 @@ class ScanState:
             records = [json.loads(r[3]) for r in rows]
             yield ids, probes, thumbs, records
 
+    def identical_files(self):
+        """Ids of decoded files with the same bytes (sha256): one list per set of two or more."""
+        for (ids,) in self.db.execute("SELECT group_concat(id) FROM files WHERE dct256 IS NOT NULL "
+                                      "GROUP BY json_extract(record, '$.sha256') HAVING count(*) > 1"):
+            yield [int(i) for i in ids.split(",")]
+
+    def has_path(self, path: str) -> bool:
+        return self.db.execute("SELECT 1 FROM files WHERE path=?", (path,)).fetchone() is not None
+
     def _thumbnail(self, file_id: int) -> np.ndarray:
         blob = self.db.execute("SELECT thumbnail FROM files WHERE id=?", (int(file_id),)).fetchone()[0]
         return np.frombuffer(blob, dtype=np.uint8).reshape(64, 64)

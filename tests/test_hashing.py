@@ -75,8 +75,9 @@ def test_reposts_of_generated_photos_group_together(photo):
 def test_aligned_faces_do_not_merge_but_their_reposts_do(shared_data):
     """Distinct StyleGAN/FFHQ faces sit within a few pHash bits of each other; the finder must
     still keep them apart while joining each face's reposts."""
-    faces = [s for s in read_manifest() if s.label in ("stylegan", "real_ffhq")][:40]
+    aligned = [s for s in read_manifest() if s.label in ("stylegan", "real_ffhq")]
     rng = np.random.default_rng(4)
+    faces = [aligned[i] for i in rng.choice(len(aligned), 40, replace=False)]   # any source, any size
     images, truth = [], []
     for k, s in enumerate(faces):
         original = Image.open(s.path).convert("RGB")
@@ -110,3 +111,15 @@ def test_nearest_candidates_keep_each_images_closest_probe_and_cap_the_count():
                 closest[i] = d
     expected = sorted(closest.items(), key=lambda item: (item[1], item[0]))[:64]
     assert nearest_candidates(big, exclude=3) == expected
+
+
+def test_a_frame_on_a_narrow_photo_is_trimmed_on_every_side(photo):
+    """A 12 px frame at 300 px is 6% of a narrow photo's width: it must come off the sides too."""
+    from facecheck.hashing import trim_plain_border
+    narrow = degrade.resize_to(photo.crop((60, 0, 240, 300)), 276)      # 166 x 276
+    framed = Image.new("RGB", (narrow.width + 24, narrow.height + 24), (0, 0, 0))
+    framed.paste(narrow, (12, 12))
+    trimmed = trim_plain_border(np.asarray(framed.convert("L")))
+    assert abs(trimmed.shape[0] - narrow.height) <= 2 and abs(trimmed.shape[1] - narrow.width) <= 2
+    plain, with_frame = signatures([narrow, framed])
+    assert plain.dct256 - with_frame.dct256 <= 16
