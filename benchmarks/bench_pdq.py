@@ -8,8 +8,9 @@
    (a few natural pairs are crops of one original, as the data's README warns). An imported list has
    no thumbnails to verify a candidate with, so the threshold alone decides.
 2. Recall: `--originals` photos (half aligned faces, half natural), each reposted by the eight
-   transforms of the held-out reuse set; a repost is found when its PDQ, or the PDQ of its mirror
-   image (facecheck probes both), lies within the threshold of the original's.
+   transforms of the held-out reuse set; a repost is found when one of the PDQ hashes facecheck
+   looks a file up by (`hashlists.pdq_probes`: its own, its mirror image's, and without a plain
+   frame where it has one) lies within the threshold of the original's.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ sys.path.append(str(Path(__file__).resolve().parent.parent))
 from facecheck import degrade   # noqa: E402
 from facecheck.dataset import data_root, read_manifest   # noqa: E402
 from facecheck.hashing import signatures   # noqa: E402
+from facecheck.hashlists import pdq_probes   # noqa: E402
 from facecheck.pdq import MATCH_BITS, pdq   # noqa: E402
 
 _POP = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1)
@@ -107,7 +109,9 @@ def main() -> None:
         reference = packed_pdq(original)
         for name, transform in transforms(rng).items():
             repost = transform(original)
-            d = min(int(_POP[np.bitwise_xor(packed_pdq(x), reference)].sum()) for x in (repost, degrade.mirror(repost)))
+            rgb = np.asarray(repost)
+            d = min(int(_POP[np.bitwise_xor(np.packbits(h.bits), reference)].sum())
+                    for h in pdq_probes(rgb, pdq(rgb).hash))
             found.setdefault(name, []).append(d <= MATCH_BITS)
             worst[name] = max(worst.get(name, 0), d)
     for name, hits in found.items():

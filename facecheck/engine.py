@@ -29,7 +29,7 @@ import numpy as np
 
 from . import duplicates
 from .hashing import Signature, signatures
-from .hashlists import load_lists
+from .hashlists import load_lists, pdq_probes
 from .pdq import pdq
 from .index import HashIndex
 from .known import KnownAvatars, check_index
@@ -116,7 +116,7 @@ def prepare(source, rel_path: str, settings: Settings) -> Prepared:
         result.pdq, result.pdq_quality = str(shared.hash), shared.quality
         if settings.known_hashes:
             lists = load_lists(settings.known_hashes)
-            matches = lists.match(shared.hash, pdq(rgb[:, ::-1]).hash, signature.phash)
+            matches = lists.match(pdq_probes(rgb, shared.hash), signature.phash)
             result.known_matches = [m.to_dict() for m in matches]
         return Prepared(result, size, mtime_ns, signature, rgb)
     except LoadError as e:
@@ -593,7 +593,7 @@ def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSum
     summary.grouped_files = len(member_of)
     if known is not None:
         known.add(scan_name, state.db.execute(
-            "SELECT path, json_extract(record, '$.sha256'), dct256, thumbnail FROM files "
+            "SELECT path, json_extract(record, '$.sha256'), json_extract(record, '$.pdq'), dct256, thumbnail FROM files "
             "WHERE dct256 IS NOT NULL").fetchall())
         known.close()
 

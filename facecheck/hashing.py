@@ -103,7 +103,14 @@ _MIRROR_SIGNS = np.where(np.arange(1, DCT256_BAND + 1) % 2 == 1, -1.0, 1.0).asty
 
 
 def trim_plain_border(grey: np.ndarray) -> np.ndarray:
-    """Cut a plain-coloured frame (added when reposting) off each edge.
+    """Cut a plain-coloured frame (added when reposting) off each edge (see plain_border)."""
+    h, w = grey.shape
+    top, bottom, left, right = plain_border(grey)
+    return grey[top:h - bottom, left:w - right]
+
+
+def plain_border(grey: np.ndarray) -> tuple[int, int, int, int]:
+    """Widths (top, bottom, left, right) of a plain-coloured frame added when reposting.
 
     A side is trimmed only where the plain strip ends within BORDER_MAX_FRACTION of the longer side:
     a flat background that runs further (a studio wall) is left alone, so that two copies of one
@@ -122,7 +129,7 @@ def trim_plain_border(grey: np.ndarray) -> np.ndarray:
     limit = int(max(h, w) * BORDER_MAX_FRACTION)
     top, bottom = frame_width(g, limit), frame_width(g[::-1], limit)
     left, right = frame_width(g.T, limit), frame_width(g.T[::-1], limit)
-    return grey[top:h - bottom, left:w - right]
+    return top, bottom, left, right
 
 
 def crop_windows() -> list[tuple[float, float, float]]:

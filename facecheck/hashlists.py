@@ -22,11 +22,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
+import cv2
 import numpy as np
 
-from .hashing import Hash
+from .hashing import Hash, plain_border
 from .index import HashIndex
-from .pdq import MATCH_BITS
+from .pdq import MATCH_BITS, pdq
 
 PHASH_MATCH_BITS = 4
 HASH_COLUMNS = ("pdq", "phash", "hash")
@@ -62,10 +63,11 @@ class HashList:
     def __len__(self) -> int:
         return len(self.pdq) + len(self.phash)
 
-    def match(self, pdq: Hash, pdq_mirror: Hash | None, phash: Hash) -> list[KnownMatch]:
-        """Every entry within its threshold, nearest first (a PDQ entry once, at its nearer distance)."""
+    def match(self, pdq_probes: list[Hash], phash: Hash) -> list[KnownMatch]:
+        """Every entry within its threshold of any PDQ probe (see pdq_probes) or of the pHash, nearest
+        first (a PDQ entry once, at its nearest distance)."""
         found: dict[int, int] = {}
-        queries = [h for h in (pdq, pdq_mirror) if h is not None]
+        queries = pdq_probes
         for ids, dist in self._pdq_index.range_search(np.stack([np.frombuffer(h.packed(), np.uint8) for h in queries]),
                                                       MATCH_BITS):
             for i, d in zip(ids.tolist(), dist.tolist()):
@@ -82,6 +84,20 @@ class HashList:
     def _named(entry: tuple[str, str, str, str]) -> tuple[str, str, str, str]:
         name, label, kind, hex_hash = entry
         return name, label, hex_hash, kind
+
+
+def pdq_probes(rgb: np.ndarray, plain: Hash) -> list[Hash]:
+    """The PDQ hashes a file is looked up by: the image's own (`plain`, already computed), its
+    mirror image's, and, where reposting added a plain frame, those of the image without it.
+    (PDQ itself does not survive a frame: a 12 px frame at 300 px moved it ~128 bits in
+    benchmarks/bench_pdq.py. Crops cannot be undone this way and are missed.)"""
+    probes = [plain, pdq(rgb[:, ::-1]).hash]
+    h, w = rgb.shape[:2]
+    top, bottom, left, right = plain_border(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY))
+    if top or bottom or left or right:
+        inner = rgb[top:h - bottom, left:w - right]
+        probes += [pdq(inner).hash, pdq(inner[:, ::-1]).hash]
+    return probes
 
 
 def _kind_of(hex_hash: str) -> str | None:

@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS avatars (
     path TEXT NOT NULL,
     sha256 TEXT NOT NULL,
     dct256 BLOB NOT NULL,
+    pdq TEXT,
     thumbnail BLOB NOT NULL,
     added TEXT NOT NULL DEFAULT (datetime('now')),
     UNIQUE (scan, path)
@@ -65,6 +66,9 @@ class KnownAvatars:
             self.db = sqlite3.connect(self.path)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(avatars)")}
+            if "pdq" not in columns:   # an index written before PDQ: it gains the column, empty for old rows
+                self.db.execute("ALTER TABLE avatars ADD COLUMN pdq TEXT")
         self._index: HashIndex | None = None
 
     def __len__(self) -> int:
@@ -100,11 +104,11 @@ class KnownAvatars:
         return [r[0] for r in self.db.execute("SELECT id FROM avatars WHERE sha256=?", (sha256,))]
 
     def add(self, scan: str, rows) -> None:
-        """rows: (path, sha256, packed dct256 bytes, 64x64 uint8 thumbnail bytes)."""
+        """rows: (path, sha256, PDQ hex, packed dct256 bytes, 64x64 uint8 thumbnail bytes)."""
         with self.db:
             self.db.executemany(
-                "INSERT OR REPLACE INTO avatars (scan, path, sha256, dct256, thumbnail) VALUES (?, ?, ?, ?, ?)",
-                ((scan, p, s, d, t) for p, s, d, t in rows))
+                "INSERT OR REPLACE INTO avatars (scan, path, sha256, pdq, dct256, thumbnail) VALUES (?, ?, ?, ?, ?, ?)",
+                ((scan, p, s, q, d, t) for p, s, q, d, t in rows))
         self._index = None
 
     def close(self) -> None:

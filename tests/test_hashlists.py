@@ -35,6 +35,7 @@ def test_list_with_transformed_copies_among_aligned_face_distractors(shared_data
     folder.mkdir()
     lines = ["pdq,label"]
     reposts = [lambda im: degrade.jpeg(degrade.resize_to(im, 150), 70), degrade.mirror,
+               lambda im: degrade.add_border(degrade.resize_to(im, 300), 12 / 300),
                lambda im: degrade.jpeg(degrade.resize_to(im, 256), 80),
                lambda im: degrade.brightness_gamma(im, gamma=0.8)]
     for k, s in enumerate(listed):
@@ -98,3 +99,14 @@ def test_headers_and_separators():
         ("y", "two words", "phash", phash_hex), ("y", "", "pdq", pdq_hex)]
     with pytest.raises(ValueError, match="line 2"):
         parse_list(f"pdq\n{pdq_hex[:-1]}\n", "z")
+
+
+def test_the_persistent_index_keeps_pdq_beside_dct256(tmp_path):
+    import sqlite3
+    index = tmp_path / "known.sqlite"
+    assert cli("scan", SAMPLES, "--out", tmp_path / "out", "--index", index, "--quiet", "--device", "cpu").returncode == 0
+    rows = rows_of(tmp_path / "out")
+    with sqlite3.connect(index) as db:
+        stored = dict(db.execute("SELECT path, pdq FROM avatars").fetchall())
+    decoded = {p: r["pdq"] for p, r in rows.items() if r["error"] is None}
+    assert stored == decoded and all(len(h) == 64 for h in stored.values())
