@@ -36,7 +36,8 @@ def test_ci_tests_the_installed_wheel_not_the_checkout():
     if not os.environ.get("FACECHECK_EXPECT_INSTALLED"):
         pytest.skip("only under .ci/run, which installs the built wheel (FACECHECK_EXPECT_INSTALLED=1)")
     package = Path(facecheck.__file__).resolve().parent
-    assert REPO not in package.parents, f"facecheck was imported from the checkout ({package})"
+    assert package != REPO / "facecheck" and "site-packages" in package.parts, \
+        f"facecheck was imported from the checkout ({package}), not from the installed wheel"
     assert weights_dir() == package / "weights"
 
 
