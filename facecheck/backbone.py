@@ -42,6 +42,6 @@ class BackboneDetector:
         out = []
         for i in range(0, len(images), BATCH_IMAGES):
             batch = np.stack([model_input(im) for im in images[i:i + BATCH_IMAGES]]).astype(np.float32)
-            (scores,) = self.runtime.run(MODEL_FILE, {self.input_name: batch})
+            scores = self.runtime.run(MODEL_FILE, {self.input_name: batch})[0]   # outputs: score, logit
             out.append(np.asarray(scores, dtype=np.float32).reshape(-1))
         return np.concatenate(out) if out else np.zeros(0, np.float32)
