@@ -449,8 +449,7 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
     `folder`, the scanned folder the relative paths start from, lets the report show thumbnails.
     `grouping_progress` follows the grouping of reused avatars, once every file is in (see finish)."""
     started = time.time()
-    if settings.index:
-        check_index(settings.index)   # a bad index fails now, not after the whole scan
+    check_settings(settings)   # a bad index, list or option fails now, not after the whole scan
     if total is None and hasattr(sources, "__len__"):
         total = len(sources)
     out_dir.mkdir(parents=True, exist_ok=True)
