@@ -31,7 +31,8 @@ from PIL import Image
 
 from facecheck import degrade
 from facecheck.dataset import data_root, read_manifest, split_of
-from facecheck.duplicates import Groups, find_matches
+from facecheck.engine import GROUPING_CHUNK
+from facecheck.grouping import group_files
 from facecheck.hashing import signatures
 from facecheck.index import HashIndex
 from facecheck.loading import load_image
@@ -139,19 +140,17 @@ def build_set(args):
 
 
 def group(loaded, sigs) -> np.ndarray:
-    """Group labels as a scan assigns them: files with the same bytes, then verified matches."""
-    groups = Groups()
+    """Group labels as a scan assigns them (facecheck.grouping, in the scan's chunks): files with the
+    same bytes, then verified matches."""
     by_sha = collections.defaultdict(list)
     for i, image in enumerate(loaded):
         by_sha[image.sha256].append(i)
-    for same in by_sha.values():
-        groups.union_all(same)
+    ids = np.arange(len(sigs))
     codes = np.stack([np.frombuffer(s.dct256.packed(), np.uint8) for s in sigs])
-    thumbs = np.stack([s.thumbnail for s in sigs])
-    for m in find_matches(np.stack([s.probes for s in sigs]), thumbs, HashIndex(codes),
-                          query_ids=np.arange(len(sigs)), thumbnail_of=lambda i: thumbs[i]):
-        groups.union(m.a, m.b)
-    return np.array([groups.find(i) for i in range(len(sigs))])
+    probes, thumbs = np.stack([s.probes for s in sigs]), np.stack([s.thumbnail for s in sigs])
+    chunks = ((ids[i:i + GROUPING_CHUNK], probes[i:i + GROUPING_CHUNK], thumbs[i:i + GROUPING_CHUNK])
+              for i in range(0, len(ids), GROUPING_CHUNK))
+    return group_files(ids, codes, chunks, thumbnail_of=lambda i: thumbs[i], same_bytes=by_sha.values()).roots
 
 
 def quality(args) -> np.ndarray:

@@ -6,8 +6,9 @@ hash, its mirror, and crop variants) within MATCH_RADIUS bits of another image's
 lie close together in any global hash, so each candidate is then verified: the two 64x64 thumbnails
 are registered over scale and shift, and their high-pass detail must correlate above VERIFY_MIN.
 Distinct faces share the layout but not the detail, while copies of one photo keep it (see
-VERIFY_MIN for the measured margins). Groups are the connected components of verified matches,
-joined with the groups of byte-identical files (which never depend on the hashes).
+VERIFY_MIN for the measured margins). facecheck.grouping runs this over a whole scan: groups are
+the connected components of verified matches, joined with the groups of byte-identical files (which
+never depend on the hashes).
 """
 from __future__ import annotations
 
@@ -54,20 +55,43 @@ def _best_shift(inner: np.ndarray, y: np.ndarray, scale: float) -> float:
     return float(cv2.matchTemplate(y, template, cv2.TM_CCOEFF_NORMED).max())
 
 
-def registered_similarity(a: np.ndarray, b: np.ndarray) -> float:
+ORIENTATIONS = ("plain", "mirrored")
+
+
+def registered_similarity(a: np.ndarray, b: np.ndarray, *, enough: float | None = None,
+                          orientations: tuple[str, ...] = ORIENTATIONS) -> float:
     """Best normalised correlation of the details of two 64x64 thumbnails, over scale, shift and
     mirroring, each tried as the crop of the other. Scale 1.0 at zero shift is always among the
-    tries, so a thumbnail scores 1.0 against itself."""
+    tries, so a thumbnail scores 1.0 against itself.
+
+    enough: stop at the first try that reaches it (a verification needs only "at least this much";
+    the identity is tried first, so a copy stops after one or two tries). orientations: which of
+    "plain" and "mirrored" to try, when the probes already tell (see orientation_hint)."""
     da, db = detail(a), detail(b)
+    pairs = []
+    if "plain" in orientations:
+        pairs += [(da, db), (db, da)]
+    if "mirrored" in orientations:
+        mirrored = db[:, ::-1]
+        pairs += [(da, mirrored), (mirrored, da)]
     best, best_at = -1.0, None
-    for x, y in ((da, db), (db, da), (da, db[:, ::-1]), (db[:, ::-1], da)):
-        inner, y = np.ascontiguousarray(x[_INNER, _INNER]), np.ascontiguousarray(y)
-        for scale in _SCALES:
+    for scale in _SCALES_FIRST_IDENTITY:
+        for x, y in pairs:
+            inner, y = np.ascontiguousarray(x[_INNER, _INNER]), np.ascontiguousarray(y)
             score = _best_shift(inner, y, scale)
             if score > best:
                 best, best_at = score, (inner, y, scale)
+                if enough is not None and best >= enough:
+                    return best
     inner, y, scale = best_at
     return max(best, *(_best_shift(inner, y, s) for s in (scale - _REFINE, scale + _REFINE)))
+
+
+# The same scales, the identity first: copies are found at once when a verification may stop early.
+_SCALES_FIRST_IDENTITY = tuple(sorted(_SCALES, key=lambda s: abs(s - 1.0)))
+# Bits by which a candidate's plain probes may be farther than its mirrored ones (or the reverse)
+# and that orientation still be tried: a plain copy has near plain probes and far mirrored ones.
+ORIENTATION_SLACK = 24
 
 
 @dataclass
@@ -93,10 +117,9 @@ def find_matches(probes: np.ndarray, thumbnails: np.ndarray, index: HashIndex, *
         hits = index.range_search(probes[start:stop].reshape((stop - start) * p, -1), radius)
         for qi in range(start, stop):
             me = int(query_ids[qi])
-            closest = nearest_candidates(hits[(qi - start) * p:(qi - start + 1) * p],
-                                         exclude=me if skip_self else None)
-            for other, d in closest:
-                sim = registered_similarity(thumbnails[qi], thumbnail_of(other))
+            closest = candidates(hits[(qi - start) * p:(qi - start + 1) * p], exclude=me if skip_self else None)
+            for other, d, orientations in closest:
+                sim = registered_similarity(thumbnails[qi], thumbnail_of(other), orientations=orientations)
                 if sim >= min_similarity:
                     matches.append(Match(me, other, d, sim))
     return matches
@@ -105,57 +128,36 @@ def find_matches(probes: np.ndarray, thumbnails: np.ndarray, index: HashIndex, *
 def nearest_candidates(hits, exclude: int | None, limit: int = MAX_CANDIDATES) -> list[tuple[int, int]]:
     """(id, smallest distance over all probes) of the `limit` nearest distinct ids among one image's
     probe hits, nearest first."""
-    if sum(len(h[0]) for h in hits) <= 256:   # the usual case: a plain dict is faster than numpy here
-        closest: dict[int, int] = {}
-        for ids, dist in hits:
-            for other, d in zip(ids.tolist(), dist.tolist()):
-                if other != exclude and closest.get(other, 10 ** 9) > d:
-                    closest[other] = d
-        return sorted(closest.items(), key=lambda item: (item[1], item[0]))[:limit]
+    return [(other, d) for other, d, _ in candidates(hits, exclude=exclude, limit=limit)]
+
+
+def candidates(hits, *, exclude: int | None = None, before: int | None = None,
+               limit: int = MAX_CANDIDATES) -> list[tuple[int, int, tuple[str, ...]]]:
+    """(id, distance, orientations) of the `limit` nearest distinct ids among one image's probe hits
+    (one (ids, distances) per probe), nearest first, ties by id; `before`: only ids below it.
+
+    The distance is the smallest over all probes. The orientations to verify a candidate in come
+    from which probes found it: even probes are the image and its crops, odd ones their mirrors, and
+    an orientation is tried when its nearest probe lies within ORIENTATION_SLACK bits of the nearest
+    of all (a plain copy has near plain probes and far mirrored ones; a symmetric face gets both)."""
+    if not hits:
+        return []
     ids = np.concatenate([h[0] for h in hits])
-    dist = np.concatenate([h[1] for h in hits])
+    dist = np.concatenate([h[1] for h in hits]).astype(np.int32)
+    mirrored = np.concatenate([np.full(len(h[0]), k % 2, np.int8) for k, h in enumerate(hits)])
+    keep = np.ones(len(ids), bool)
     if exclude is not None:
-        keep = ids != exclude
-        ids, dist = ids[keep], dist[keep]
+        keep &= ids != exclude
+    if before is not None:
+        keep &= ids < before
+    ids, dist, mirrored = ids[keep], dist[keep], mirrored[keep]
     if len(ids) == 0:
         return []
-    order = np.lexsort((ids, dist))            # by distance, then id
-    ids, dist = ids[order], dist[order]
-    _, first = np.unique(ids, return_index=True)   # each id's nearest hit
-    first = np.sort(first)[:limit]
-    return list(zip(ids[first].tolist(), dist[first].tolist()))
-
-
-class Groups:
-    """Connected components of matches (union-find over integer ids)."""
-
-    def __init__(self):
-        self._parent: dict[int, int] = {}
-
-    def find(self, x: int) -> int:
-        parent = self._parent
-        parent.setdefault(x, x)
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self._parent[max(ra, rb)] = min(ra, rb)
-
-    def union_all(self, ids) -> None:
-        """One group of all of `ids` (e.g. files with the same bytes)."""
-        ids = list(ids)
-        for other in ids[1:]:
-            self.union(ids[0], other)
-
-    def components(self) -> dict[int, list[int]]:
-        """root -> members, for groups of two or more."""
-        out: dict[int, list[int]] = {}
-        for x in list(self._parent):
-            out.setdefault(self.find(x), []).append(x)
-        return {r: sorted(m) for r, m in out.items() if len(m) > 1}
+    unique, inverse = np.unique(ids, return_inverse=True)
+    nearest = np.full((len(unique), 2), np.iinfo(np.int32).max, np.int32)   # [id, plain | mirrored]
+    np.minimum.at(nearest, (inverse, mirrored), dist)
+    overall = nearest.min(axis=1)
+    order = np.lexsort((unique, overall))[:limit]
+    tried = nearest[order] <= overall[order, None] + ORIENTATION_SLACK
+    return [(int(unique[i]), int(overall[i]), tuple(name for name, t in zip(ORIENTATIONS, row) if t))
+            for i, row in zip(order, tried)]

@@ -31,7 +31,7 @@ from . import duplicates
 from .hashing import Signature, signatures
 from .hashlists import load_lists, pdq_probes
 from .pdq import pdq
-from .index import HashIndex
+from .grouping import Grouper
 from .known import KnownAvatars, check_index
 from .report import write_report
 from .loading import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, LoadError, file_kind, file_sha256, is_candidate_file,
@@ -84,6 +84,10 @@ class ScanSummary:
     grouped_files: int = 0
     seen_before: int = 0
     seconds: float = 0.0
+    # where the time went: decoding and analysing every file, then what runs once the last file is in
+    analysis_seconds: float = 0.0        # from the start until the last file's signals are saved
+    grouping_seconds: float = 0.0        # reuse groups, the known index, results.jsonl/csv (finish)
+    report_seconds: float = 0.0          # report.html
 
 
 @dataclass(frozen=True)
@@ -497,7 +501,9 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
         if progress:
             progress(kept + summary.scanned, total)
         state.drop_missing()
+        summary.analysis_seconds = time.time() - started
         finish(state, out_dir, settings, summary, grouping_progress)
+        summary.grouping_seconds = time.time() - started - summary.analysis_seconds
         finished = True
     finally:
         stream.close()   # on an error too: stops the decoding pool at once
@@ -506,6 +512,7 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
     summary.seconds = time.time() - started
     write_report(out_dir, read_results(out_dir), folder=folder, settings=settings_record(settings, analyzer),
                  summary=asdict(summary))
+    summary.report_seconds = time.time() - started - summary.seconds
     summary.seconds = time.time() - started
     return summary
 
@@ -533,10 +540,9 @@ def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSum
     """Group reused avatars, look them up in (and add them to) the known index, write the results.
     `progress(done, total)` is told how many of the decoded files have been matched so far."""
     ids, codes = state.hashed()
-    index = HashIndex(codes, ids)
-    groups = duplicates.Groups()
+    grouper = Grouper(ids, codes, state.thumbnail)
     for same in state.identical_files():   # the same bytes are the same photo, whatever the hashes say
-        groups.union_all(same)
+        grouper.same_bytes(same)
     known = KnownAvatars(settings.index) if settings.index else None
     scan_name = settings.scan_name or out_dir.resolve().name
 
@@ -550,8 +556,7 @@ def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSum
     if progress:
         progress(0, len(ids))
     for chunk_ids, probes, thumbs, records in state.probes_in_chunks(GROUPING_CHUNK):
-        for m in duplicates.find_matches(probes, thumbs, index, query_ids=chunk_ids, thumbnail_of=state.thumbnail):
-            groups.union(m.a, m.b)
+        grouper.match(chunk_ids, probes, thumbs)
         if known_index is not None:
             hits: dict[int, set[int]] = {}
             for m in duplicates.find_matches(probes, thumbs, known_index, query_ids=chunk_ids,
@@ -566,18 +571,13 @@ def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSum
         matched += len(chunk_ids)
         if progress:
             progress(matched, len(ids))
-    # Cluster ids: 1, 2, ... in the order of each group's first path.
-    components = groups.components()
-    member_of = {m: root for root, members in components.items() for m in members}
-    cluster_ids: dict[int, int] = {}
+    groups = grouper.groups()
 
     def final_results():
         for file_id, result in state.results():
-            root = member_of.get(file_id)
-            if root is not None:
-                if root not in cluster_ids:
-                    cluster_ids[root] = len(cluster_ids) + 1
-                result.cluster, result.cluster_size = cluster_ids[root], len(components[root])
+            group = groups.group_of(file_id)
+            if group is not None:
+                result.cluster, result.cluster_size = group
             if result.error is None and known is not None:
                 result.seen_before = file_id in seen
                 result.seen_in = seen.get(file_id, [])[:10] or None
@@ -588,8 +588,8 @@ def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSum
             yield result
 
     write_results(final_results(), out_dir)
-    summary.groups = len(components)
-    summary.grouped_files = len(member_of)
+    summary.groups = groups.count()
+    summary.grouped_files = int(groups.grouped().sum())
     if known is not None:
         known.add(scan_name, state.db.execute(
             "SELECT path, json_extract(record, '$.sha256'), json_extract(record, '$.pdq'), dct256, thumbnail FROM files "

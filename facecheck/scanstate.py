@@ -76,11 +76,18 @@ class ScanState:
             return self.db.execute("DELETE FROM files WHERE generation<?", (self.generation,)).rowcount
 
     def hashed(self):
-        """(ids [N], dct256 codes [N, 32]) of every file with hashes."""
-        rows = self.db.execute("SELECT id, dct256 FROM files WHERE dct256 IS NOT NULL ORDER BY id").fetchall()
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(-1, 32)
-        return ids, codes
+        """(ids [N], dct256 codes [N, 32]) of every file with hashes, in id order, read in slices
+        into arrays sized up front (a million files: 40 MB, with no Python object per file)."""
+        n = self.db.execute("SELECT count(*) FROM files WHERE dct256 IS NOT NULL").fetchone()[0]
+        ids = np.empty(n, dtype=np.int64)
+        codes = np.empty((n, 32), dtype=np.uint8)
+        cursor = self.db.execute("SELECT id, dct256 FROM files WHERE dct256 IS NOT NULL ORDER BY id")
+        done = 0
+        while rows := cursor.fetchmany(4096):
+            ids[done:done + len(rows)] = [r[0] for r in rows]
+            codes[done:done + len(rows)] = np.frombuffer(b"".join(r[1] for r in rows), np.uint8).reshape(-1, 32)
+            done += len(rows)
+        return ids[:done], codes[:done]
 
     def probes_in_chunks(self, chunk: int = 2048):
         """Yield (ids, probes [n, P, 32], thumbnails [n, 64, 64], sha256s, paths) in id order."""

@@ -6,7 +6,8 @@ from PIL import Image
 
 from facecheck import degrade
 from facecheck.dataset import read_manifest
-from facecheck.duplicates import Groups, find_matches, registered_similarity
+from facecheck.duplicates import registered_similarity
+from facecheck.grouping import group_files as group_scan_files
 from facecheck.hashing import Hash, signatures
 from facecheck.index import HashIndex
 
@@ -42,14 +43,12 @@ def test_mirror_hash_is_the_hash_of_the_mirrored_image(photo):
 
 def group_files(images):
     sigs = signatures(images)
+    ids = np.arange(len(sigs))
     codes = np.stack([np.frombuffer(s.dct256.packed(), np.uint8) for s in sigs])
     thumbs = np.stack([s.thumbnail for s in sigs])
-    matches = find_matches(np.stack([s.probes for s in sigs]), thumbs, HashIndex(codes),
-                           query_ids=np.arange(len(sigs)), thumbnail_of=lambda i: thumbs[i])
-    groups = Groups()
-    for m in matches:
-        groups.union(m.a, m.b)
-    return [groups.find(i) for i in range(len(images))]
+    groups = group_scan_files(ids, codes, [(ids, np.stack([s.probes for s in sigs]), thumbs)],
+                              thumbnail_of=lambda i: thumbs[i])
+    return groups.roots.tolist()
 
 
 def pair_scores(labels, truth):

@@ -55,7 +55,7 @@ def test_identical_files_always_group_whatever_the_verification_says(tmp_path, d
     degrade.jpeg(detailed, 95).save(folder / "recompressed.jpg")
     photo.save(folder / "other.png")
     # verification that matches nothing: only the bytes can group the copies
-    monkeypatch.setattr(duplicates, "registered_similarity", lambda a, b: 0.0)
+    monkeypatch.setattr(duplicates, "registered_similarity", lambda a, b, **options: 0.0)
     rows = {r.path: r for r in facecheck.scan(folder, out=tmp_path / "out", workers=0)}
     assert rows["a.png"].cluster is not None and rows["a.png"].cluster_size == 3
     assert rows["a.png"].cluster == rows["b.png"].cluster == rows["c.png"].cluster
