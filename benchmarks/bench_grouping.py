@@ -31,7 +31,6 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 CACHE = REPO / "scratch" / "bench_grouping"
 
@@ -189,6 +188,7 @@ def main() -> None:
     ap.add_argument("--skip-scan", action="store_true")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    sys.path.insert(0, str(REPO))   # here, not at import: tests import SyntheticFiles from this module
     report: dict = {"cpus": os.cpu_count()}
     workers = None if args.workers == "auto" else int(args.workers)
 

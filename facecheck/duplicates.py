@@ -144,7 +144,7 @@ def candidates(hits, *, exclude: int | None = None, before: int | None = None,
         return []
     ids = np.concatenate([h[0] for h in hits])
     dist = np.concatenate([h[1] for h in hits]).astype(np.int32)
-    mirrored = np.concatenate([np.full(len(h[0]), k % 2, np.int8) for k, h in enumerate(hits)])
+    mirrored = np.repeat(np.arange(len(hits), dtype=np.int8) % 2, [len(h[0]) for h in hits])
     keep = np.ones(len(ids), bool)
     if exclude is not None:
         keep &= ids != exclude

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
 VERDICTS = ("gan", "real", "no_face", "error")
 
@@ -35,7 +35,9 @@ class Result:
     warnings: list[str] = field(default_factory=list)   # decoder and file-name warnings, with no effect on the verdict
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # A shallow view, serialised at once and never mutated: dataclasses.asdict's deep copy cost
+        # ~0.2 ms a row, twice per row when the results are written.
+        return {name: getattr(self, name) for name in FIELD_NAMES}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
