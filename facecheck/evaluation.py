@@ -364,6 +364,6 @@ def read_rows(path: Path) -> list[Row]:
 def model_digests() -> dict[str, str]:
     """sha256 (first 16 hex digits) of each shipped model file, so a result names what produced it."""
     from .runtime import weights_path
-    names = ("yunet.onnx", "facemesh.onnx", "eye_template.json", "spectral.onnx", "fusion.onnx")
+    names = ("yunet.onnx", "facemesh.onnx", "eye_template.json", "spectral.onnx", "spectral.int8.onnx", "fusion.onnx")
     return {n: hashlib.sha256(weights_path(n).read_bytes()).hexdigest()[:16]
             for n in names if weights_path(n).is_file()}

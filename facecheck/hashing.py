@@ -77,7 +77,8 @@ def bits_to_hex(bits: np.ndarray) -> str:
 
 def phash_thumbnail(image: Image.Image) -> np.ndarray:
     """The 32x32 grey thumbnail imagehash.phash starts from (same PIL conversion and filter)."""
-    return np.asarray(image.convert("L").resize((PHASH_SIDE, PHASH_SIDE), Image.Resampling.LANCZOS))
+    grey = image if image.mode == "L" else image.convert("L")
+    return np.asarray(grey.resize((PHASH_SIDE, PHASH_SIDE), Image.Resampling.LANCZOS))
 
 
 def phash_bits(thumbnails: np.ndarray) -> np.ndarray:
@@ -176,11 +177,12 @@ def signatures(images: Sequence[Image.Image | np.ndarray]) -> list[Signature]:
     if not images:
         return []
     pil = [im if isinstance(im, Image.Image) else Image.fromarray(np.asarray(im)) for im in images]
-    p_bits = phash_bits(np.stack([phash_thumbnail(im) for im in pil]))
+    luminance = [im.convert("L") for im in pil]   # once: both hashes start from it
+    p_bits = phash_bits(np.stack([phash_thumbnail(im) for im in luminance]))
     windows = crop_windows()
     thumbs, verify = [], []
-    for im in pil:
-        grey = trim_plain_border(np.asarray(im.convert("L")))
+    for im in luminance:
+        grey = trim_plain_border(np.asarray(im))
         # One area-averaged intermediate, then the crop variants from it: far cheaper than
         # resampling the full image once per variant, and just as stable.
         base = cv2.resize(grey, (BASE_SIDE, BASE_SIDE), interpolation=cv2.INTER_AREA).astype(np.float32)

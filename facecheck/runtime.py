@@ -14,6 +14,9 @@ import numpy as np
 import onnxruntime as ort
 
 DEVICES = ("auto", "cpu", "cuda")
+# Models with an int8 twin that the CPU runs in their place (the twin's card says how close it stays;
+# on CUDA the float32 model runs). Built by training/quantize_spectral.py.
+QUANTIZED_ON_CPU = {"spectral.onnx": "spectral.int8.onnx"}
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -73,9 +76,16 @@ class Runtime:
             except Exception:   # noqa: BLE001 - a failed preload only means the system libraries are used
                 pass
 
+    def model_file(self, filename: str) -> str:
+        """The file that runs for a model on this device: its int8 twin on the CPU, where one ships."""
+        twin = QUANTIZED_ON_CPU.get(filename)
+        if self.device == "cpu" and twin and weights_path(twin).is_file():
+            return twin
+        return filename
+
     def session(self, filename: str) -> ort.InferenceSession:
         if filename not in self._sessions:
-            path = weights_path(filename)
+            path = weights_path(self.model_file(filename))
             if not path.is_file():
                 raise FileNotFoundError(f"model {path} is missing; it ships in weights/ "
                                         f"(see the model card beside it for the script that rebuilds it)")
