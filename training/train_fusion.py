@@ -44,7 +44,7 @@ TRAIN_CONDITIONS = ["as_stored", "400px_q90", "400px_q70", "256px_q85", "256px_q
 RANDOM_COPIES = 3                      # random platform copies per image, crops up to 15%
 BLINDED_WEIGHT = 0.3                   # weight of the face-hidden copies (the no-face path)
 LABEL_WEIGHT = {"stylegan": 1.0, "real_natural": 0.5, "real_ffhq": 0.5}   # total weight per label
-MODEL_DIGESTS = ("yunet.onnx", "facemesh.onnx", "eye_template.json", "spectral.onnx")
+MODEL_DIGESTS = ("yunet.onnx", "facemesh.onnx", "eye_template.json", "spectral.onnx", "backbone.onnx")
 
 
 def half_of(path: str) -> str:
@@ -70,7 +70,8 @@ GEOMETRY_MODELS = ("yunet.onnx", "facemesh.onnx", "eye_template.json")
 
 
 def models_digest() -> str:
-    return f"{digest(GEOMETRY_MODELS)}_{digest(['spectral.onnx'])}"
+    """Key of the fit-row cache: the geometry models, then the pixel detectors (spectral, backbone)."""
+    return f"{digest(GEOMETRY_MODELS)}_{digest(['spectral.onnx', 'backbone.onnx'])}"
 
 
 def collect_fit_rows(cache_dir: Path, per_source: int | None = None) -> list[evaluation.Row]:
@@ -404,6 +405,7 @@ def main() -> None:
     parser.add_argument("--per-source", type=int, default=300,
                         help="at most this many images per source and fold (LFW has ~745 a fold; 300 keeps the "
                              "collection to ~10 min on 2 cores)")
+    parser.add_argument("--collect-only", action="store_true", help="collect (and cache) the fold-1 signals, then stop")
     args = parser.parse_args()
 
     from facecheck.runtime import Runtime
@@ -411,6 +413,8 @@ def main() -> None:
     spectral_flag = SpectralDetector(Runtime("cpu")).thresholds()["fpr_1pct"]
 
     rows = collect_fit_rows(args.cache, args.per_source)
+    if args.collect_only:
+        return
     fit_rows = [r for r in rows if half_of(r.file) == "A"]
     thr_rows = [r for r in rows if half_of(r.file) == "B" and r.error is None and r.label != "other_gen"]
     coef, intercept = fit(fit_rows)
