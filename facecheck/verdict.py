@@ -140,13 +140,13 @@ def operating_point(mode: str) -> str:
 def decision_reason(decision: Decision, has_face: bool) -> str:
     """The first reason a reader sees: what the verdict rests on (operating_point says what the mode means)."""
     if decision.verdict == "gan":
-        basis = "" if has_face else "; no face found, flagged on the spectrum alone"
+        basis = "" if has_face else "; no face found, flagged on the pixel detectors alone"
         return f"GAN face: gan_score {decision.gan_score:.3f} >= {decision.threshold:.3f} ({decision.mode} mode){basis}"
     return f"not flagged: gan_score {decision.gan_score:.3f} < {decision.threshold:.3f} ({decision.mode} mode)"
 
 
-_CAVEAT_BODY = (": a StyleGAN face or a real photo aligned the FFHQ way (face datasets do this); the spectrum "
-                "did not decide which at this threshold, so look at it")
+_CAVEAT_BODY = (": a StyleGAN face or a real photo aligned the FFHQ way (face datasets do this); the pixel "
+                "detectors did not decide which at this threshold, so look at it")
 
 
 def on_template_caveat(decision: Decision, geometry: dict | None, thresholds: dict[str, float]) -> str | None:
