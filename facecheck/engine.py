@@ -172,7 +172,7 @@ class Analyzer:
 
     def models(self):
         """(face locator, eye template, spectral detector, fusion model, backbone detector), loaded on
-        first use (the fusion model lazily)."""
+        first use (the spectral detector and the fusion model are factories, loaded when first called)."""
         if self._models is None:
             from .backbone import BackboneDetector
             from .faces import FaceLocator
@@ -182,7 +182,8 @@ class Analyzer:
             from .verdict import FusionModel
             runtime = Runtime(self.settings.device, self.intra_op_threads)
             self.runtime = runtime
-            self._models = (FaceLocator(runtime), EyeTemplate.load(), SpectralDetector(runtime),
+            # the spectral detector loads only when asked for: a fusion that does not use it never runs it
+            self._models = (FaceLocator(runtime), EyeTemplate.load(), _lazy(lambda: SpectralDetector(runtime)),
                             _lazy(lambda: FusionModel(runtime)), BackboneDetector(runtime))
         return self._models
 
@@ -199,7 +200,7 @@ class Analyzer:
         if detectors is None:
             detectors = fusion().uses if fuse else {"spectral", "backbone"}
         none = [None] * len(images)
-        spectral_scores = spectral.score(images).tolist() if "spectral" in detectors else none
+        spectral_scores = spectral().score(images).tolist() if "spectral" in detectors else none
         backbone_scores = backbone.score(images).tolist() if "backbone" in detectors else none
         out = []
         if geometry_of is not None:
@@ -268,7 +269,7 @@ class Analyzer:
 
 
 def _lazy(make):
-    """A memoised factory: the fusion model loads only when a verdict is asked for."""
+    """A memoised factory: the model loads only when first asked for."""
     made = []
 
     def get():

@@ -114,9 +114,13 @@ def test_the_backbone_score_reaches_gan_score_through_the_analyzer(monkeypatch):
         assert sig.backbone_score == pytest.approx(value)
         gan.append(sig.gan_score)
     assert (np.diff(gan) > 0).all(), gan
-    # the detectors the shipped fusion does not use are not run for the verdict; evaluation asks for all
-    (sig,) = analyzer.signals([image])
-    assert (sig.spectral_score is None) == ("spectral" not in analyzer.models()[3]().uses)
+    # the detectors the shipped fusion does not use are not run (not even loaded) for the verdict
+    fresh = engine.Analyzer(engine.Settings(device="cpu"))
+    (sig,) = fresh.signals([image])
+    uses_spectral = "spectral" in fresh.models()[3]().uses
+    assert (sig.spectral_score is None) == (not uses_spectral)
+    assert ("spectral.onnx" in fresh.runtime._sessions) == uses_spectral
+    # evaluation (fuse=False, or detectors named) asks for all
     (sig,) = analyzer.signals([image], fuse=False)
     assert sig.spectral_score is not None and sig.backbone_score is not None and sig.gan_score is None
 
