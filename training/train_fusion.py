@@ -290,6 +290,33 @@ def resolution_note(rows: list[evaluation.Row], condition: str) -> str:
             "FFHQ-aligned ones.")
 
 
+GOAL_TPR = {"400px_q70-85": 0.90, "256px_q70-85": 0.90, "crop90_256px_q80": 0.80}
+
+
+def goal_gaps(rows: list[evaluation.Row], thresholds: dict[str, float]) -> str:
+    """By how much the shipped fusion misses the issue's TPR goals, and what the FPRs can show."""
+    parts = []
+    for c, goal in GOAL_TPR.items():
+        s = np.array([r.gan_score for r in rows if r.condition == c and r.label == "stylegan"])
+        if len(s):
+            tpr = float(np.mean(s >= thresholds["default"]))
+            upper = evaluation.binomial_interval(int(np.sum(s >= thresholds["default"])), len(s))[1]
+            parts.append(f"{c} {pct(tpr)} against {pct(goal)} ({100 * (goal - tpr):.1f} points short; upper end of "
+                         f"the 95% interval {pct(upper)})")
+    def fpr(label):
+        out = []
+        for c in GOAL_TPR:
+            s = np.array([r.gan_score for r in rows if r.condition == c and r.label == label])
+            if len(s):
+                out.append((float(np.mean(s >= thresholds["default"])), int(np.sum(s >= thresholds["default"]))))
+        return out
+
+    ffhq, natural = fpr("real_ffhq"), fpr("real_natural")
+    return ("By how much: " + "; ".join(parts) + f". FFHQ-aligned FPR in these conditions: up to "
+            f"{pct(max(f for f, _ in ffhq))} (target 1%); natural photos flagged: {sum(k for _, k in natural)} in all "
+            "(target 0.1%, which a few hundred photos per condition cannot show).")
+
+
 def psi_of_files() -> dict[str, str]:
     """File name -> truncation psi, where the manifest's path_in_repo records it (StyleGAN3 pool)."""
     import csv
@@ -487,7 +514,7 @@ def write_card(path: Path, variant: str, fitted: dict, why: str, fit_rows, thr_r
                   "| condition | TPR | FPR natural | FPR FFHQ | SD 2.1 flagged |", "|---|---|---|---|---|",
                   *[f"| {c} | {at(c, 'stylegan')} | {at(c, 'real_natural')} | {at(c, 'real_ffhq')} | "
                     f"{at(c, 'other_gen')} |" for c in goal],
-                  "", resolution_note(ok, "400px_q70-85") if goal else ""]
+                  "", goal_gaps(ok, thresholds), "", resolution_note(ok, "400px_q70-85") if goal else ""]
     if eval_json is not None:
         record = json.loads(Path(eval_json).read_text())
         summary = record["summary"]
