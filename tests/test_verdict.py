@@ -297,3 +297,26 @@ def test_sized_conditions_count_only_images_at_least_as_large():
     assert named["400px_q70-85"](large).size == (400, 375)
     assert named["crop90_256px_q80"](large).size == (256, 240)
     assert named["256px_q70-85"](small).size == (256, 171)
+
+
+def test_fit_row_cache_key_covers_every_model_behind_the_signals(tmp_path, monkeypatch):
+    """training/train_fusion.py caches fold-1 signals by model digests: a new backbone.onnx (or
+    spectral.onnx) must not reuse signals of the old one, while the geometry part of the key stays."""
+    import importlib.util
+    from pathlib import Path
+    script = Path(__file__).resolve().parent.parent / "training" / "train_fusion.py"
+    if not script.is_file():
+        pytest.skip("training/ is not beside the tests")
+    spec = importlib.util.spec_from_file_location("train_fusion_under_test", script)
+    train_fusion = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_fusion)
+    from facecheck.runtime import weights_dir
+    for f in weights_dir().iterdir():
+        (tmp_path / f.name).symlink_to(f.resolve())
+    monkeypatch.setenv("FACECHECK_WEIGHTS", str(tmp_path))
+    before = train_fusion.models_digest()
+    (tmp_path / "backbone.onnx").unlink()
+    (tmp_path / "backbone.onnx").write_bytes(b"another backbone")
+    after = train_fusion.models_digest()
+    assert after != before and after.split("_")[0] == before.split("_")[0]
+    assert "backbone.onnx" in train_fusion.MODEL_DIGESTS

@@ -441,6 +441,10 @@ def write_card(path: Path, variant: str, fitted: dict, why: str, fit_rows, thr_r
         "",
         *weights_table,
         "",
+        "Earlier experiments on the geometry features (extra FaceMesh landmarks; separate thresholds on and off the "
+        "template), both left out, were made on fusion (a) and are described in this card's git history "
+        "(2026-11-23).",
+        "",
         "Reuse signals (cluster size, seen before) are not inputs: a reused photo is as likely real (stolen) as "
         "generated, so they would only teach this data's composition; the verdict's reasons report them beside it.",
         "",
