@@ -162,7 +162,7 @@ def describe(result: Result, mode: str | None = None) -> str:
     if result.eyes:
         (lx, ly), (rx, ry) = result.eyes
         lines.append(f"  eyes at ({lx:.0f}, {ly:.0f}) and ({rx:.0f}, {ry:.0f}) px")
-    for name in ("eye_score", "spectral_score"):
+    for name in ("eye_score", "backbone_score", "spectral_score"):
         value = getattr(result, name)
         if value is not None:
             lines.append(f"  {name.replace('_', ' ')}: {value:.3f}")

@@ -155,7 +155,8 @@ class Signals:
     face: object | None                   # facecheck.faces.Face of the scored (largest) face
     geometry: dict | None                 # facecheck.geometry.geometry_features of that face
     eye_score: float | None
-    spectral_score: float
+    spectral_score: float | None          # None when not computed (the shipped fusion does not use it)
+    backbone_score: float | None = None   # likewise
     gan_score: float | None = None        # None when fusion was not asked for
 
 
@@ -174,8 +175,10 @@ class Analyzer:
         self._models = None
 
     def models(self):
-        """(face locator, eye template, spectral detector, fusion model), loaded on first use."""
+        """(face locator, eye template, spectral detector, fusion model, backbone detector), loaded on
+        first use (the spectral detector and the fusion model are factories, loaded when first called)."""
         if self._models is None:
+            from .backbone import BackboneDetector
             from .faces import FaceLocator
             from .geometry import EyeTemplate
             from .runtime import Runtime
@@ -183,39 +186,52 @@ class Analyzer:
             from .verdict import FusionModel
             runtime = Runtime(self.settings.device, self.intra_op_threads)
             self.runtime = runtime
-            self._models = (FaceLocator(runtime), EyeTemplate.load(), SpectralDetector(runtime),
-                            _lazy(lambda: FusionModel(runtime)))
+            # the spectral detector loads only when asked for: a fusion that does not use it never runs it
+            self._models = (FaceLocator(runtime), EyeTemplate.load(), _lazy(lambda: SpectralDetector(runtime)),
+                            _lazy(lambda: FusionModel(runtime)), BackboneDetector(runtime))
         return self._models
 
-    def signals(self, images: list[np.ndarray], fuse: bool = True, geometry_of: list | None = None) -> list[Signals]:
-        """Face, eye geometry, spectral score and (with `fuse`) gan_score for each RGB image.
-        `geometry_of` (evaluation only): objects with faces_found, geometry and eye_score from an
-        earlier run on the same images, in place of running the face locator again."""
+    def signals(self, images: list[np.ndarray], fuse: bool = True, geometry_of: list | None = None,
+                detectors: set[str] | frozenset[str] | None = None) -> list[Signals]:
+        """Face, eye geometry, the pixel detectors' scores and (with `fuse`) gan_score for each RGB image.
+        `detectors`: which pixel detectors to run ("spectral", "backbone"); by default those the fusion
+        uses when fusing, every one otherwise. `geometry_of` (evaluation only): objects with
+        faces_found, geometry and eye_score from an earlier run on the same images, in place of running
+        the face locator again."""
         from .geometry import eye_score, geometry_features
         from .verdict import fusion_features
-        locator, template, spectral, fusion = self.models()
-        spectral_scores = spectral.score(images).tolist()
+        locator, template, spectral, fusion, backbone = self.models()
+        if detectors is None:
+            detectors = fusion().uses if fuse else {"spectral", "backbone"}
+        none = [None] * len(images)
+        spectral_scores = spectral().score(images).tolist() if "spectral" in detectors else none
+        backbone_scores = backbone.score(images).tolist() if "backbone" in detectors else none
         out = []
         if geometry_of is not None:
-            out = [Signals(g.faces_found, None, g.geometry, g.eye_score, s) for g, s in zip(geometry_of, spectral_scores)]
+            out = [Signals(g.faces_found, None, g.geometry, g.eye_score, s, b)
+                   for g, s, b in zip(geometry_of, spectral_scores, backbone_scores)]
         else:
-            for image, finding, s in zip(images, locator.locate(images), spectral_scores):
+            for image, finding, s, b in zip(images, locator.locate(images), spectral_scores, backbone_scores):
                 geometry = score = None
                 if finding.face is not None:
                     h, w = image.shape[:2]
                     geometry = geometry_features(finding.face, w, h, template)
                     score = eye_score(geometry, template)
-                out.append(Signals(finding.faces_found, finding.face, geometry, score, float(s)))
+                out.append(Signals(finding.faces_found, finding.face, geometry, score, s, b))
         if fuse and out:
-            gan = fusion().score(np.stack([fusion_features(x.spectral_score, x.geometry, template) for x in out]))
+            model = fusion()
+            # a detector the fusion does not use enters as None (feature 0, weight 0), even when it was run
+            gan = model.score(np.stack([fusion_features(x.spectral_score if "spectral" in model.uses else None,
+                                                        x.backbone_score if "backbone" in model.uses else None,
+                                                        x.geometry, template) for x in out]))
             for x, g in zip(out, gan.tolist()):
                 x.gan_score = float(g)
         return out
 
     def analyze(self, batch: list[Prepared]) -> None:
         """Fill faces, eyes, scores, verdict and reasons of each Result in the batch."""
-        from .verdict import (ON_TEMPLATE_Z2, decision_reason, geometry_reason, known_match_reasons, on_template_caveat,
-                              spectral_reason)
+        from .verdict import (ON_TEMPLATE_Z2, backbone_reason, decision_reason, geometry_reason, known_match_reasons,
+                              on_template_caveat, spectral_reason)
         batch = [item for item in batch if not item.analyzed]
         for item in batch:
             if item.result.error is not None:
@@ -227,7 +243,10 @@ class Analyzer:
         for item, sig in zip(live, self.signals([item.image for item in live])):
             result = item.result
             result.faces = sig.faces_found
-            result.spectral_score = round(sig.spectral_score, 4)
+            if sig.spectral_score is not None:
+                result.spectral_score = round(sig.spectral_score, 4)
+            if sig.backbone_score is not None:
+                result.backbone_score = round(sig.backbone_score, 4)
             result.gan_score = round(sig.gan_score, 4)
             # Decided and explained from the stored, rounded scores: every place that prints a score
             # then shows the same digits, and the verdict agrees with the gan_score in the results.
@@ -243,7 +262,10 @@ class Analyzer:
                 result.eye_score = round(sig.eye_score, 4)
                 result.on_template = bool(sig.geometry["template_z2"] <= ON_TEMPLATE_Z2)
                 result.reasons.append(geometry_reason(sig.geometry, sig.faces_found, sig.face.cut_by_border))
-            result.reasons.append(spectral_reason(result.spectral_score, fusion.spectral_flag))
+            if result.backbone_score is not None:
+                result.reasons.append(backbone_reason(result.backbone_score, fusion.backbone_flag))
+            if result.spectral_score is not None:
+                result.reasons.append(spectral_reason(result.spectral_score, fusion.spectral_flag))
             caveat = on_template_caveat(decision, sig.geometry, fusion.thresholds)
             if caveat:
                 result.reasons.append(caveat)
@@ -251,7 +273,7 @@ class Analyzer:
 
 
 def _lazy(make):
-    """A memoised factory: the fusion model loads only when a verdict is asked for."""
+    """A memoised factory: the model loads only when first asked for."""
     made = []
 
     def get():

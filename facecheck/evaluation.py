@@ -34,11 +34,35 @@ POSITIVE = "stylegan"
 NEGATIVES = ("real_natural", "real_ffhq")
 FPRS = (0.01, 0.001)
 BATCH = 32
+ALL = frozenset({"spectral", "backbone"})   # every pixel detector, for evaluation rows
+
+
+def _quality(im, lo: int = 70, hi: int = 85) -> int:
+    """A JPEG quality drawn per image in lo..hi, deterministic (from the image's pixels)."""
+    return lo + int(hashlib.md5(im.tobytes()[:65536]).hexdigest()[:8], 16) % (hi - lo + 1)
+
+
+def _at_least(side: int, apply: Callable) -> Callable:
+    """A condition that counts only images whose longer side is at least `side` (never enlarged):
+    smaller ones give None (no row)."""
+    return lambda im: apply(im) if max(im.size) >= side else None
+
+
+def sized_conditions() -> dict[str, Callable]:
+    """The issue's goal conditions, each counting only images at least as large as its size: JPEG
+    quality drawn per image in 70-85; the 90% crop at 256 px, q80 (as in weights/backbone.md)."""
+    return {
+        "400px_q70-85": _at_least(400, lambda im: degrade.jpeg(degrade.downscale(im, 400), _quality(im))),
+        "256px_q70-85": _at_least(256, lambda im: degrade.jpeg(degrade.downscale(im, 256), _quality(im))),
+        "crop90_256px_q80": _at_least(256, lambda im: degrade.jpeg(
+            degrade.downscale(degrade.crop_fraction(im, 0.10), 256), 80)),
+        "128px_q70-85": _at_least(128, lambda im: degrade.jpeg(degrade.downscale(im, 128), _quality(im))),
+    }
 
 
 def conditions(names: Iterable[str] | None = None) -> dict[str, Callable]:
-    """Named degradations: "as_stored" plus facecheck.degrade.standard_conditions()."""
-    table = {"as_stored": lambda im: im} | degrade.standard_conditions()
+    """Named degradations: "as_stored", facecheck.degrade.standard_conditions() and sized_conditions()."""
+    table = {"as_stored": lambda im: im} | degrade.standard_conditions() | sized_conditions()
     if names is None:
         return table
     names = list(names)
@@ -98,6 +122,7 @@ class Row:
     geometry: dict | None = None
     eye_score: float | None = None
     spectral_score: float | None = None
+    backbone_score: float | None = None
     gan_score: float | None = None
     features: list[float] = field(default_factory=list)
 
@@ -118,16 +143,16 @@ def collect(samples: list[Sample], named: dict[str, Callable], analyzer, *, fuse
 
     def finish(row: Row, sig) -> None:
         row.faces_found, row.geometry, row.eye_score = sig.faces_found, sig.geometry, sig.eye_score
-        row.spectral_score, row.gan_score = sig.spectral_score, sig.gan_score
-        row.features = fusion_features(sig.spectral_score, sig.geometry, template).tolist()
+        row.spectral_score, row.backbone_score, row.gan_score = sig.spectral_score, sig.backbone_score, sig.gan_score
+        row.features = fusion_features(sig.spectral_score, sig.backbone_score, sig.geometry, template).tolist()
 
     def flush():
         if pending:
-            for (row, _), sig in zip(pending, analyzer.signals([im for _, im in pending], fuse=fuse)):
+            for (row, _), sig in zip(pending, analyzer.signals([im for _, im in pending], fuse=fuse, detectors=ALL)):
                 finish(row, sig)
             pending.clear()
         if reused:
-            for (row, _), sig in zip(reused, analyzer.signals([im for _, im in reused], fuse=fuse,
+            for (row, _), sig in zip(reused, analyzer.signals([im for _, im in reused], fuse=fuse, detectors=ALL,
                                                               geometry_of=[r for r, _ in reused])):
                 finish(row, sig)
             reused.clear()
@@ -143,7 +168,11 @@ def collect(samples: list[Sample], named: dict[str, Callable], analyzer, *, fuse
             if original is None:
                 row.error = error
                 continue
-            image = np.asarray(apply(original).convert("RGB"))
+            degraded = apply(original)
+            if degraded is None:
+                rows.pop()
+                continue
+            image = np.asarray(degraded.convert("RGB"))
             if min(image.shape[:2]) < 32:
                 row.error = "smaller than 32 px after degradation"
                 continue
@@ -364,6 +393,7 @@ def read_rows(path: Path) -> list[Row]:
 def model_digests() -> dict[str, str]:
     """sha256 (first 16 hex digits) of each shipped model file, so a result names what produced it."""
     from .runtime import weights_path
-    names = ("yunet.onnx", "facemesh.onnx", "eye_template.json", "spectral.onnx", "spectral.int8.onnx", "fusion.onnx")
+    names = ("yunet.onnx", "facemesh.onnx", "eye_template.json", "spectral.onnx", "spectral.int8.onnx",
+             "backbone.onnx", "fusion.onnx")
     return {n: hashlib.sha256(weights_path(n).read_bytes()).hexdigest()[:16]
             for n in names if weights_path(n).is_file()}

@@ -296,7 +296,7 @@ class ReportBuilder:
                 f"and it loads nothing from the network.</p>"
                 '<p class="note"><b>How to read this report.</b> facecheck flags a face as likely made by '
                 "StyleGAN (the &ldquo;this person does not exist&rdquo; generator) from where its eyes "
-                "sit in the frame and from traces in the image&rsquo;s frequency spectrum, and finds photos "
+                "sit in the frame and from what detectors trained on StyleGAN faces see in its pixels, and finds photos "
                 "reused across accounts. A flag is a lead to verify, not proof: check each picture before "
                 "naming anyone. The full list of files, with every score, is in <code>results.jsonl</code> "
                 "and <code>results.csv</code> beside this report.</p>" + _operating_point(settings, "p"))
@@ -369,7 +369,7 @@ class ReportBuilder:
         return "\n".join([
             '<h2 id="review">Faces to look at: eyes where StyleGAN puts them, not flagged</h2>',
             f"<p>These faces sit on the StyleGAN eye template, but their gan_score stayed under the threshold{at}: "
-            "each is either a StyleGAN face whose spectrum did not give it away or a real photo aligned the "
+            "each is either a StyleGAN face whose pixels did not give it away or a real photo aligned the "
             "way face datasets (FFHQ) align them. Their verdict is <code>real</code>, which here means "
             f"&ldquo;not shown to be generated&rdquo;: look at each. {self.review_cards.summary('face', column)}</p>",
             self._cards(self.review_cards, brief=True)])
@@ -386,7 +386,9 @@ class ReportBuilder:
                        + '<table class="scores">'
                        + f"<tr><th>gan_score</th><td>{_score(r.gan_score)}</td></tr>"
                        + f"<tr><th>eye_score</th><td>{_score(r.eye_score)}</td></tr>"
-                       + f"<tr><th>spectral_score</th><td>{_score(r.spectral_score)}</td></tr>"
+                       + f"<tr><th>backbone_score</th><td>{_score(r.backbone_score)}</td></tr>"
+                       + (f"<tr><th>spectral_score</th><td>{_score(r.spectral_score)}</td></tr>"
+                          if r.spectral_score is not None else "")
                        + (f"<tr><th>size</th><td>{r.width}&times;{r.height}</td></tr>" if r.width else "")
                        + "</table>" + _reasons(reasons) + _seen_in(r) + "</div>")
         out.append("</div>")

@@ -27,7 +27,8 @@ class Result:
     verdict: str | None = None             # gan | real | no_face | error
     gan_score: float | None = None
     eye_score: float | None = None
-    spectral_score: float | None = None
+    spectral_score: float | None = None    # None when the shipped fusion does not use the spectral detector
+    backbone_score: float | None = None    # the fine-tuned backbone's score (facecheck.backbone)
     eyes: list[list[float]] | None = None  # [[x, y], [x, y]]: left then right eye as seen, px
     on_template: bool | None = None        # both eyes where StyleGAN puts them; None without a face
     faces: int | None = None               # faces found; the dominant one is scored

@@ -1,18 +1,22 @@
-"""One answer per image: fuse the eye-geometry and spectral signals into `gan_score` and a verdict.
+"""One answer per image: fuse the eye-geometry, backbone and spectral signals into `gan_score` and a verdict.
 
 The fusion model (weights/fusion.onnx, built by training/train_fusion.py, card in weights/fusion.md)
 is a logistic regression over a handful of features, an additive model in the log-odds:
 
-    logit(gan_score) = w_s * spectral_logit + f(geometry) + b
+    logit(gan_score) = w_s * spectral_logit + w_b * backbone_logit + f(geometry) + b
 
 where f is piecewise linear in log(1 + template_z2) (hinges at fixed knots), so each signal adds its
-own evidence and the weights can be read off the card. The two signals are close to independent
-(one is where the eyes are, the other the pixel noise), which is what makes an additive fusion sound.
+own evidence and the weights can be read off the card. The backbone (facecheck.backbone, a fine-tuned
+EfficientNet-Lite0 on the whole image at 128 px) and the spectral detector (native-resolution pixel
+noise) look at the pixels; the geometry looks at where the eyes are.
 
-No face: the geometry terms are zero and a `has_face` term is off, so gan_score is the spectral
+Which detectors a shipped fusion uses is in its metadata (`uses`): a feature it does not use has
+weight 0 and its detector is not run in the verdict path (FusionModel.uses).
+
+No face: the geometry terms are zero and a `has_face` term is off, so gan_score is the pixel
 evidence alone (the model is trained on "blinded" copies, with the face hidden from it, to learn that
-mapping). A crop or photo with no detectable face is therefore still flagged `gan` when its spectrum
-alone clears the threshold; otherwise its verdict is `no_face`.
+mapping). A crop or photo with no detectable face is therefore still flagged `gan` when its pixels
+alone clear the threshold; otherwise its verdict is `no_face`.
 
 Operating points: thresholds on gan_score stored in the model's metadata, chosen on held-out real
 photos (see the card): `default` flags <= 0.1% of natural photos and <= 1% of real photos in FFHQ
@@ -39,11 +43,13 @@ VERDICTS = ("gan", "real", "no_face", "error")
 GEOMETRY_KNOTS = (1.0, 2.0, 3.0, 4.0, 5.5)
 GEOMETRY_CAP = 9.0
 SPECTRAL_CLIP = 9.0    # |logit| of the spectral score, so one saturated signal cannot drown the other
+BACKBONE_CLIP = 9.0    # the same for the backbone's score
+PIXEL_FEATURES = {"spectral_logit": "spectral", "backbone_logit": "backbone"}   # feature -> detector
 
 SQUARED_CAP = 400.0   # (deviation / spread)^2 is capped at 20 spreads, then divided by 100
 ON_TEMPLATE_Z2 = 12.0   # template_z2 up to which a face counts as "on the template" in the reasons
 ON_TEMPLATE_CAVEAT = "eyes where StyleGAN puts them"   # how on_template_caveat begins
-FEATURE_NAMES = (["spectral_logit", "has_face", "geometry_log1p_z2"]
+FEATURE_NAMES = (["spectral_logit", "backbone_logit", "has_face", "geometry_log1p_z2"]
                  + [f"geometry_hinge_{k:g}" for k in GEOMETRY_KNOTS]
                  + ["cut_by_border", "eye_mid_dx_sq", "eye_mid_dy_sq", "scale_sq", "roll_sq", "box_w", "box_h"])
 
@@ -53,19 +59,22 @@ def logit(p: float, clip: float = SPECTRAL_CLIP) -> float:
     return float(np.clip(math.log(p / (1 - p)), -clip, clip))
 
 
-def fusion_features(spectral_score: float, geometry: dict | None, template) -> np.ndarray:
-    """float32 [len(FEATURE_NAMES)]: the fusion model's input for one image. `geometry` is
-    facecheck.geometry.geometry_features() of the scored face, or None when no face was found;
-    `template` the EyeTemplate, whose spreads are the units of the squared deviations. Those let the
-    fit weigh horizontal, vertical, scale and roll deviations apart (StyleGAN's truncation keeps its
+def fusion_features(spectral_score: float | None, backbone_score: float | None, geometry: dict | None,
+                    template) -> np.ndarray:
+    """float32 [len(FEATURE_NAMES)]: the fusion model's input for one image. A detector's score is
+    None when the shipped fusion does not use it (its feature is then 0, and so is its weight).
+    `geometry` is facecheck.geometry.geometry_features() of the scored face, or None when no face was
+    found; `template` the EyeTemplate, whose spreads are the units of the squared deviations. Those let
+    the fit weigh horizontal, vertical, scale and roll deviations apart (StyleGAN's truncation keeps its
     faces tighter on the template than real FFHQ-aligned photos)."""
     x = np.zeros(len(FEATURE_NAMES), np.float32)
-    x[0] = logit(spectral_score)
+    x[0] = 0.0 if spectral_score is None else logit(spectral_score, SPECTRAL_CLIP)
+    x[1] = 0.0 if backbone_score is None else logit(backbone_score, BACKBONE_CLIP)
     if geometry is not None:
         g = min(math.log1p(geometry["template_z2"]), GEOMETRY_CAP)
-        x[1] = 1.0
-        x[2] = g
-        i = 3
+        x[2] = 1.0
+        x[3] = g
+        i = 4
         for knot in GEOMETRY_KNOTS:
             x[i] = max(g - knot, 0.0)
             i += 1
@@ -96,6 +105,13 @@ class FusionModel:
         meta = runtime.session(MODEL_FILE).get_modelmeta().custom_metadata_map
         self.thresholds = {mode: float(meta[f"threshold_{mode}"]) for mode in MODES}
         self.spectral_flag = float(meta.get("spectral_flag", "0.9"))
+        self.backbone_flag = float(meta.get("backbone_flag", "0.9"))
+        features = meta.get("features", "").split(",")
+        if features != FEATURE_NAMES:
+            raise RuntimeError(f"{MODEL_FILE} was built for the features {features}, this facecheck computes "
+                               f"{FEATURE_NAMES}: rebuild it with training/train_fusion.py")
+        # the pixel detectors whose feature carries a weight (the others are not run for the verdict)
+        self.uses = frozenset(meta.get("uses", ",".join(PIXEL_FEATURES.values())).split(","))
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """float32 [N] in [0, 1] from float32 [N, len(FEATURE_NAMES)]."""
@@ -124,13 +140,13 @@ def operating_point(mode: str) -> str:
 def decision_reason(decision: Decision, has_face: bool) -> str:
     """The first reason a reader sees: what the verdict rests on (operating_point says what the mode means)."""
     if decision.verdict == "gan":
-        basis = "" if has_face else "; no face found, flagged on the spectrum alone"
+        basis = "" if has_face else "; no face found, flagged on the pixel detectors alone"
         return f"GAN face: gan_score {decision.gan_score:.3f} >= {decision.threshold:.3f} ({decision.mode} mode){basis}"
     return f"not flagged: gan_score {decision.gan_score:.3f} < {decision.threshold:.3f} ({decision.mode} mode)"
 
 
-_CAVEAT_BODY = (": a StyleGAN face or a real photo aligned the FFHQ way (face datasets do this); the spectrum "
-                "did not decide which at this threshold, so look at it")
+_CAVEAT_BODY = (": a StyleGAN face or a real photo aligned the FFHQ way (face datasets do this); the pixel "
+                "detectors did not decide which at this threshold, so look at it")
 
 
 def on_template_caveat(decision: Decision, geometry: dict | None, thresholds: dict[str, float]) -> str | None:
@@ -153,6 +169,14 @@ def brief_caveat(reason: str) -> str | None:
     if not reason.startswith(ON_TEMPLATE_CAVEAT + _CAVEAT_BODY):
         return reason
     return reason[len(ON_TEMPLATE_CAVEAT + _CAVEAT_BODY):].strip(" ()") or None
+
+
+def backbone_reason(backbone_score: float, flag_at: float) -> str:
+    if backbone_score >= flag_at:
+        return f"pixels look like a StyleGAN face to the backbone detector (backbone score {backbone_score:.3f})"
+    if backbone_score <= 1 - flag_at:
+        return f"pixels look like a real photo to the backbone detector (backbone score {backbone_score:.3f})"
+    return f"backbone detector inconclusive (backbone score {backbone_score:.3f})"
 
 
 def spectral_reason(spectral_score: float, flag_at: float) -> str:

@@ -64,7 +64,7 @@ def test_scan_end_to_end(folder, tmp_path):
     orig = rows["a/orig.png"]
     assert orig["phash"] == str(imagehash.phash(Image.open(folder / "a" / "orig.png"))) and len(orig["dct256"]) == 64
     assert (orig["width"], orig["height"]) == (300, 300) and len(orig["sha256"]) == 64
-    for key in ("verdict", "gan_score", "eye_score", "spectral_score", "eyes"):
+    for key in ("verdict", "gan_score", "eye_score", "spectral_score", "backbone_score", "eyes"):
         assert key in orig
     # the astronaut's face is found, her eyes are far from the StyleGAN template; the rocket has no face
     assert orig["faces"] >= 1 and len(orig["eyes"]) == 2 and orig["eyes"][0][0] < orig["eyes"][1][0]

@@ -17,7 +17,7 @@ from conftest import SAMPLES
 pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'facecheck[ray]'); "
                                        ".ci/run installs it, so CI runs this test")
 
-SCORES = ("gan_score", "spectral_score", "eye_score")
+SCORES = ("gan_score", "spectral_score", "backbone_score", "eye_score")
 
 
 def rows_of(out) -> dict[str, dict]:

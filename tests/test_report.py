@@ -94,7 +94,7 @@ def test_report_is_self_contained_escaped_and_complete(report):
     assert flagged.count('<div class="card">') == len(photos)
     assert flagged.count('class="overlay"') == len(photos) - 1
     assert "image not available" in flagged and "n/a" in flagged
-    assert "gan_score" in flagged and "spectral_score" in flagged and "StyleGAN template positions" in flagged
+    assert "gan_score" in flagged and "backbone_score" in flagged and "StyleGAN template positions" in flagged
     # Average face, heatmap with the template markers, counts and settings.
     assert 'alt="average of the flagged faces"' in page and 'alt="heatmap of eye positions"' in page
     assert page.split('id="heatmap"')[1].count('class="tpl"') >= 2

@@ -35,20 +35,27 @@ def fusion():
     return FusionModel(Runtime("cpu"))
 
 
-def test_features_without_a_face_carry_the_spectrum_alone():
-    x = fusion_features(0.9, None, TEMPLATE)
+def test_features_without_a_face_carry_the_pixel_detectors_alone():
+    x = fusion_features(0.9, 0.8, None, TEMPLATE)
     assert x.shape == (len(FEATURE_NAMES),)
-    assert x[0] == pytest.approx(np.log(9), rel=1e-5)
-    assert not x[1:].any()
+    assert FEATURE_NAMES[:3] == ["spectral_logit", "backbone_logit", "has_face"]
+    assert x[0] == pytest.approx(np.log(9), rel=1e-5) and x[1] == pytest.approx(np.log(4), rel=1e-5)
+    assert not x[2:].any()
+    # a detector that was not run enters as 0; a saturated one is clipped like the spectral logit
+    assert fusion_features(None, 0.8, None, TEMPLATE)[0] == 0.0
+    assert fusion_features(0.9, None, None, TEMPLATE)[1] == 0.0
+    assert fusion_features(0.5, 1.0, None, TEMPLATE)[1] == pytest.approx(9.0)
+    assert fusion_features(0.5, 0.0, None, TEMPLATE)[1] == pytest.approx(-9.0)
 
 
 def test_features_with_a_face_have_a_piecewise_linear_geometry_term():
-    near, far = fusion_features(0.5, geometry(3.0), TEMPLATE), fusion_features(0.5, geometry(5000.0), TEMPLATE)
-    assert near[1] == far[1] == 1.0
-    assert far[2] > near[2]
-    assert (far[3:] >= near[3:]).all()
-    capped = fusion_features(0.5, geometry(1e12), TEMPLATE)
-    assert capped[2] == pytest.approx(9.0) and capped[-6:-2].max() == pytest.approx(4.0)
+    near, far = (fusion_features(0.5, 0.5, geometry(3.0), TEMPLATE),
+                 fusion_features(0.5, 0.5, geometry(5000.0), TEMPLATE))
+    assert near[2] == far[2] == 1.0
+    assert far[3] > near[3]
+    assert (far[4:] >= near[4:]).all()
+    capped = fusion_features(0.5, 0.5, geometry(1e12), TEMPLATE)
+    assert capped[3] == pytest.approx(9.0) and capped[-6:-2].max() == pytest.approx(4.0)
 
 
 def test_operating_points_are_ordered(fusion):
@@ -58,13 +65,64 @@ def test_operating_points_are_ordered(fusion):
     assert all(0 < v < 1 for v in t.values())
 
 
-def test_gan_score_rises_with_the_spectrum_and_falls_off_the_template(fusion):
-    on_template = np.stack([fusion_features(s, geometry(3.0), TEMPLATE) for s in (0.1, 0.5, 0.9, 0.99)])
+def test_thresholds_features_and_detectors_used_are_in_the_model_metadata(fusion):
+    meta = Runtime("cpu").session("fusion.onnx").get_modelmeta().custom_metadata_map
+    assert {m: float(meta[f"threshold_{m}"]) for m in MODES} == fusion.thresholds
+    assert meta["features"].split(",") == FEATURE_NAMES
+    assert "backbone" in fusion.uses and fusion.uses <= {"spectral", "backbone"}
+    assert set(meta["uses"].split(",")) == set(fusion.uses)
+    assert 0.5 < float(meta["backbone_flag"]) < 1
+
+
+def fused_weight(fusion, column: int) -> float:
+    """The weight of one feature in the shipped model, read through the model itself."""
+    x = np.zeros((2, len(FEATURE_NAMES)), np.float32)
+    x[1, column] = 1.0
+    s = fusion.score(x).astype(np.float64)
+    return float(np.log(s[1] / (1 - s[1])) - np.log(s[0] / (1 - s[0])))
+
+
+def test_gan_score_rises_with_the_backbone_and_falls_off_the_template(fusion):
+    assert fused_weight(fusion, FEATURE_NAMES.index("backbone_logit")) > 0.1
+    on_template = np.stack([fusion_features(0.5, b, geometry(3.0), TEMPLATE) for b in (0.1, 0.5, 0.9, 0.99)])
     scores = fusion.score(on_template)
     assert (np.diff(scores) > 0).all()
-    natural = fusion.score(np.stack([fusion_features(0.9, geometry(3.0), TEMPLATE),
-                                    fusion_features(0.9, geometry(3000.0), TEMPLATE)]))
+    natural = fusion.score(np.stack([fusion_features(0.9, 0.9, geometry(3.0), TEMPLATE),
+                                    fusion_features(0.9, 0.9, geometry(3000.0), TEMPLATE)]))
     assert natural[0] > natural[1]
+
+
+def test_the_spectral_weight_matches_whether_the_fusion_uses_it(fusion):
+    weight = fused_weight(fusion, FEATURE_NAMES.index("spectral_logit"))
+    if "spectral" in fusion.uses:
+        assert weight > 0
+    else:
+        assert weight == 0.0
+
+
+def test_the_backbone_score_reaches_gan_score_through_the_analyzer(monkeypatch):
+    """The Analyzer runs the backbone on every image and feeds it to the fusion: with everything else
+    the same, a higher backbone score gives a higher gan_score (the fitted weight is positive)."""
+    analyzer = engine.Analyzer(engine.Settings(device="cpu"))
+    backbone = analyzer.models()[4]
+    with Image.open(SAMPLES / "account_a.png") as im:
+        image = np.asarray(im.convert("RGB"))
+    gan = []
+    for value in (0.05, 0.5, 0.95, 0.999):
+        monkeypatch.setattr(backbone, "score", lambda images, v=value: np.full(len(images), v, np.float32))
+        (sig,) = analyzer.signals([image])
+        assert sig.backbone_score == pytest.approx(value)
+        gan.append(sig.gan_score)
+    assert (np.diff(gan) > 0).all(), gan
+    # the detectors the shipped fusion does not use are not run (not even loaded) for the verdict
+    fresh = engine.Analyzer(engine.Settings(device="cpu"))
+    (sig,) = fresh.signals([image])
+    uses_spectral = "spectral" in fresh.models()[3]().uses
+    assert (sig.spectral_score is None) == (not uses_spectral)
+    assert ("spectral.onnx" in fresh.runtime._sessions) == uses_spectral
+    # evaluation (fuse=False, or detectors named) asks for all
+    (sig,) = analyzer.signals([image], fuse=False)
+    assert sig.spectral_score is not None and sig.backbone_score is not None and sig.gan_score is None
 
 
 def test_decide_and_reasons(fusion):
@@ -73,7 +131,7 @@ def test_decide_and_reasons(fusion):
     assert fusion.decide(t - 1e-3, True).verdict == "real"
     assert fusion.decide(t - 1e-3, False).verdict == "no_face"
     flagged = fusion.decide(min(t + 1e-3, 1.0), False)
-    assert flagged.verdict == "gan" and "spectrum alone" in decision_reason(flagged, False)
+    assert flagged.verdict == "gan" and "pixel detectors alone" in decision_reason(flagged, False)
     with pytest.raises(ValueError):
         fusion.decide(0.5, True, "lenient")
     assert reuse_reason(13, ["old:a.jpg", "old:b.jpg", "other:c.jpg"]) == [
@@ -92,13 +150,26 @@ def test_reasons_are_short_and_the_operating_point_is_said_apart():
     assert "0.01%" in operating_point("strict") and "5%" in operating_point("sensitive")
 
 
-def test_real_photo_is_not_flagged_and_explained():
+def test_real_photo_is_not_flagged_and_explained(fusion):
     result = engine.score_image(SAMPLES / "account_a.png", workers=0, device="cpu")
     assert result.verdict == "real"
     assert 0 <= result.gan_score < 0.5
+    assert 0 <= result.backbone_score < 0.5 and result.backbone_score == round(result.backbone_score, 4)
     assert result.reasons[0].startswith("not flagged: gan_score")
     assert any("StyleGAN template" in r for r in result.reasons)
-    assert any(r.startswith("spectrum") for r in result.reasons)
+    assert any("backbone score" in r for r in result.reasons)
+    if "spectral" in fusion.uses:
+        assert any(r.startswith("spectrum") for r in result.reasons) and result.spectral_score is not None
+    else:
+        assert result.spectral_score is None and not any(r.startswith("spectrum") for r in result.reasons)
+
+
+def test_backbone_reason_says_what_the_score_means():
+    from facecheck.verdict import backbone_reason
+    assert backbone_reason(0.99, 0.96) == ("pixels look like a StyleGAN face to the backbone detector "
+                                           "(backbone score 0.990)")
+    assert "real photo" in backbone_reason(0.01, 0.96)
+    assert "inconclusive" in backbone_reason(0.5, 0.96)
 
 
 def test_stylegan_faces_score_above_natural_photos(shared_data):
@@ -147,7 +218,10 @@ def test_eval_writes_json_rows_and_plots(shared_data, tmp_path):
     low, high = summary["by_condition"]["256px_q85"]["default"]["flagged_real_ffhq_interval"]
     assert 0 <= low <= summary["by_condition"]["256px_q85"]["default"]["flagged_real_ffhq"] <= high <= 1
     assert "tpr_interval" not in summary["all_conditions"]["default"]   # copies of one image are not independent
-    assert len((out / "rows.jsonl").read_text().splitlines()) == 18
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert len(rows) == 18
+    # every pixel detector runs in evaluation, whether the shipped fusion uses it or not
+    assert all(0 <= r["backbone_score"] <= 1 and 0 <= r["spectral_score"] <= 1 for r in rows if r["error"] is None)
     for png in ("roc.png", "tpr_by_condition.png"):
         with Image.open(out / png) as im:
             assert im.size[0] > 300
@@ -213,3 +287,36 @@ def test_unflagged_face_on_the_template_gets_a_caveat(fusion):
     assert on_template_caveat(below_default, geometry(500.0), t) is None      # off the template
     flagged = Decision("gan", 0.99, t["default"], "default")
     assert on_template_caveat(flagged, geometry(3.0), t) is None
+
+
+def test_sized_conditions_count_only_images_at_least_as_large():
+    from facecheck.evaluation import conditions
+    named = conditions(["400px_q70-85", "256px_q70-85", "crop90_256px_q80", "128px_q70-85"])
+    small, large = Image.new("RGB", (300, 200), (90, 120, 150)), Image.new("RGB", (512, 480), (90, 120, 150))
+    assert named["400px_q70-85"](small) is None and named["128px_q70-85"](small).size == (128, 85)
+    assert named["400px_q70-85"](large).size == (400, 375)
+    assert named["crop90_256px_q80"](large).size == (256, 240)
+    assert named["256px_q70-85"](small).size == (256, 171)
+
+
+def test_fit_row_cache_key_covers_every_model_behind_the_signals(tmp_path, monkeypatch):
+    """training/train_fusion.py caches fold-1 signals by model digests: a new backbone.onnx (or
+    spectral.onnx) must not reuse signals of the old one, while the geometry part of the key stays."""
+    import importlib.util
+    from pathlib import Path
+    script = Path(__file__).resolve().parent.parent / "training" / "train_fusion.py"
+    if not script.is_file():
+        pytest.skip("training/ is not beside the tests")
+    spec = importlib.util.spec_from_file_location("train_fusion_under_test", script)
+    train_fusion = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_fusion)
+    from facecheck.runtime import weights_dir
+    for f in weights_dir().iterdir():
+        (tmp_path / f.name).symlink_to(f.resolve())
+    monkeypatch.setenv("FACECHECK_WEIGHTS", str(tmp_path))
+    before = train_fusion.models_digest()
+    (tmp_path / "backbone.onnx").unlink()
+    (tmp_path / "backbone.onnx").write_bytes(b"another backbone")
+    after = train_fusion.models_digest()
+    assert after != before and after.split("_")[0] == before.split("_")[0]
+    assert "backbone.onnx" in train_fusion.MODEL_DIGESTS
