@@ -171,20 +171,22 @@ def brief_caveat(reason: str) -> str | None:
     return reason[len(ON_TEMPLATE_CAVEAT + _CAVEAT_BODY):].strip(" ()") or None
 
 
+def _detector_reason(score: float, flag_at: float, gan_like: str, real_like: str, inconclusive: str, name: str) -> str:
+    """One detector's evidence in words: GAN-like at or above its flag threshold, real-like at or
+    below the mirror of it, else inconclusive."""
+    text = gan_like if score >= flag_at else real_like if score <= 1 - flag_at else inconclusive
+    return f"{text} ({name} score {score:.3f})"
+
+
 def backbone_reason(backbone_score: float, flag_at: float) -> str:
-    if backbone_score >= flag_at:
-        return f"pixels look like a StyleGAN face to the backbone detector (backbone score {backbone_score:.3f})"
-    if backbone_score <= 1 - flag_at:
-        return f"pixels look like a real photo to the backbone detector (backbone score {backbone_score:.3f})"
-    return f"backbone detector inconclusive (backbone score {backbone_score:.3f})"
+    return _detector_reason(backbone_score, flag_at, "pixels look like a StyleGAN face to the backbone detector",
+                            "pixels look like a real photo to the backbone detector",
+                            "backbone detector inconclusive", "backbone")
 
 
 def spectral_reason(spectral_score: float, flag_at: float) -> str:
-    if spectral_score >= flag_at:
-        return f"spectrum typical of GAN upsampling (spectral score {spectral_score:.3f})"
-    if spectral_score <= 1 - flag_at:
-        return f"spectrum typical of camera photos (spectral score {spectral_score:.3f})"
-    return f"spectrum inconclusive (spectral score {spectral_score:.3f})"
+    return _detector_reason(spectral_score, flag_at, "spectrum typical of GAN upsampling",
+                            "spectrum typical of camera photos", "spectrum inconclusive", "spectral")
 
 
 def geometry_reason(geometry: dict, faces_found: int, cut_by_border: bool) -> str:
