@@ -16,6 +16,7 @@ import onnxruntime as ort
 DEVICES = ("auto", "cpu", "cuda")
 # Models with an int8 twin that the CPU runs in their place (the twin's card says how close it stays;
 # on CUDA the float32 model runs). Built by training/quantize_spectral.py.
+# FACECHECK_FLOAT32=1 runs the float32 models on the CPU too (to compare, e.g. with `facecheck eval`).
 QUANTIZED_ON_CPU = {"spectral.onnx": "spectral.int8.onnx"}
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -79,7 +80,7 @@ class Runtime:
     def model_file(self, filename: str) -> str:
         """The file that runs for a model on this device: its int8 twin on the CPU, where one ships."""
         twin = QUANTIZED_ON_CPU.get(filename)
-        if self.device == "cpu" and twin and weights_path(twin).is_file():
+        if self.device == "cpu" and twin and weights_path(twin).is_file() and not os.environ.get("FACECHECK_FLOAT32"):
             return twin
         return filename
 

@@ -145,3 +145,21 @@ def test_held_out_stylegan_scores_above_real_after_platform_degradation(detector
     gans, reals = held_out
     degrade = lambda im: np.asarray(jpeg(downscale(Image.fromarray(im), 256), 85))
     assert detector.score([degrade(g) for g in gans]).mean() > detector.score([degrade(r) for r in reals]).mean() + 0.2
+
+
+def test_the_cpu_runs_the_int8_spectral_twin_with_the_same_thresholds(monkeypatch):
+    """CPU scans run weights/spectral.int8.onnx (training/quantize_spectral.py); it carries the float32
+    model's operating thresholds, scores like it, and FACECHECK_FLOAT32=1 brings the float32 model back."""
+    import numpy as np
+    from facecheck.runtime import Runtime
+    from facecheck.spectrum import SpectralDetector
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (200, 180, 3), dtype=np.uint8) for _ in range(4)]
+    quantized = Runtime("cpu", 1)
+    assert quantized.model_file("spectral.onnx") == "spectral.int8.onnx"
+    monkeypatch.setenv("FACECHECK_FLOAT32", "1")
+    reference = Runtime("cpu", 1)
+    assert reference.model_file("spectral.onnx") == "spectral.onnx"
+    assert SpectralDetector(quantized).thresholds() == SpectralDetector(reference).thresholds() != {}
+    a, b = SpectralDetector(quantized).score(images), SpectralDetector(reference).score(images)
+    assert np.max(np.abs(a - b)) < 0.1
