@@ -544,10 +544,12 @@ def settings_record(settings: Settings, analyzer: "Analyzer") -> dict:
     from . import __version__
     from .evaluation import model_digests
     from .verdict import FusionModel
-    from .runtime import Runtime
+    from .runtime import QUANTIZED_ON_CPU, Runtime
     record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()}
     runtime = getattr(analyzer, "runtime", None) or Runtime(settings.device)
     record["device used"] = runtime.device
+    # which file ran for models with an int8 twin (the CPU runs it; see runtime.QUANTIZED_ON_CPU)
+    record["model files run"] = ", ".join(runtime.model_file(name) for name in QUANTIZED_ON_CPU)
     record["thresholds (gan_score)"] = FusionModel(runtime).thresholds
     record["facecheck"] = __version__
     record["models (sha256)"] = model_digests()
