@@ -62,8 +62,34 @@ def ship_section(res: dict) -> list[str]:
     for k, name in (("old", "previous backbone (epoch by TPR at the default point)"), ("new", "this backbone")):
         L.append(f"| {name} | {f4(c[k]['auc'])} | {p(c[k]['tpr_at_1pct_real_fpr'])} | {p(c[k]['tpr_default'])} |")
     L.append("")
-    L.append(f"Outcome: {'ships' if c['ship'] else 'does not ship'}.\n")
+    L.append(f"Outcome: {'ships' if c['ship'] else 'does not ship'}. The new model's epoch was itself picked on this "
+             "fold (the best of 4 by the criterion), so its calibration numbers lean its way; the previous model's epoch "
+             "was picked there too, by the other criterion.\n")
+    if c.get("previous_card_commit"):
+        L.append(f"Only after that decision, the test fold (fold 0, same degraded images): the previous backbone's rows, "
+                 f"copied from this card at commit {c['previous_card_commit'][:7]}, beside this one's (columns as in the "
+                 "test-fold table below):\n")
+        L.append("| condition | model | StyleGAN / natural / FFHQ | AUC | ROC TPR @0.1% natural | ROC TPR @1% FFHQ | "
+                 "TPR, default | natural FPR, default | FFHQ FPR, default | SD2.1 flagged, default |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|")
+        old_rows = previous_test_rows(c["previous_card_commit"])
+        for cname, row in res.get("test", {}).items():
+            if cname in old_rows:
+                L.append(old_rows[cname].replace("| backbone |", "| previous |", 1))
+            r = row["backbone"]
+            fx = r["fixed"]["default"]
+            L.append(f"| {cname} | this | {r['n_stylegan']} / {r['n_natural']} / {r['n_ffhq']} | {f4(r['auc'])} | "
+                     f"{p(r['roc_tpr_at_0.1pct_natural'])} | {p(r['roc_tpr_at_1pct_ffhq'])} | {pct(fx['tpr'])} | "
+                     f"{pct(fx['fpr_natural'])} | {pct(fx['fpr_ffhq'])} | {pct(fx['other_gen'])} |")
+        L.append("")
     return L
+
+
+def previous_test_rows(commit: str) -> dict:
+    import subprocess
+    old = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:weights/backbone.md"], check=True,
+                         capture_output=True, text=True).stdout.splitlines()
+    return {l.split("|")[1].strip(): l for l in old if l.startswith("| ") and l.split("|")[2].strip() == "backbone"}
 
 
 def previous_loso(commit: str) -> tuple[list[str], list[str]]:
@@ -107,8 +133,8 @@ def write_card(res: dict, previous_loso_commit: str | None = None) -> str:
     if "test" in res:
         L.append("## Status against issue 12\n")
         L.append("Goal: on the test fold, TPR >= 90% at 400 px and 256 px q70-85 and >= 80% on the 90% crop, at <= 0.1% "
-                 "natural and <= 1% FFHQ-aligned FPR. NOT MET by this model on its own (it is not wired into the default "
-                 "pipeline, so these are the detector's rates at its own default threshold, not the verdict's): "
+                 "natural and <= 1% FFHQ-aligned FPR. NOT MET by this model on its own (these are the detector's rates at "
+                 "its own default threshold; the verdict's, through the fusion, are in weights/fusion.md): "
                  + "; ".join(f"{c} {p(r['backbone']['fixed']['default']['tpr']['share'])} (spectral detector on the same images "
                              f"{p(r['spectral']['fixed']['default']['tpr']['share'])})" for c, r in res["test"].items())
                  + ". It ranks better than the spectral detector in every condition (AUC in the table below).")
@@ -232,9 +258,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--speed-json")
     ap.add_argument("--previous-loso", metavar="COMMIT",
-                    help="when this run has no LOSO models: copy the previous model's LOSO lines from the card at COMMIT")
+                    help="the previous model's card: its test-fold rows are set beside this model's, and when this run has no "
+                         "LOSO models its LOSO lines are copied")
     args = ap.parse_args(argv)
     res = json.loads(RESULTS.read_text())
+    if args.previous_loso and res.get("compare"):
+        res["compare"]["previous_card_commit"] = args.previous_loso
     if args.speed_json:
         res["speed"] = json.loads(Path(args.speed_json).read_text())
         RESULTS.write_text(json.dumps(res, indent=1))
