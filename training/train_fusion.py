@@ -48,6 +48,17 @@ CPU_SPECTRAL_NOTE = ("Spectral scores: both the fold-1 fit rows and the test-fol
                      "facecheck runs the spectral detector's int8 twin (weights/spectral.int8.onnx, "
                      "`facecheck.runtime.QUANTIZED_ON_CPU`), so the fusion was fitted on, and is thresholded for, the "
                      "int8 model's scores; the row cache's key names spectral.onnx, whose twin it is.")
+def backbone_loso_range() -> str:
+    """', A-B% at 256 px' from the backbone's own leave-one-source-out results, when this checkout has them."""
+    try:
+        from training.train_backbone import RESULTS
+        res = json.loads(RESULTS.read_text())
+        shares = [lo["conditions"]["256px_q70-85"]["flagged_default"]["share"] for lo in res.get("loso", [])]
+    except (OSError, ValueError, KeyError, ImportError):
+        return ""
+    return f", {100 * min(shares):.0f}-{100 * max(shares):.0f}% at 256 px" if shares else ""
+
+
 MODEL_DIGESTS = ("yunet.onnx", "facemesh.onnx", "eye_template.json", "spectral.onnx", "backbone.onnx")
 
 
@@ -564,7 +575,7 @@ def write_card(path: Path, variant: str, fitted: dict, why: str, fit_rows, thr_r
                   "and thresholds (half B) are redone without the source; its test-fold images are then scored in the "
                   "sized conditions. The spectral detector, the backbone and the eye template were still trained with "
                   "that source's fold 2-4 images, so this isolates the fusion layer only (weights/backbone.md holds "
-                  "the backbone's own leave-one-source-out, 39-54% at 256 px).", "",
+                  "the backbone's own leave-one-source-out" + backbone_loso_range() + ").", "",
                   *loso(fit_rows, thr_rows, eval_rows, variant)]
         truncation = by_truncation(eval_rows, thresholds)
         if truncation:
