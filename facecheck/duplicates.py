@@ -66,7 +66,7 @@ def registered_similarity(a: np.ndarray, b: np.ndarray, *, enough: float | None 
 
     enough: stop at the first try that reaches it (a verification needs only "at least this much";
     the identity is tried first, so a copy stops after one or two tries). orientations: which of
-    "plain" and "mirrored" to try, when the probes already tell (see orientation_hint)."""
+    "plain" and "mirrored" to try, when the probes already tell (see candidates)."""
     da, db = detail(a), detail(b)
     pairs = []
     if "plain" in orientations:
@@ -74,10 +74,11 @@ def registered_similarity(a: np.ndarray, b: np.ndarray, *, enough: float | None 
     if "mirrored" in orientations:
         mirrored = db[:, ::-1]
         pairs += [(da, mirrored), (mirrored, da)]
+    # (inner part of one, whole other) once per pair, not once per scale
+    pairs = [(np.ascontiguousarray(x[_INNER, _INNER]), np.ascontiguousarray(y)) for x, y in pairs]
     best, best_at = -1.0, None
     for scale in _SCALES_FIRST_IDENTITY:
-        for x, y in pairs:
-            inner, y = np.ascontiguousarray(x[_INNER, _INNER]), np.ascontiguousarray(y)
+        for inner, y in pairs:
             score = _best_shift(inner, y, scale)
             if score > best:
                 best, best_at = score, (inner, y, scale)
@@ -131,10 +132,9 @@ def nearest_candidates(hits, exclude: int | None, limit: int = MAX_CANDIDATES) -
     return [(other, d) for other, d, _ in candidates(hits, exclude=exclude, limit=limit)]
 
 
-def candidates(hits, *, exclude: int | None = None, before: int | None = None,
-               limit: int = MAX_CANDIDATES) -> list[tuple[int, int, tuple[str, ...]]]:
+def candidates(hits, *, exclude: int | None = None, limit: int = MAX_CANDIDATES) -> list[tuple[int, int, tuple[str, ...]]]:
     """(id, distance, orientations) of the `limit` nearest distinct ids among one image's probe hits
-    (one (ids, distances) per probe), nearest first, ties by id; `before`: only ids below it.
+    (one (ids, distances) per probe), nearest first, ties by id.
 
     The distance is the smallest over all probes. The orientations to verify a candidate in come
     from which probes found it: even probes are the image and its crops, odd ones their mirrors, and
@@ -145,12 +145,9 @@ def candidates(hits, *, exclude: int | None = None, before: int | None = None,
     ids = np.concatenate([h[0] for h in hits])
     dist = np.concatenate([h[1] for h in hits]).astype(np.int32)
     mirrored = np.repeat(np.arange(len(hits), dtype=np.int8) % 2, [len(h[0]) for h in hits])
-    keep = np.ones(len(ids), bool)
     if exclude is not None:
-        keep &= ids != exclude
-    if before is not None:
-        keep &= ids < before
-    ids, dist, mirrored = ids[keep], dist[keep], mirrored[keep]
+        keep = ids != exclude
+        ids, dist, mirrored = ids[keep], dist[keep], mirrored[keep]
     if len(ids) == 0:
         return []
     unique, inverse = np.unique(ids, return_inverse=True)

@@ -57,7 +57,7 @@ class UnionFind:
 
 class FileGroups:
     """The groups of a set of files, by file id: which group a file is in and how large it is.
-    Groups are numbered 1, 2, ... in the order `number` is first asked for them (the results are
+    Groups are numbered 1, 2, ... in the order `group_of` first asks for them (the results are
     written in path order, so the first path of each group gets the next number)."""
 
     def __init__(self, ids: np.ndarray, roots: np.ndarray):
@@ -107,7 +107,6 @@ class Grouper:
         self.sets = UnionFind(len(self.ids))
         self.thumbnail_of = thumbnail_of
         self.pool = ThreadPoolExecutor(threads or os.cpu_count() or 1)
-        self.verified = 0    # pairs verified (registered), for the benchmarks
         self.rejected: set[int] = set()   # pairs (as lower * 2**32 + upper position) found apart
 
     def _position(self, file_id: int) -> int:
@@ -145,7 +144,6 @@ class Grouper:
                         pairs.append((a, b, thumbnails[qi], self.thumbnail_of(other), orientations))
             if not pairs and all(rank >= len(mine) for mine in candidates):
                 return
-            self.verified += len(pairs)
             if len(self.rejected) > MAX_REMEMBERED_REJECTIONS:
                 self.rejected.clear()
             for (a, b, *_), same in zip(pairs, self.pool.map(_verified, pairs)):
