@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from facecheck import engine
-from facecheck.dataset import data_root
+from facecheck.evaluation.dataset import data_root
 from facecheck.report import ReportBuilder, write_report
 from facecheck.result import Result
 
