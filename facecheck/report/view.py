@@ -43,32 +43,32 @@ VERDICT_NAMES = {"gan": "gan (flagged)", "real": "real", "no_face": "no face fou
                  "undecided": "no verdict yet"}
 
 
-def page_view(b, settings: dict, summary: dict) -> dict:
-    """Everything the template shows, from a ReportBuilder `b` after its pass over the results."""
+def page_view(builder, settings: dict, summary: dict) -> dict:
+    """Everything the template shows, from a ReportBuilder after its pass over the results."""
     from .. import __version__
-    title = "facecheck report" + (f": {b.folder.name}" if b.folder is not None else "")
+    title = "facecheck report" + (f": {builder.folder.name}" if builder.folder is not None else "")
     return {
         "title": title,
-        "folder": str(b.folder) if b.folder is not None else None,
+        "folder": str(builder.folder) if builder.folder is not None else None,
         "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "version": __version__,
         "operating_point": _operating_point(settings),
-        "contents": _contents(b),
-        "counts": _counts(b, summary),
-        "flagged": _flagged(b),
-        "review": _review(b, settings),
-        "average": _average(b),
-        "heatmap": _heatmap(b),
-        "groups": _groups(b),
-        "seen": _file_list(b.seen_list, b.seen_before, "seen_before = true",
+        "contents": _contents(builder),
+        "counts": _counts(builder, summary),
+        "flagged": _flagged(builder),
+        "review": _review(builder, settings),
+        "average": _average(builder),
+        "heatmap": _heatmap(builder),
+        "groups": _groups(builder),
+        "seen": _file_list(builder.seen_list, builder.seen_before, "seen_before = true",
                            lambda r: list(r.seen_in or [])),
-        "known": _file_list(b.known_list, b.known, "known_matches not empty",
+        "known": _file_list(builder.known_list, builder.known, "known_matches not empty",
                             lambda r: [f"{m['list']}: {m['label'] or '(no label)'}, {m['kind']}, {m['distance']} bits"
                                        for m in r.known_matches or []],
-                            picture=lambda r: pictures.picture(b.folder, r, LIST_SIDE)),
-        "errors": _file_list(b.error_list, b.errors, "error not empty", lambda r: [r.error or ""]),
+                            picture=lambda r: pictures.picture(builder.folder, r, LIST_SIDE)),
+        "errors": _file_list(builder.error_list, builder.errors, "error not empty", lambda r: [r.error or ""]),
         "settings": [(str(k), value_lines(v)) for k, v in settings.items()],
-        "eye_template": {"left": _position(b.template.left_eye), "right": _position(b.template.right_eye)},
+        "eye_template": {"left": _position(builder.template.left_eye), "right": _position(builder.template.right_eye)},
     }
 
 
@@ -86,26 +86,26 @@ def _operating_point(settings: dict) -> dict | None:
             "threshold": f"{threshold:.3f}" if isinstance(threshold, (int, float)) else None}
 
 
-def _contents(b) -> list[tuple[str, str]]:
+def _contents(builder) -> list[tuple[str, str]]:
     links = [("counts", "Counts"), ("flagged", "Flagged faces")]
-    if b.to_review:
+    if builder.to_review:
         links.append(("review", "Faces to look at"))
     links += [("average", "Average face"), ("heatmap", "Where the eyes are"), ("groups", "Reused photos")]
-    if b.seen_before:
+    if builder.seen_before:
         links.append(("seen", "Seen in earlier scans"))
-    if b.known:
+    if builder.known:
         links.append(("known", "In imported hash lists"))
-    if b.errors:
+    if builder.errors:
         links.append(("errors", "Unreadable files"))
     links.append(("settings", "Settings"))
     return links
 
 
-def _counts(b, summary: dict) -> list[tuple[str, str]]:
+def _counts(builder, summary: dict) -> list[tuple[str, str]]:
     """(label, value) rows: the counts, the timings, any other summary key, and the verdicts."""
-    counted = {"files": b.rows, "errors": b.errors, "gan": b.flagged, "to_review": b.to_review,
-               "groups": b.max_cluster, "grouped_files": b.grouped_files, "seen_before": b.seen_before,
-               "known": b.known}
+    counted = {"files": builder.rows, "errors": builder.errors, "gan": builder.flagged, "to_review": builder.to_review,
+               "groups": builder.max_cluster, "grouped_files": builder.grouped_files, "seen_before": builder.seen_before,
+               "known": builder.known}
     rows = []
     for key, label in COUNT_LABELS.items():
         value = counted[key] if key in counted else summary.get(key)
@@ -121,7 +121,7 @@ def _counts(b, summary: dict) -> list[tuple[str, str]]:
         if key not in COUNT_LABELS and key not in TIME_LABELS:
             rows.append(_readable(key, value))
     verdicts = ", ".join(f"{VERDICT_NAMES.get(k, k)}: {whole(v)}"
-                         for k, v in sorted(b.verdicts.items(), key=lambda kv: -kv[1]))
+                         for k, v in sorted(builder.verdicts.items(), key=lambda kv: -kv[1]))
     rows.append(("Verdicts in the results", verdicts or "none"))
     return rows
 
@@ -134,7 +134,7 @@ def _readable(key: str, value) -> tuple[str, str]:
     return (words[:1].upper() + words[1:], "; ".join(value_lines(value)))
 
 
-def _card(b, r: Result, brief: bool) -> dict:
+def _card(builder, r: Result, brief: bool) -> dict:
     """A card: picture with the template drawn over it, path, copies, scores, reasons.
     brief: the section explains the on-template caveat, so the card cuts it short."""
     reasons = [x for x in map(brief_caveat, r.reasons or []) if x] if brief else list(r.reasons or [])
@@ -145,8 +145,8 @@ def _card(b, r: Result, brief: bool) -> dict:
     copies = None
     if r.cluster is not None and r.cluster_size and r.cluster_size >= 2:
         copies = {"others": count(r.cluster_size - 1, "copy", "copies"), "cluster": r.cluster,
-                  "linked": b.shows_group(r.cluster)}
-    return {"picture": pictures.picture(b.folder, r, FLAGGED_SIDE, b.template), "path": r.path,
+                  "linked": builder.shows_group(r.cluster)}
+    return {"picture": pictures.picture(builder.folder, r, FLAGGED_SIDE, builder.template), "path": r.path,
             "copies": copies, "scores": scores, "size": _size(r), "reasons": reasons,
             "seen_in": list(r.seen_in or [])}
 
@@ -155,65 +155,65 @@ def _size(r: Result) -> str | None:
     return f"{r.width}\u00d7{r.height}" if r.width else None
 
 
-def _flagged(b) -> dict:
-    return {"files": b.flagged,
-            "summary": b.flagged_cards.summary("flagged file", "verdict = gan") if b.flagged else None,
-            "cards": [_card(b, r, brief=False) for r in b.flagged_cards.shown()]}
+def _flagged(builder) -> dict:
+    return {"files": builder.flagged,
+            "summary": builder.flagged_cards.summary("flagged file", "verdict = gan") if builder.flagged else None,
+            "cards": [_card(builder, r, brief=False) for r in builder.flagged_cards.shown()]}
 
 
-def _review(b, settings: dict) -> dict | None:
+def _review(builder, settings: dict) -> dict | None:
     """Faces on the template that were not flagged: a person should look at them (none: no section)."""
-    if not b.to_review:
+    if not builder.to_review:
         return None
     mode = settings.get("mode")
     return {"mode": mode if mode in MODES else None,
-            "summary": b.review_cards.summary("face", f'reasons contain "{ON_TEMPLATE_CAVEAT}"'),
-            "cards": [_card(b, r, brief=True) for r in b.review_cards.shown()]}
+            "summary": builder.review_cards.summary("face", f'reasons contain "{ON_TEMPLATE_CAVEAT}"'),
+            "cards": [_card(builder, r, brief=True) for r in builder.review_cards.shown()]}
 
 
-def _average(b) -> dict:
-    img = b.average_image()
+def _average(builder) -> dict:
+    img = builder.average_image()
     if img is None:
-        why = ("no file was flagged" if not b.flagged else
+        why = ("no file was flagged" if not builder.flagged else
                "the flagged files could not be read from the scanned folder")
         return {"why_none": why}
-    if b.avg_count == b.flagged:
-        which = "the one flagged face" if b.avg_count == 1 else f"all {whole(b.avg_count)} flagged faces"
+    if builder.avg_count == builder.flagged:
+        which = "the one flagged face" if builder.avg_count == 1 else f"all {whole(builder.avg_count)} flagged faces"
     else:
         notes = []
-        if b.avg_tried < b.flagged:
-            notes.append(f"the first {whole(b.avg_tried)} in scan order were used")
-        if b.avg_failed:
-            notes.append(f"{whole(b.avg_failed)} could not be read")
-        which = f"{whole(b.avg_count)} of the {count(b.flagged, 'flagged face')} ({'; '.join(notes)})"
+        if builder.avg_tried < builder.flagged:
+            notes.append(f"the first {whole(builder.avg_tried)} in scan order were used")
+        if builder.avg_failed:
+            notes.append(f"{whole(builder.avg_failed)} could not be read")
+        which = f"{whole(builder.avg_count)} of the {count(builder.flagged, 'flagged face')} ({'; '.join(notes)})"
     return {"why_none": None, "uri": pictures.jpeg_uri(img, quality=92), "side": img.width, "which": which,
-            "overlay": pictures.overlay(img.width, img.height, b.template, None)}
+            "overlay": pictures.overlay(img.width, img.height, builder.template, None)}
 
 
-def _heatmap(b) -> dict | None:
-    if not b.faces:
+def _heatmap(builder) -> dict | None:
+    if not builder.faces:
         return None
-    return {"uri": pictures.png_uri(pictures.heatmap_image(b.hist)), "side": pictures.HEATMAP_SIDE,
-            "overlay": pictures.overlay(1.0, 1.0, b.template, None, grid=True),
-            "faces": count(b.faces, "face"), "on_template": whole(b.on_template),
-            "one": b.on_template == 1, "share": f"{b.on_template / b.faces:.0%}",
-            "within": f"{b.on_template_within:.0%}", "swatches": pictures.ramp_swatches()}
+    return {"uri": pictures.png_uri(pictures.heatmap_image(builder.hist)), "side": pictures.HEATMAP_SIDE,
+            "overlay": pictures.overlay(1.0, 1.0, builder.template, None, grid=True),
+            "faces": count(builder.faces, "face"), "on_template": whole(builder.on_template),
+            "one": builder.on_template == 1, "share": f"{builder.on_template / builder.faces:.0%}",
+            "within": f"{builder.on_template_within:.0%}", "swatches": pictures.ramp_swatches()}
 
 
-def _groups(b) -> dict | None:
-    groups = b.groups_shown()
+def _groups(builder) -> dict | None:
+    groups = builder.groups_shown()
     if not groups:
         return None
     shown = []
     for g in groups:
         members = []
         for r in g.members:
-            members.append({"picture": pictures.picture(b.folder, r, THUMB_SIDE), "path": r.path,
+            members.append({"picture": pictures.picture(builder.folder, r, THUMB_SIDE), "path": r.path,
                             "flagged": r.verdict == "gan", "size": _size(r), "seen_in": list(r.seen_in or [])})
         shown.append({"cluster": g.cluster, "files": whole(g.size), "members": members,
                       "box": max(m["picture"].shown_height for m in members),
                       "more": count(g.size - len(g.members), "more file") if g.size > len(g.members) else None})
-    return {"intro": left_out(len(groups), b.max_cluster, "group", "the largest first", "cluster"),
+    return {"intro": left_out(len(groups), builder.max_cluster, "group", "the largest first", "cluster"),
             "groups": shown}
 
 
