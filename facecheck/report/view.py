@@ -222,6 +222,6 @@ def _file_list(shown: list[Result], total: int, column: str, cell, picture=None)
     makes one), or None when there are none."""
     if not total:
         return None
-    return {"intro": left_out(len(shown), total, "file", "in scan order", column),
+    return {"intro": left_out(len(shown), total, "file", "in scan order", column), "pictures": picture is not None,
             "rows": [{"path": r.path, "lines": cell(r), "picture": picture(r) if picture else None}
                      for r in shown]}
