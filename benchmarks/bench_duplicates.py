@@ -29,8 +29,8 @@ import time
 import numpy as np
 from PIL import Image
 
-from facecheck import degrade
-from facecheck.dataset import data_root, read_manifest, split_of
+from facecheck.evaluation import degrade
+from facecheck.evaluation.dataset import data_root, read_manifest, split_of
 from facecheck.engine import GROUPING_CHUNK
 from facecheck.grouping import group_files
 from facecheck.hashing import signatures

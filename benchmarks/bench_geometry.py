@@ -27,8 +27,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from facecheck.dataset import data_root, read_manifest, split_of  # noqa: E402
-from facecheck.degrade import standard_conditions  # noqa: E402
+from facecheck.evaluation.dataset import data_root, read_manifest, split_of  # noqa: E402
+from facecheck.evaluation.degrade import standard_conditions  # noqa: E402
 from facecheck.faces import FaceLocator  # noqa: E402
 from facecheck.geometry import EyeTemplate, eye_score, geometry_features  # noqa: E402
 from facecheck.runtime import Runtime  # noqa: E402

@@ -41,8 +41,8 @@ def load_avg() -> str:
 
 def build_reposts(photos: int, copies: int, seed: int = 5) -> Path | None:
     """photos x copies repost files under <photo>/<copy>.jpg; cached."""
-    from facecheck import degrade
-    from facecheck.dataset import data_root, read_manifest
+    from facecheck.evaluation import degrade
+    from facecheck.evaluation.dataset import data_root, read_manifest
     if data_root() is None:
         return None
     folder = CACHE / f"reposts_{photos}x{copies}_seed{seed}"

@@ -24,8 +24,8 @@ from PIL import Image
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
-from facecheck import degrade   # noqa: E402
-from facecheck.dataset import data_root, read_manifest   # noqa: E402
+from facecheck.evaluation import degrade   # noqa: E402
+from facecheck.evaluation.dataset import data_root, read_manifest   # noqa: E402
 from facecheck.hashing import signatures   # noqa: E402
 from facecheck.hashlists import pdq_probes   # noqa: E402
 from facecheck.pdq import MATCH_BITS, pdq   # noqa: E402

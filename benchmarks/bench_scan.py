@@ -60,7 +60,7 @@ def load_avg() -> str:
 
 def build_folder(n: int, seed: int = 0) -> Path | None:
     """N avatars (longer side SIDE px, JPEG q85) drawn round-robin over the labels; cached."""
-    from facecheck.dataset import data_root, read_manifest
+    from facecheck.evaluation.dataset import data_root, read_manifest
     if data_root() is None:
         return None
     folder = CACHE / f"avatars_{n}_{SIDE}px_q{QUALITY}_seed{seed}"

@@ -22,12 +22,12 @@ import time
 import numpy as np
 from PIL import Image
 
-from facecheck.dataset import read_manifest, split_of
-from facecheck.degrade import standard_conditions
+from facecheck.evaluation.dataset import read_manifest, split_of
+from facecheck.evaluation.degrade import standard_conditions
 from facecheck.runtime import Runtime
 from facecheck.spectrum import SpectralDetector
 from training.spectral_data import TEST_FOLD
-from facecheck.evaluation import auc, share_flagged, tpr_at_fpr
+from facecheck.evaluation.evaluate import auc, share_flagged, tpr_at_fpr
 
 REAL_LABELS = ("real_ffhq", "real_natural")
 

@@ -230,8 +230,8 @@ def eval_command(data: Optional[Path] = typer.Argument(None, help="Manifest CSV,
                  quiet: bool = typer.Option(False, "--quiet", "-q"),
                  version: bool = VERSION):
     """Measure detection on labelled images: ROC, TPR at fixed FPR, by source and degradation."""
-    from . import evaluation
-    from .dataset import data_root
+    from .evaluation import evaluate as evaluation
+    from .evaluation.dataset import data_root
     settings = engine.Settings(device=device)
     _check_options(settings)
     if per_source is not None and per_source < 1:

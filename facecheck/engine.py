@@ -542,7 +542,7 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
 def settings_record(settings: Settings, analyzer: "Analyzer") -> dict:
     """What the report and eval.json say was used: settings, device, thresholds, model digests."""
     from . import __version__
-    from .evaluation import model_digests
+    from .runtime import model_digests
     from .verdict import FusionModel
     from .runtime import QUANTIZED_ON_CPU, Runtime
     record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()}

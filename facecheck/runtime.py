@@ -6,6 +6,7 @@ onnxruntime-gpu is installed and a GPU answers, else the CPU. Models are never d
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Mapping
@@ -36,6 +37,14 @@ def weights_dir() -> Path:
 def weights_path(filename: str) -> Path:
     """Where a shipped model or card lives (see weights_dir)."""
     return weights_dir() / filename
+
+
+def model_digests() -> dict[str, str]:
+    """sha256 (first 16 hex digits) of each shipped model file, so a result names what produced it."""
+    names = ("yunet.onnx", "facemesh.onnx", "eye_template.json", "spectral.onnx", "spectral.int8.onnx",
+             "backbone.onnx", "fusion.onnx")
+    return {n: hashlib.sha256(weights_path(n).read_bytes()).hexdigest()[:16]
+            for n in names if weights_path(n).is_file()}
 
 
 def cuda_available() -> bool:

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from facecheck.dataset import data_root
+from facecheck.evaluation.dataset import data_root
 
 
 REPO = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import facecheck
 from facecheck import engine
-from facecheck import degrade
+from facecheck.evaluation import degrade
 from facecheck.cli import app
 
 from conftest import SAMPLES

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facecheck.dataset import data_root, read_manifest, split_of
+from facecheck.evaluation.dataset import data_root, read_manifest, split_of
 from facecheck.faces import Face, FaceLocator, YuNetDetector, nms
 from facecheck.geometry import EyeTemplate, eye_score, geometry_features
 from facecheck.runtime import Runtime, weights_path

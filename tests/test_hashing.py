@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facecheck import degrade
-from facecheck.dataset import read_manifest
+from facecheck.evaluation import degrade
+from facecheck.evaluation.dataset import read_manifest
 from facecheck.duplicates import registered_similarity
 from facecheck.grouping import group_files as group_scan_files
 from facecheck.hashing import Hash, signatures

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facecheck import degrade
+from facecheck.evaluation import degrade
 from facecheck.hashlists import parse_list
 from facecheck.pdq import pdq
 
@@ -27,7 +27,7 @@ def rows_of(out) -> dict[str, dict]:
 
 
 def test_list_with_transformed_copies_among_aligned_face_distractors(shared_data, tmp_path):
-    from facecheck.dataset import read_manifest
+    from facecheck.evaluation.dataset import read_manifest
     faces = sorted((s for s in read_manifest() if s.label in ("stylegan", "real_ffhq")),
                    key=lambda s: hashlib.sha256(s.path.name.encode()).hexdigest())[:60]
     listed, distractors = faces[:20], faces[20:]

@@ -1,5 +1,6 @@
-"""The installed package ships its models: a wheel built from the repo holds every ONNX file, the eye
-template and each model card, and the console script works from any directory."""
+"""The installed package ships its models and the report's template: a wheel built from the repo holds
+every ONNX file, the eye template, each model card and report.html's Jinja2 templates, and the console
+script works from any directory."""
 from __future__ import annotations
 
 import json
@@ -53,6 +54,24 @@ def test_a_wheel_built_from_the_repo_contains_the_models(tmp_path):
     members = set(zipfile.ZipFile(wheel).namelist())
     for name in shipped_files():
         assert f"facecheck/weights/{name}" in members, f"the wheel lacks facecheck/weights/{name}"
+    for name in report_templates():
+        assert f"facecheck/report/templates/{name}" in members, f"the wheel lacks report template {name}"
+    for package in ("facecheck/report", "facecheck/evaluation"):
+        assert f"{package}/__init__.py" in members, f"the wheel lacks the {package} package"
+
+
+def report_templates() -> list[str]:
+    """The files report.html is rendered from (Jinja2 templates and the style they include)."""
+    return sorted(p.name for p in (REPO / "facecheck" / "report" / "templates").iterdir() if p.is_file())
+
+
+def test_the_report_template_is_where_the_renderer_looks():
+    """Installed or not, the template loader finds every template file beside the report package."""
+    from facecheck.report import render
+    names = report_templates()
+    assert "report.html.j2" in names
+    for name in names:
+        assert render.environment().loader.get_source(render.environment(), name)[0], name
 
 
 def console_script() -> list[str]:

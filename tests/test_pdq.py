@@ -32,7 +32,7 @@ def test_matches_the_reference_on_any_size(h, w):
 
 
 def test_matches_the_reference_on_hundreds_of_face_photos(shared_data):
-    from facecheck.dataset import read_manifest
+    from facecheck.evaluation.dataset import read_manifest
     picked = sorted(read_manifest(), key=lambda s: hashlib.sha256(s.path.name.encode()).hexdigest())[:300]
     worst = []
     for sample in picked:

@@ -10,7 +10,8 @@ import sys
 import pytest
 from PIL import Image
 
-from facecheck import degrade, engine
+from facecheck import engine
+from facecheck.evaluation import degrade
 
 from conftest import SAMPLES
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from facecheck import engine
-from facecheck.dataset import data_root
+from facecheck.evaluation.dataset import data_root
 from facecheck.report import ReportBuilder, write_report
 from facecheck.result import Result
 
@@ -80,7 +80,8 @@ def test_report_is_self_contained_escaped_and_complete(report):
     assert "<script" not in page.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.png" in page
     assert HOSTILE_ATTR not in page and "onerror" not in page.replace("onerror=alert(1)&gt;", "")
-    assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;.jpg" in page
+    # the quote as a character reference: &#34; is how Jinja2 (markupsafe) writes &quot;
+    assert any(f"{quote}&gt;&lt;img src=x onerror=alert(1)&gt;.jpg" in page for quote in ("&quot;", "&#34;"))
     # The astronaut reposts are one gallery, and no other gallery holds any of them.
     groups = page.split('<div class="group" ')[1:]
     holding = [g for g in groups if any(f"class=\"path\">{p}" in g for p in ASTRONAUT)]
@@ -258,3 +259,88 @@ def test_settings_are_readable_and_the_operating_point_is_said_once(report):
     # a real scan's reasons do not carry the operating point either
     flagged = report["html"].split('id="flagged"')[1].split('id="average"')[0]
     assert "of real natural photos" not in flagged
+
+
+SCRIPT_NAME = "<script>alert(1)</script>.jpg"
+ONLOAD_NAME = '"onload=alert(2) x=".jpg'
+CSP = "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">"
+
+
+def test_hostile_text_is_escaped_everywhere_the_page_shows_it():
+    """File names, reasons, matches, errors, settings and summary keys reach the page only as text:
+    no script element, no event-handler attribute, and the Content-Security-Policy stays."""
+    hostile = [SCRIPT_NAME, ONLOAD_NAME]
+    builder = _builder()
+    for i, name in enumerate(hostile):
+        common = dict(width=100, height=100, eyes=[[37.5, 47.8], [62.5, 47.8]], reasons=[name],
+                      seen_before=True, seen_in=[f"old:{name}"],
+                      known_matches=[{"list": name, "label": name, "hash": "0" * 64, "kind": "pdq", "distance": 3}])
+        builder.add(Result(path=f"dir{name}/{name}", verdict="gan", gan_score=0.99, cluster=i + 1, cluster_size=2,
+                           **common))
+        builder.add(Result(path=name, verdict="gan", gan_score=0.98, cluster=i + 1, cluster_size=2, **common))
+        builder.add(Result(path=f"broken{name}", verdict="error", error=f"cannot decode {name}"))
+    page = builder.html({"mode": "default", ONLOAD_NAME: SCRIPT_NAME, "index": [ONLOAD_NAME]},
+                        {SCRIPT_NAME: ONLOAD_NAME})
+    assert "<script" not in page.lower() and "</script" not in page.lower()
+    assert page.count(CSP) == 1 and page.index(CSP) < page.index("<body>")
+    tags = re.findall(r"<([A-Za-z][A-Za-z0-9]*)\b([^>]*)>", page)
+    assert {t.lower() for t, _ in tags} <= {"html", "head", "meta", "title", "style", "body", "main", "h1", "h2", "h3",
+                                           "p", "br", "code", "b", "nav", "a", "table", "tr", "th", "td", "div",
+                                           "span", "ul", "li", "img", "svg", "circle", "line", "rect"}
+    assert not any(re.search(r"\son\w+\s*=", attrs, flags=re.I) for _, attrs in tags)   # no event handlers
+    script_text = "&lt;script&gt;alert(1)&lt;/script&gt;.jpg"
+    for anchor in ("flagged", "groups", "seen", "known", "errors", "settings"):
+        section = page.split(f'id="{anchor}"')[1].split("<h2")[0]
+        assert script_text in section, anchor
+        assert "onload=alert(2) x=" in section and '"onload' not in section, anchor
+
+
+def test_the_template_marks_nothing_safe():
+    """Escaping is the template engine's, by default: no value is let through unescaped."""
+    from facecheck.report import render
+    package = Path(render.__file__).parent
+    for path in [*package.glob("*.py"), *(package / "templates").iterdir()]:
+        text = path.read_text(encoding="utf-8")
+        assert "|safe" not in text.replace(" ", "") and "Markup(" not in text, path.name
+    assert render.environment().autoescape is True
+
+
+def test_counts_read_as_words_and_the_report_time_is_not_a_false_zero():
+    """Timings from engine.ScanSummary get readable labels and durations, not their field names; the
+    report's own time is 0 in the summary it is given (it is measured after the page is written), so
+    the page says so instead of "0.000"; a time it is given is shown."""
+    builder = _builder()
+    builder.add(Result(path="a.jpg", verdict="real"))
+    summary = {"files": 1, "scanned": 1, "seconds": 12.5, "analysis_seconds": 11.25, "grouping_seconds": 1.2,
+               "report_seconds": 0.0, "index_seconds": 0.5}
+    counts = builder.html({}, summary).split('id="counts"')[1].split("<h2")[0]
+    assert "_seconds" not in counts and "0.000" not in counts
+    assert "<th>Scan time (until this report was begun)</th><td>12.5 s</td>" in counts
+    assert "<th>of which reading and analysing the files</th><td>11.2 s</td>" in counts
+    assert "<th>Time: index</th><td>0.5 s</td>" in counts
+    assert "not counted above: it was being written when these times were taken" in counts
+    counts = builder.html({}, dict(summary, report_seconds=2.25)).split('id="counts"')[1].split("<h2")[0]
+    assert "<th>Writing this report</th><td>2.2 s</td>" in counts
+
+
+def test_a_scan_report_labels_its_timings(report):
+    counts = report["html"].split('id="counts"')[1].split("<h2")[0]
+    assert "_seconds" not in counts and "Scan time (until this report was begun)" in counts
+    assert "of which grouping reused photos" in counts and "Writing this report" in counts
+
+
+def test_hash_list_matches_show_thumbnails(tmp_path):
+    """The section of files matching an imported hash list shows each file's picture beside its matches
+    (a placeholder saying why where the file cannot be read)."""
+    from facecheck.geometry import EyeTemplate
+    shutil.copyfile(SAMPLES / "account_a.png", tmp_path / "listed.png")
+    match = {"list": "shared.csv", "label": "network-3", "hash": "0" * 64, "kind": "pdq", "distance": 12}
+    builder = ReportBuilder(tmp_path, EyeTemplate.load())
+    builder.add(Result(path="listed.png", verdict="real", width=300, height=300, known_matches=[match]))
+    builder.add(Result(path="gone.png", verdict="real", known_matches=[match]))
+    section = builder.html({}, {}).split('id="known"')[1].split("<h2")[0]
+    rows = section.split("<tr>")[2:]
+    assert len(rows) == 2 and "<th>picture</th>" in section
+    assert re.search(r'<img src="data:image/jpeg;base64,[A-Za-z0-9+/=]+"', rows[0]) and "listed.png" in rows[0]
+    assert "image not available" in rows[1] and "gone.png" in rows[1]
+    assert all("shared.csv: network-3, pdq, 12 bits" in row for row in rows)

@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 import facecheck
-from facecheck import degrade, duplicates, engine
-from facecheck.dataset import read_manifest
+from facecheck import duplicates, engine
+from facecheck.evaluation import degrade
+from facecheck.evaluation.dataset import read_manifest
 from facecheck.hashing import signatures
 from facecheck.loading import load_image
 

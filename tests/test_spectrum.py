@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facecheck.dataset import data_root, read_manifest, split_of
-from facecheck.degrade import downscale, jpeg
+from facecheck.evaluation.dataset import data_root, read_manifest, split_of
+from facecheck.evaluation.degrade import downscale, jpeg
 from facecheck.runtime import Runtime, weights_path
 from facecheck.spectrum import (CAP_SIDE, MODEL_FILE, TILE, TILES_PER_IMAGE, WHOLE_SIDE, SpectralDetector,
                                 batch_features, capped, image_features)

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from facecheck import degrade, engine
+from facecheck import engine
+from facecheck.evaluation import degrade
 from facecheck.cli import app
 from facecheck.geometry import EyeTemplate
 from facecheck.runtime import Runtime
@@ -173,7 +174,7 @@ def test_backbone_reason_says_what_the_score_means():
 
 
 def test_stylegan_faces_score_above_natural_photos(shared_data):
-    from facecheck.dataset import read_manifest, split_of
+    from facecheck.evaluation.dataset import read_manifest, split_of
     samples = [s for s in read_manifest() if split_of(s) == 0]
     pick = lambda label: [s for s in samples if s.label == label][:6]  # noqa: E731
     scores = {}
@@ -195,7 +196,7 @@ def test_modes_change_the_threshold_not_the_score():
 
 
 def test_eval_writes_json_rows_and_plots(shared_data, tmp_path):
-    from facecheck.dataset import read_manifest
+    from facecheck.evaluation.dataset import read_manifest
     data = tmp_path / "labelled"
     chosen = {}
     for s in read_manifest():
@@ -228,7 +229,7 @@ def test_eval_writes_json_rows_and_plots(shared_data, tmp_path):
 
 
 def test_share_interval_is_the_exact_binomial_interval():
-    from facecheck.evaluation import percent, share_interval
+    from facecheck.evaluation.evaluate import percent, share_interval
     # none flagged among 100: the upper end solves (1 - p)^100 = 0.025
     assert share_interval(np.zeros(100), 0.5) == pytest.approx([0.0, 1 - 0.025 ** (1 / 100)])
     all_flagged = share_interval(np.ones(40), 0.5)
@@ -290,7 +291,7 @@ def test_unflagged_face_on_the_template_gets_a_caveat(fusion):
 
 
 def test_sized_conditions_count_only_images_at_least_as_large():
-    from facecheck.evaluation import conditions
+    from facecheck.evaluation.evaluate import conditions
     named = conditions(["400px_q70-85", "256px_q70-85", "crop90_256px_q80", "128px_q70-85"])
     small, large = Image.new("RGB", (300, 200), (90, 120, 150)), Image.new("RGB", (512, 480), (90, 120, 150))
     assert named["400px_q70-85"](small) is None and named["128px_q70-85"](small).size == (128, 85)

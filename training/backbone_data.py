@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from facecheck.backbone import INPUT_SIDE, model_input  # noqa: E402
-from facecheck.dataset import Sample, read_manifest, split_of  # noqa: E402
-from facecheck.degrade import random_platform  # noqa: E402
+from facecheck.evaluation.dataset import Sample, read_manifest, split_of  # noqa: E402
+from facecheck.evaluation.degrade import random_platform  # noqa: E402
 
 CACHE_DIR = REPO / "scratch" / "backbone_cache"
 TEST_FOLD, CALIB_FOLD = 0, 1

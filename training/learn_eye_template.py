@@ -28,8 +28,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from facecheck import degrade  # noqa: E402
-from facecheck.dataset import read_manifest, split_of  # noqa: E402
+from facecheck.evaluation import degrade  # noqa: E402
+from facecheck.evaluation.dataset import read_manifest, split_of  # noqa: E402
 from facecheck.faces import FaceLocator, eye_centres  # noqa: E402
 from facecheck.geometry import EyeTemplate, geometry_features  # noqa: E402
 from facecheck.runtime import Runtime, weights_path  # noqa: E402

@@ -27,9 +27,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from facecheck.dataset import read_manifest, split_of  # noqa: E402
-from facecheck.degrade import random_platform  # noqa: E402
-from facecheck.evaluation import auc  # noqa: E402
+from facecheck.evaluation.dataset import read_manifest, split_of  # noqa: E402
+from facecheck.evaluation.degrade import random_platform  # noqa: E402
+from facecheck.evaluation.evaluate import auc  # noqa: E402
 from facecheck.runtime import QUANTIZED_ON_CPU, weights_path  # noqa: E402
 from facecheck.spectrum import MODEL_FILE, batch_features  # noqa: E402
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facecheck.dataset import Sample, read_manifest, split_of
-from facecheck.degrade import random_platform
+from facecheck.evaluation.dataset import Sample, read_manifest, split_of
+from facecheck.evaluation.degrade import random_platform
 from facecheck.spectrum import image_features
 
 CACHE_DIR = Path(__file__).resolve().parent.parent / "scratch" / "spectral_cache"

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facecheck.dataset import read_manifest, split_of
+from facecheck.evaluation.dataset import read_manifest, split_of
 from facecheck.spectrum import CAP_SIDE, capped
 
 PACK_SIDE = CAP_SIDE

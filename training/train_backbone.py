@@ -35,9 +35,9 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from facecheck import degrade  # noqa: E402
+from facecheck.evaluation import degrade  # noqa: E402
 from facecheck.backbone import INPUT_SIDE, MODEL_FILE  # noqa: E402
-from facecheck.evaluation import auc, binomial_interval, threshold_at_fpr, tpr_at_fpr  # noqa: E402
+from facecheck.evaluation.evaluate import auc, binomial_interval, threshold_at_fpr, tpr_at_fpr  # noqa: E402
 from facecheck.runtime import weights_path  # noqa: E402
 from training import backbone_model as bm  # noqa: E402
 from training.backbone_data import CACHE_DIR, calib_set, train_set  # noqa: E402
@@ -306,7 +306,7 @@ def condition_metrics(row: dict, det: str, thresholds: dict) -> dict:
 
 def psi_of() -> dict:
     import csv
-    from facecheck.dataset import data_root
+    from facecheck.evaluation.dataset import data_root
     out = {}
     with open(data_root() / "manifest.csv", newline="") as f:
         for r in csv.DictReader(f):
@@ -334,7 +334,7 @@ def onnx_scorer(path: Path):
 
 def cmd_test(args) -> int:
     torch.set_num_threads(1)
-    from facecheck.dataset import read_manifest, split_of
+    from facecheck.evaluation.dataset import read_manifest, split_of
     from facecheck.runtime import Runtime
     from facecheck.spectrum import SpectralDetector
     results = json.loads(RESULTS.read_text())
@@ -372,7 +372,7 @@ def loso(path: Path) -> dict:
     held-out source's images (every fold: none was trained on) scored under the conditions they are large enough
     for, at that model's own default threshold; AUC against the test fold's real photos under the same condition."""
     import tempfile
-    from facecheck.dataset import read_manifest, split_of
+    from facecheck.evaluation.dataset import read_manifest, split_of
     model, ckpt = load(path)
     held = ckpt["hold_out"]
     cal = calibrate(model, held)

@@ -30,8 +30,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from facecheck import degrade, evaluation  # noqa: E402
-from facecheck.dataset import read_manifest, split_of  # noqa: E402
+from facecheck.evaluation import degrade, evaluate as evaluation  # noqa: E402
+from facecheck.evaluation.dataset import read_manifest, split_of  # noqa: E402
 from facecheck.engine import Analyzer, Settings  # noqa: E402
 from facecheck.runtime import weights_path  # noqa: E402
 from facecheck.geometry import EyeTemplate  # noqa: E402
@@ -336,7 +336,7 @@ def psi_of_files() -> dict[str, str]:
     """File name -> truncation psi, where the manifest's path_in_repo records it (StyleGAN3 pool)."""
     import csv
     import re
-    from facecheck.dataset import data_root
+    from facecheck.evaluation.dataset import data_root
     root = data_root()
     psi = {}
     if root is None:

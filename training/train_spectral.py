@@ -28,7 +28,7 @@ from torch import nn
 from facecheck.runtime import weights_path
 from facecheck.spectrum import MODEL_FILE, TILE, TILES_PER_IMAGE, WHOLE_SIDE
 from training.spectral_data import CACHE_DIR, CALIB_FOLD, TEST_FOLD, FeatureSet, cached_feature_set
-from facecheck.evaluation import auc, share_flagged, threshold_at_fpr, tpr_at_fpr
+from facecheck.evaluation.evaluate import auc, share_flagged, threshold_at_fpr, tpr_at_fpr
 from training.spectral_model import TRAIN_LABELS, SpectralNet, export_onnx, fit_platt, platt_score
 
 FPRS = {"fpr_1pct": 0.01, "fpr_0.1pct": 0.001}

@@ -44,7 +44,7 @@ if "facecheck" not in sys.modules:
 import torch.nn.functional as F
 from PIL import Image
 
-from facecheck.degrade import random_platform
+from facecheck.evaluation.degrade import random_platform
 from facecheck.spectrum import image_features
 from training.spectral_model import SpectralNet, balanced_weights
 

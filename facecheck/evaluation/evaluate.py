@@ -1,7 +1,7 @@
 """`facecheck eval`: detection quality on labelled images, through the same core as `scan` and `check`.
 
 Each labelled image is loaded with the safe loader, degraded the way platforms degrade avatars
-(facecheck.degrade: named, deterministic conditions), and scored by `engine.Analyzer`, the object
+(facecheck.evaluation.degrade: named, deterministic conditions), and scored by `engine.Analyzer`, the object
 behind every scan. From the scores come ROC curves, true-positive rates at fixed false-positive
 rates, the rates at the shipped operating points, and breakdowns by source and by condition,
 written as eval.json and PNG plots. training/train_fusion.py collects its training signals with
@@ -26,9 +26,10 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from ..loading import LoadError, is_candidate_file, load_image
+from ..runtime import model_digests  # noqa: F401  (eval.json names the models, as scan reports do)
 from . import degrade
 from .dataset import LABELS, Sample, read_manifest, split_of
-from .loading import LoadError, is_candidate_file, load_image
 
 POSITIVE = "stylegan"
 NEGATIVES = ("real_natural", "real_ffhq")
@@ -61,7 +62,7 @@ def sized_conditions() -> dict[str, Callable]:
 
 
 def conditions(names: Iterable[str] | None = None) -> dict[str, Callable]:
-    """Named degradations: "as_stored", facecheck.degrade.standard_conditions() and sized_conditions()."""
+    """Named degradations: "as_stored", facecheck.evaluation.degrade.standard_conditions() and sized_conditions()."""
     table = {"as_stored": lambda im: im} | degrade.standard_conditions() | sized_conditions()
     if names is None:
         return table
@@ -95,7 +96,7 @@ def labelled_samples(source: Path) -> list[Sample]:
 
 def select(samples: list[Sample], folds: Iterable[int] | None = None,
            per_source: int | None = None, seed: int = 0) -> list[Sample]:
-    """Keep dataset folds (facecheck.dataset.split_of) and at most `per_source` images of each source."""
+    """Keep dataset folds (facecheck.evaluation.dataset.split_of) and at most `per_source` images of each source."""
     if folds is not None:
         folds = set(folds)
         samples = [s for s in samples if split_of(s) in folds]
@@ -135,7 +136,7 @@ def collect(samples: list[Sample], named: dict[str, Callable], analyzer, *, fuse
     `reuse_geometry` maps (file, condition) to a Row of an earlier run with the same face locator and
     eye template: those copies skip the locator (the costly part) and only the spectral detector and
     the fusion run again. Degradations are deterministic, so the copies are the same images."""
-    from .verdict import fusion_features
+    from ..verdict import fusion_features
     template = analyzer.models()[1]
     rows: list[Row] = []
     pending: list[tuple[Row, np.ndarray]] = []
@@ -388,12 +389,3 @@ def write_rows(rows: list[Row], path: Path) -> None:
 def read_rows(path: Path) -> list[Row]:
     with open(path, encoding="utf-8") as f:
         return [Row(**json.loads(line)) for line in f]
-
-
-def model_digests() -> dict[str, str]:
-    """sha256 (first 16 hex digits) of each shipped model file, so a result names what produced it."""
-    from .runtime import weights_path
-    names = ("yunet.onnx", "facemesh.onnx", "eye_template.json", "spectral.onnx", "spectral.int8.onnx",
-             "backbone.onnx", "fusion.onnx")
-    return {n: hashlib.sha256(weights_path(n).read_bytes()).hexdigest()[:16]
-            for n in names if weights_path(n).is_file()}

@@ -32,7 +32,8 @@ def data_root() -> Path | None:
     candidates = []
     if os.environ.get("FACECHECK_DATA"):
         candidates.append(Path(os.environ["FACECHECK_DATA"]))
-    for repo in (Path(__file__).resolve().parent.parent, Path.cwd().resolve()):
+    # this file is facecheck/evaluation/dataset.py: the checkout is three levels up
+    for repo in (Path(__file__).resolve().parents[2], Path.cwd().resolve()):
         candidates += [repo.parent / "shared" / "data", repo / "shared" / "data"]
     for c in candidates:
         if (c / "manifest.csv").is_file():
