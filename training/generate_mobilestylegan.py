@@ -22,7 +22,6 @@ in it are skipped. Never imported by facecheck; the images stay under scratch/ (
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import sys
 import time
@@ -31,14 +30,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from training.scratch_manifest import appender, finished_rows  # noqa: E402
+
 FIRST_SEED = 1_000_000
 PSI_RANGE = (0.5, 1.0)
 MEAN_SAMPLES = 4096          # as the random-face package
 MEAN_SEED = 20210721
 STORED_SIDE = 512
 SOURCE = "mobilestylegan"
-COLUMNS = ("file", "label", "source", "generator", "source_repo", "path_in_repo", "orig_width", "orig_height",
-           "orig_format", "width", "height", "notes")
 GENERATOR = "MobileStyleGAN (distilled StyleGAN2-FFHQ-1024), OpenVINO IR from PyPI random-face 2021.7.21.1"
 
 
@@ -71,14 +71,7 @@ def stored_bytes(img: Image.Image) -> tuple[bytes, tuple[int, int]]:
 
 
 def done_seeds(manifest: Path) -> set[int]:
-    """Seeds already in the manifest; a last row cut short by a kill is dropped (its seed is redone)."""
-    if not manifest.is_file():
-        return set()
-    text = manifest.read_bytes()
-    if text and not text.endswith(b"\n"):
-        manifest.write_bytes(text[:text.rfind(b"\n") + 1])
-    with open(manifest, newline="") as f:
-        return {int(r["path_in_repo"].split("_")[0][4:]) for r in csv.DictReader(f)}
+    return {int(r["path_in_repo"].split("_")[0][4:]) for r in finished_rows(manifest)}
 
 
 class Generator:
@@ -123,11 +116,8 @@ def main(argv=None) -> int:
     t0 = time.time()
     gen = Generator(args.threads)
     print(f"style mean of {MEAN_SAMPLES} samples in {time.time() - t0:.0f} s", flush=True)
-    new_file = not manifest.is_file()
-    with open(manifest, "a", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS)
-        if new_file:
-            writer.writeheader()
+    f, writer = appender(manifest)
+    with f:
         t0 = time.time()
         for i, seed in enumerate(todo):
             psi, z = draw(seed)
