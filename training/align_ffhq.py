@@ -11,7 +11,8 @@ quad leaves the photo, resample) at several output sizes. Landmarks come from fa
 and the mouth corners are FaceMesh points 61 and 291 (dlib's 48 and 54), averaged over the crop and its mirror.
 
 An output size is made only when the quad in the photo is at least that large (never upscaled: upscaled reals
-would be softer than StyleGAN faces, a tell of their own). Sources: every `real_natural` photo and the FFHQ reals
+would be softer than StyleGAN faces, a tell of their own), and only from photos at least as large as the smallest
+output size (in LFW's 150 px thumbnails such a quad would be mostly padding). Sources: every `real_natural` photo and the FFHQ reals
 stored at 512 px (re-aligned at smaller sizes, so aligned reals come in the sizes StyleGAN faces come in: the
 size trap of ../shared/notes.md); the 128 px thumbnails are too small.
 
@@ -168,7 +169,8 @@ def run(out: Path, sizes: tuple[int, ...], limit: int | None) -> None:
                 continue
             with Image.open(s.path) as im:
                 img = im.convert("RGB")
-            lm = landmarks(locator, np.asarray(img))
+            # a quad of the smallest output size would be mostly padding in a smaller photo (LFW's 150 px)
+            lm = landmarks(locator, np.asarray(img)) if max(img.size) >= min(sizes) else None
             if lm is not None:
                 quad = ffhq_quad(*lm)
                 qsize = quad_side(quad)
