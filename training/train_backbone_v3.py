@@ -8,6 +8,8 @@ native-resolution patches, resumable from a checkpoint written each epoch.
         --without mobilestylegan                                                        # what MobileStyleGAN adds
     nice -n 19 /work/venv-train/bin/python training/train_backbone_v3.py train --run both_no_aligned \\
         --without 'aligned_*'                                                           # what aligned reals add
+    nice -n 19 /work/venv-train/bin/python training/train_backbone_v3.py train --run loso_hardfake \
+        --hold-out hardfake_tpdne_300                                                   # leave one source out
     /work/venv-train/bin/python training/train_backbone_v3.py curves --run both        # the learning curves
 
 Rerunning the same `train` command after an interruption resumes from scratch/bb3/<run>/last.pt (model, optimiser,
@@ -142,7 +144,7 @@ def batch_inputs(d: dict, idx: np.ndarray):
     return d["whole"][idx_t].float(), d["patches"][po[has]].float(), has
 
 
-def logits_of(model: V3Detector, d: dict, rows: np.ndarray, batch: int = 128) -> np.ndarray:
+def logits_of(model: V3Detector, d: dict, rows: np.ndarray, batch: int = 64) -> np.ndarray:
     model.eval()
     out = []
     with torch.no_grad():
@@ -190,9 +192,9 @@ def cmd_train(args) -> int:
     run_dir = RUNS_DIR / args.run
     run_dir.mkdir(parents=True, exist_ok=True)
     tr, ca = data.load("train"), data.load("calib")
-    w = sample_weights(tr["label"], tr["source"], tr["side"], args.without)
+    w = sample_weights(tr["label"], tr["source"], tr["side"], args.without + args.hold_out)
     y = torch.from_numpy((tr["label"] == "stylegan").astype(np.float32))
-    calib_rows = np.flatnonzero(~excluded(ca["source"], args.without))
+    calib_rows = np.flatnonzero(~excluded(ca["source"], args.hold_out))
     used = {str(k): int(v) for k, v in zip(*np.unique(tr["source"][w > 0], return_counts=True))}
     log(f"train copies {len(w)} ({int((w > 0).sum())} drawn from), calibration copies {len(calib_rows)}; "
         f"train copies by source: {used}")
@@ -235,7 +237,7 @@ def cmd_train(args) -> int:
             loss.backward()
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             if (step + 1) % 20 == 0:
                 log(f"epoch {epoch} step {step + 1}/{steps_per_epoch} loss {np.mean(losses[-20:]):.4f} ({time.time() - t0:.0f} s)")
         metrics = calib_metrics(logits_of(model, ca, calib_rows), ca, calib_rows)
@@ -247,7 +249,7 @@ def cmd_train(args) -> int:
         if state["best"] is None or key > state["best"]["key"]:
             state["best"] = {"epoch": epoch, "key": key}
             torch.save({"model": model.state_dict(), "view": args.view, "epoch": epoch, "entry": entry,
-                        "options": options_of(args), "without": args.without}, run_dir / "best.pt")
+                        "options": options_of(args)}, run_dir / "best.pt")
         state["epoch"] = epoch
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
               "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "options": options_of(args),
@@ -263,7 +265,7 @@ def cmd_train(args) -> int:
 
 
 def options_of(args) -> dict:
-    return {k: getattr(args, k) for k in ("view", "without", "epochs", "per_epoch", "batch", "lr", "wd", "seed")}
+    return {k: getattr(args, k) for k in ("view", "without", "hold_out", "epochs", "per_epoch", "batch", "lr", "wd", "seed")}
 
 
 def cmd_curves(args) -> int:
@@ -284,7 +286,11 @@ def main(argv=None) -> int:
     t = sub.add_parser("train")
     t.add_argument("--run", required=True, help="name: checkpoints and curves go to scratch/bb3/<run>/")
     t.add_argument("--view", choices=VIEWS, default="both")
-    t.add_argument("--without", nargs="*", default=[], help="source name patterns left out (fnmatch), e.g. 'aligned_*'")
+    t.add_argument("--without", nargs="*", default=[],
+                   help="source name patterns (fnmatch) left out of training only, e.g. 'aligned_*' (ablations: the "
+                        "calibration fold stays the same, so runs compare)")
+    t.add_argument("--hold-out", nargs="*", default=[],
+                   help="sources left out of training and calibration (leave-one-source-out)")
     t.add_argument("--epochs", type=int, default=20)
     t.add_argument("--per-epoch", type=int, default=4096, help="copies drawn per epoch (weighted, with replacement)")
     t.add_argument("--batch", type=int, default=32)
