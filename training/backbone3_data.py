@@ -82,10 +82,20 @@ def training_copy(img: Image.Image, label: str, rng: np.random.Generator) -> tup
     return degraded_copy(img, rng), colour, moved
 
 
+def complete_rows(manifest: Path) -> Path:
+    """A snapshot of the manifest's complete lines beside it: a generation script may be appending a row right now."""
+    text = manifest.read_bytes()
+    snapshot = manifest.with_name(manifest.stem + ".snapshot.csv")
+    snapshot.write_bytes(text[:text.rfind(b"\n") + 1])
+    return snapshot
+
+
 def samples_of(dataset: str, split: str) -> list:
     manifest = DATASETS[dataset]
-    if manifest is not None and not manifest.is_file():
-        return []
+    if manifest is not None:
+        if not manifest.is_file():
+            return []
+        manifest = complete_rows(manifest)
     return [s for s in read_manifest(manifest) if s.label in LABELS and split_of(s) in SPLITS[split]]
 
 
