@@ -68,3 +68,11 @@ def test_off_template_keeps_the_size_and_moves_the_content():
     assert np.abs(np.asarray(moved, float) - arr).mean() > 10
     still = off_template(Image.fromarray(arr), rng, max_angle=0, zoom=(1.0, 1.0), max_shift=0)
     assert np.abs(np.asarray(still, float) - arr).max() <= 1
+
+
+def test_degenerate_landmarks_are_refused_not_turned_into_nan():
+    same = (50.0, 50.0)
+    with pytest.raises(ValueError, match="degenerate"):
+        ffhq_quad(same, same, same, same)
+    with pytest.raises(ValueError, match="degenerate"):
+        ffhq_quad((np.nan, 1.0), (2.0, 1.0), (1.0, 3.0), (2.0, 3.0))

@@ -57,6 +57,8 @@ def ffhq_quad(eye_left, eye_right, mouth_left, mouth_right) -> np.ndarray:
     eye_to_eye = eye_right - eye_left
     eye_to_mouth = (mouth_left + mouth_right) / 2 - eye_avg
     x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]
+    if not np.all(np.isfinite(x)) or np.hypot(*x) < 1e-6:
+        raise ValueError("degenerate landmarks: eyes and mouth give no face orientation")
     x /= np.hypot(*x)
     x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
     y = np.flipud(x) * [-1, 1]
@@ -171,8 +173,12 @@ def run(out: Path, sizes: tuple[int, ...], limit: int | None) -> None:
                 img = im.convert("RGB")
             # a quad of the smallest output size would be mostly padding in a smaller photo (LFW's 150 px)
             lm = landmarks(locator, np.asarray(img)) if max(img.size) >= min(sizes) else None
-            if lm is not None:
-                quad = ffhq_quad(*lm)
+            try:
+                quad = ffhq_quad(*lm) if lm is not None else None
+            except ValueError as e:
+                print(f"{origin}: {e}", flush=True)
+                quad = None
+            if quad is not None:
                 qsize = quad_side(quad)
                 for side in sizes:
                     if qsize < side:
