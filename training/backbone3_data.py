@@ -169,8 +169,16 @@ def load(split: str) -> dict:
         po[po >= 0] += offset
         offset += len(sh["patches"])
         patch_of.append(po)
-    out["whole"] = torch.cat([sh["whole"] for sh in shards])
-    out["patches"] = torch.cat([sh["patches"] for sh in shards])
+    for key in ("whole", "patches"):
+        # copied into one preallocated tensor shard by shard, each freed at once: peak memory stays near the cache's size
+        total = sum(len(sh[key]) for sh in shards)
+        out[key] = torch.empty((total, *shards[0][key].shape[1:]), dtype=torch.float16)
+        at = 0
+        for sh in shards:
+            part = sh.pop(key)
+            out[key][at:at + len(part)] = part
+            at += len(part)
+            del part
     out["patch_of"] = torch.cat(patch_of)
     for k in ("label", "source", "fname", "colour"):
         out[k] = np.array([v for sh in shards for v in sh[k]])
