@@ -171,7 +171,7 @@ def write_card(res: dict, previous_loso_commit: str | None = None) -> str:
              "the generator renders skin, hair, eyes and background at avatar size. The spectral detector is kept in the "
              "comparison below; no spectrum or high-pass input was tried for this model (time).\n")
     L.append("## Data\n")
-    L.append("../shared/data (see its README), folds by `facecheck.dataset.split_of`: folds 2-4 train (3 degraded copies per "
+    L.append("../shared/data (see its README), folds by `facecheck.evaluation.dataset.split_of`: folds 2-4 train (3 degraded copies per "
              "image), fold 1 calibration (2 copies per image: epoch choice, Platt scaling, thresholds), fold 0 test (never "
              "trained or tuned on). Every class is degraded alike (`training/backbone_data.py`): random downscale within the "
              "image's own size (96 px floor, never enlarged), JPEG q50-98 for 90% of copies (so lossless PNG sources, among "

@@ -1,13 +1,13 @@
 """Degraded copies of the labelled faces for the pretrained-backbone detector, cached once under scratch/.
 
-Every class goes through the same platform degradation (facecheck.degrade.random_platform): a random downscale
+Every class goes through the same platform degradation (facecheck.evaluation.degrade.random_platform): a random downscale
 within the image's OWN size (never enlarged: a 128 px thumbnail stays a small avatar), JPEG q50-98 for 90% of
 copies (so lossless PNG sources are re-encoded, and 10% of their copies stay lossless, like the high-resolution
 real FFHQ PNGs among the negatives), crops up to 12%, mirroring, mild blur or sharpening. The model input is
 facecheck.backbone.model_input of the degraded copy (the whole image, INPUT_SIDE x INPUT_SIDE), stored as uint8,
 so epochs only read arrays.
 
-Folds (facecheck.dataset.split_of): 2-4 train, 1 calibration (thresholds, development choices), 0 test (never
+Folds (facecheck.evaluation.dataset.split_of): 2-4 train, 1 calibration (thresholds, development choices), 0 test (never
 trained or tuned on). The test fold is not cached as random copies: it is scored under named conditions by
 training/train_backbone.py. For the calibration copies the current spectral detector's score is stored too, so
 both detectors get thresholds from the same rows. Never imported by facecheck.

@@ -46,13 +46,17 @@ def prefix(model, x_nchw: torch.Tensor) -> torch.Tensor:
     return h
 
 
-def suffix(model, h: torch.Tensor) -> torch.Tensor:
-    """The fine-tuned part: the remaining blocks, the head and a one-logit linear layer -> [N]."""
+def embed(model, h: torch.Tensor) -> torch.Tensor:
+    """The fine-tuned trunk: the remaining blocks and the head, globally averaged -> [N, 1280]."""
     for idx in range(SPLIT, len(model._blocks)):
         h = model._blocks[idx](h, drop_connect_rate=_dc(model, idx))
     h = model._swish(model._bn1(model._conv_head(h)))
-    h = h.mean(dim=(2, 3))
-    return model._fc(model._dropout(h)).reshape(-1)
+    return h.mean(dim=(2, 3))
+
+
+def suffix(model, h: torch.Tensor) -> torch.Tensor:
+    """The fine-tuned part: the remaining blocks, the head and a one-logit linear layer -> [N]."""
+    return model._fc(model._dropout(embed(model, h))).reshape(-1)
 
 
 def _dc(model, idx: int) -> float:

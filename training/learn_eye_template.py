@@ -8,7 +8,7 @@ and real_natural images and prints the median offset from facecheck's uncorrecte
 to FFHQ's definition (mean of each eye's 6 dlib contour points), in units of the inter-ocular distance;
 that pair goes into facecheck/faces.py as EYE_OFFSET_IOD.
 
-The template is learned on the StyleGAN images in training folds (facecheck.dataset.split_of in
+The template is learned on the StyleGAN images in training folds (facecheck.evaluation.dataset.split_of in
 TRAIN_FOLDS); benchmarks/bench_geometry.py reports on the other folds only. Positions and scale are
 medians at stored resolution; the spreads that set `eye_score`'s units are robust standard deviations
 (1.4826 x MAD around the template) over the same images after platform degradations (400, 256 and
@@ -147,7 +147,7 @@ def learn(output: Path, limit: int, seed: int) -> None:
         scale_spread=round(robust_spread(scale), 5),
         roll_spread_deg=round(robust_spread(roll, float(med[5])), 4),
         samples=len(positions),
-        notes=("StyleGAN images in dataset folds 2-4 (facecheck.dataset.split_of); positions are medians at "
+        notes=("StyleGAN images in dataset folds 2-4 (facecheck.evaluation.dataset.split_of); positions are medians at "
                "stored size; spreads over 400px_q90, 256px_q80 and 150px_q70 copies. Built by "
                "training/learn_eye_template.py."))
     stored_spread = {

@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python training/quantize_spectral.py        # needs `onnx` (dev only) and ../shared/data
 
 ONNX Runtime static quantisation (QDQ, uint8 activations, int8 weights per output channel), calibrated on
-degraded copies (facecheck.degrade.random_platform, every class alike) of images from folds 2-4, the folds the
+degraded copies (facecheck.evaluation.degrade.random_platform, every class alike) of images from folds 2-4, the folds the
 spectral detector was trained on. Then it measures the int8 model against the float32 one on degraded copies of
 fold 1 (never calibrated on): AUC, TPR at 1% FPR, how far the logits move, and CPU time per image on one thread;
 and writes weights/spectral.int8.md. The float32 model stays: CUDA runs it (int8 QDQ graphs gain nothing there),
@@ -119,7 +119,7 @@ it runs on the CPU; on CUDA it runs the float32 model.
 
 ## How
 ONNX Runtime static quantisation (`quantize_static`, QDQ format, uint8 activations, int8 weights per output channel),
-calibrated on {len(calibration_images)} degraded copies (`facecheck.degrade.random_platform`, every class alike) of
+calibrated on {len(calibration_images)} degraded copies (`facecheck.evaluation.degrade.random_platform`, every class alike) of
 StyleGAN, FFHQ-aligned and natural images from folds 2-4 of ../shared/data, the folds the float32 model was trained
 on. The operating thresholds in the model's metadata are copied over unchanged.
 

@@ -106,7 +106,7 @@ def write_card(results: dict, date: str = "2026-11-22") -> None:
         "`other_gen` (Stable Diffusion 2.1) is EXCLUDED from training and calibration: it is not a StyleGAN, and "
         "labelling it either way would teach the model SD's own processing (768 px PIL q75 saves); it is scored "
         "and reported apart.",
-        f"Folds by `facecheck.dataset.split_of`: fold {TEST_FOLD} test (reported, never tuned on), fold {CALIB_FOLD} "
+        f"Folds by `facecheck.evaluation.dataset.split_of`: fold {TEST_FOLD} test (reported, never tuned on), fold {CALIB_FOLD} "
         "calibration (Platt scaling, thresholds, the EMA-or-raw choice), folds 2-4 training.",
         "",
         "## Training (every class alike)",
@@ -115,7 +115,7 @@ def write_card(results: dict, date: str = "2026-11-22") -> None:
         f"thumbnails subsampled 1 in {LFW_KEEP} to fit the 64 MiB transfer limit (the other real sources weigh as "
         "much anyway).",
         "On the GPU machine (`training/train_spectral_gpu.py`), 15 loader processes degrade every drawn image afresh "
-        f"with `facecheck.degrade.random_platform` (random crop up to {_pct(MAX_CROP)} with probability 1/2, mirror, "
+        f"with `facecheck.evaluation.degrade.random_platform` (random crop up to {_pct(MAX_CROP)} with probability 1/2, mirror, "
         f"downscale to a longer side of 96-160 px for {_pct(SMALL_SIDE_FRACTION)} of draws (where LFW's thumbnails "
         "are) and 96-512 px otherwise, never enlarged, blur or sharpen, JPEG q50-98 for 90%), then compute the "
         "scorer's features. Images are drawn with balanced weights: each label weighs the same in total, a source of "

@@ -1,6 +1,6 @@
 """Degraded evaluation copies of the labelled faces, as the detector's features, cached under scratch/.
 
-Every class goes through the same random platform degradation (facecheck.degrade.random_platform): downscale,
+Every class goes through the same random platform degradation (facecheck.evaluation.degrade.random_platform): downscale,
 JPEG q50-98, small crops, mirroring, mild blur or sharpening. Sizes are matched between classes: a third of all
 copies are taken down to 96-160 px, where the 150 px LFW thumbnails live, so that "small image" does not mean
 "real"; the rest go to 96-512 px. Copies are seeded by file name and copy number, so every run (and the previous

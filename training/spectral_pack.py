@@ -2,7 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python training/spectral_pack.py [--out spectral_pack]
 
-Only the TRAINING folds (2-4 of facecheck.dataset.split_of; never the test fold 0 nor the calibration fold 1) and
+Only the TRAINING folds (2-4 of facecheck.evaluation.dataset.split_of; never the test fold 0 nor the calibration fold 1) and
 only the training labels (not other_gen). Every image is stored once, whatever its class, reduced (never
 enlarged) to a longer side of at most PACK_SIDE px by facecheck.spectrum.capped (area averaging, exactly what the
 scorer does to larger images) and re-encoded as JPEG quality PACK_QUALITY with 4:4:4 chroma;

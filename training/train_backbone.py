@@ -8,7 +8,7 @@
     PYTHONPATH=. .venv/bin/python training/train_backbone.py test --loso scratch/bb/loso_hardfake.pt
     PYTHONPATH=. .venv/bin/python training/backbone_card.py            # weights/backbone.md from the results
 
-Data (facecheck.dataset.split_of folds): folds 2-4 train (3 degraded copies each, training/backbone_data.py),
+Data (facecheck.evaluation.dataset.split_of folds): folds 2-4 train (3 degraded copies each, training/backbone_data.py),
 fold 1 calibration (2 copies each: the epoch choice, Platt scaling and the thresholds), fold 0 test (never trained
 or tuned on; scored under named conditions here, each condition counting only images at least as large as its
 size). Labels: stylegan = 1; real_ffhq and real_natural = 0; other_gen (Stable Diffusion 2.1) is left out of

@@ -4,7 +4,7 @@
     PYTHONPATH=. .venv/bin/python training/train_fusion.py --eval-rows facecheck-eval/rows.jsonl \\
         --eval-json facecheck-eval/eval.json                               # + results and LOSO in the card
 
-Data discipline (facecheck.dataset.split_of folds; the spectral detector and the eye template were
+Data discipline (facecheck.evaluation.dataset.split_of folds; the spectral detector and the eye template were
 trained on folds 2-4, so their outputs there are optimistic and unusable for fusion):
 - fold 1, half A (a second hash of the file name): fits the logistic regression;
 - fold 1, half B: sets the thresholds of the three operating points (never fitted on);
@@ -470,7 +470,7 @@ def write_card(path: Path, variant: str, fitted: dict, why: str, fit_rows, thr_r
         "that path. Such an image is flagged `gan` when it clears the threshold, else its verdict is `no_face`.",
         "",
         "## Data and protocol",
-        "../shared/data, folds by `facecheck.dataset.split_of` (hash of the file name). The spectral detector, the "
+        "../shared/data, folds by `facecheck.evaluation.dataset.split_of` (hash of the file name). The spectral detector, the "
         "backbone and the eye template are trained on folds 2-4 (their outputs there would be optimistic). The "
         "backbone was calibrated (epoch choice, Platt scaling, its own thresholds) on fold 1: its fold-1 scores are "
         "not training-optimistic (no weight was fitted on them), though its Platt scale and epoch were chosen there. "
@@ -480,7 +480,7 @@ def write_card(path: Path, variant: str, fitted: dict, why: str, fit_rows, thr_r
         "more, LFW and the two 128-px bhunakit sources, are subsampled to fit the collection into the time "
         "available on 2 shared cores). " if per_source else "",
         f"Each image enters under the conditions {', '.join(TRAIN_CONDITIONS)} and {RANDOM_COPIES} random platform "
-        "copies (`facecheck.degrade.random_platform`, crops up to 15%, mirror, 96-512 px, blur/sharpen, JPEG q50-98), "
+        "copies (`facecheck.evaluation.degrade.random_platform`, crops up to 15%, mirror, 96-512 px, blur/sharpen, JPEG q50-98), "
         "every class alike. Weights: stylegan 1, real_natural 0.5, real_ffhq 0.5 in total; other_gen (Stable "
         "Diffusion) is not fitted on.",
         "",

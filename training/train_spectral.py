@@ -7,7 +7,7 @@
 
 Step 3 reads the chosen checkpoint (--model OUT/NAME.pt, --weights ema|raw|half; the choice is made on the
 calibration fold and recorded in --dev-json) and OUT/loso_*.pt (leave-one-source-out models), fits Platt scaling and the operating thresholds on the calibration fold,
-exports weights/spectral.onnx, and reports on the test fold. Folds by facecheck.dataset.split_of: fold 0 is the
+exports weights/spectral.onnx, and reports on the test fold. Folds by facecheck.evaluation.dataset.split_of: fold 0 is the
 test fold (never trained or tuned on), fold 1 the calibration fold, folds 2-4 train (the only folds in the pack).
 Every image is degraded the same random platform way whatever its class (training/spectral_data.py).
 """

@@ -12,7 +12,7 @@ balanced weights of all training sources (training.spectral_model.balanced_weigh
 gives the held-out source weight 0 and reweights every other image by the ratio of its own balanced weight to the
 stream's (importance weighting), so it learns as if that source did not exist.
 
-Every image of every class goes through the same random platform degradation (facecheck.degrade.random_platform:
+Every image of every class goes through the same random platform degradation (facecheck.evaluation.degrade.random_platform:
 crop up to MAX_CROP, mirror, downscale to a longer side in 96-160 px for SMALL_SIDE_FRACTION of copies, else
 96-512 px, never enlarged, blur or sharpen, JPEG q50-98), then facecheck.spectrum.image_features, the scorer's own
 features. Loss: weighted BCE on the summed logit plus AUX_WEIGHT x each branch's own BCE (so neither branch idles).

@@ -1,0 +1,201 @@
+"""Training data of the v3 StyleGAN detector (issue 20): degraded copies seen two ways, cached as frozen features.
+
+    nice -n 19 /work/venv-train/bin/python training/backbone3_data.py        # resumable; rerun to add new shards
+
+Images: ../shared/data, plus (when present) the MobileStyleGAN faces of training/generate_mobilestylegan.py
+(scratch/mobilestylegan) and the FFHQ-aligned real photos of training/align_ffhq.py (scratch/aligned). Folds are
+facecheck.evaluation.dataset.split_of's, by file name (aligned copies keep their original's name, hence its fold): folds 2-4
+train, fold 1 calibration, fold 0 test (never cached here, never trained or tuned on). other_gen is left out.
+
+Each copy of an image, every class alike:
+1. a colour change (training/colour_augment.py: greyscale, desaturated, sepia, colour cast, or none);
+2. for aligned faces (stylegan, real_ffhq) with probability OFF_TEMPLATE_P, a shift, zoom and small rotation off
+   the FFHQ template (training/align_ffhq.off_template), so that alignment never tells the classes apart;
+3. the platform degradation of the v2 backbone (training/backbone_data.degraded_copy: a downscale within the
+   image's own size, JPEG, crops, mirroring, blur/sharpening).
+Two views of the copy: `whole`, the image squashed to 128 px (today's input, facecheck.backbone.model_input), and
+`patches`, PATCHES patches of PATCH px cut at native resolution from the central 2*PATCH square (a copy whose
+shorter side is under PATCH px has no native patches). Both go through the frozen prefix of EfficientNet-Lite0
+(training/backbone_model.prefix) once, stored as float16; training then only runs the rest of the network.
+
+Cache: scratch/bb3_cache/<dataset>_<split>_<shard>.pt, shards of SHARD images in manifest order, each holding
+whole [n, C, 32, 32], patches [m, K, C, 32, 32], patch_of [n] (row in patches, -1 for none) and per copy: label,
+source, fname, side (longer side of the degraded copy), colour (the colour change), off_template. A shard whose
+image count changed (a manifest still growing) is rebuilt.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from facecheck.backbone import INPUT_SIDE, model_input  # noqa: E402
+from facecheck.evaluation.dataset import read_manifest, split_of  # noqa: E402
+from training import backbone_model as bm  # noqa: E402
+from training.align_ffhq import off_template  # noqa: E402
+from training.backbone_data import degraded_copy, seed_of  # noqa: E402
+from training.colour_augment import random_colour  # noqa: E402
+
+CACHE_DIR = REPO / "scratch" / "bb3_cache"
+DATASETS = {"shared": None, "mobilestylegan": REPO / "scratch" / "mobilestylegan" / "manifest.csv",
+            "aligned": REPO / "scratch" / "aligned" / "manifest.csv"}
+SPLITS = {"train": (2, 3, 4), "calib": (1,)}
+COPIES = {"train": 2, "calib": 2}
+SMALL_COPIES = 1          # copies of images of at most PATCH px (the 128 px thumbnails): they have no native view
+PATCH = 128
+PATCHES = 4
+OFF_TEMPLATE_P = 0.3
+SHARD = 400
+SALT = "backbone-v3"
+LABELS = ("stylegan", "real_ffhq", "real_natural")
+
+
+def native_patches(rgb: np.ndarray, patch: int = PATCH) -> np.ndarray | None:
+    """[4, patch, patch, 3] uint8: a 2x2 grid of patches at native resolution over the central 2*patch square
+    (overlapping on images under 2*patch px), or None when the shorter side is under `patch`."""
+    h, w = rgb.shape[:2]
+    if min(h, w) < patch:
+        return None
+
+    def starts(d):
+        region = min(2 * patch, d)
+        first = (d - region) // 2
+        return first, first + region - patch
+    ys, xs = starts(h), starts(w)
+    return np.stack([rgb[y:y + patch, x:x + patch] for y in ys for x in xs])
+
+
+def training_copy(img: Image.Image, label: str, rng: np.random.Generator) -> tuple[Image.Image, str, bool]:
+    """One copy: colour change, maybe off the template (aligned classes), platform degradation."""
+    img, colour = random_colour(img, rng)
+    moved = label in ("stylegan", "real_ffhq") and rng.random() < OFF_TEMPLATE_P
+    if moved:
+        img = off_template(img, rng)
+    return degraded_copy(img, rng), colour, moved
+
+
+def complete_rows(manifest: Path) -> Path:
+    """A snapshot of the manifest's complete lines beside it: a generation script may be appending a row right now."""
+    text = manifest.read_bytes()
+    snapshot = manifest.with_name(manifest.stem + ".snapshot.csv")
+    snapshot.write_bytes(text[:text.rfind(b"\n") + 1])
+    return snapshot
+
+
+def samples_of(dataset: str, split: str) -> list:
+    manifest = DATASETS[dataset]
+    if manifest is not None:
+        if not manifest.is_file():
+            return []
+        manifest = complete_rows(manifest)
+    return [s for s in read_manifest(manifest) if s.label in LABELS and split_of(s) in SPLITS[split]]
+
+
+def prefix_features(model, views: np.ndarray, batch: int = 64) -> torch.Tensor:
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(views), batch):
+            out.append(bm.prefix(model, bm.normalise(torch.from_numpy(views[i:i + batch]).float())).half())
+    return torch.cat(out)
+
+
+def build_shard(model, samples, split: str) -> dict:
+    wholes, patch_sets, patch_of, meta = [], [], [], []
+    for s in samples:
+        with Image.open(s.path) as im:
+            img = im.convert("RGB")
+        copies = SMALL_COPIES if max(img.size) <= PATCH else COPIES[split]
+        for c in range(copies):
+            rng = np.random.default_rng(seed_of(s.path.name + "|" + s.source, c, SALT + split))
+            copy, colour, moved = training_copy(img, s.label, rng)
+            rgb = np.asarray(copy.convert("RGB"))
+            wholes.append(model_input(rgb, INPUT_SIDE))
+            p = native_patches(rgb)
+            patch_of.append(len(patch_sets) if p is not None else -1)
+            if p is not None:
+                patch_sets.append(p)
+            meta.append((s.label, s.source, s.path.name, max(rgb.shape[:2]), colour, moved))
+    whole = prefix_features(model, np.stack(wholes))
+    patches = (prefix_features(model, np.concatenate(patch_sets)).reshape(len(patch_sets), PATCHES, *whole.shape[1:])
+               if patch_sets else torch.zeros((0, PATCHES, *whole.shape[1:]), dtype=torch.float16))
+    cols = list(zip(*meta))
+    return {"whole": whole, "patches": patches, "patch_of": torch.tensor(patch_of),
+            "label": list(cols[0]), "source": list(cols[1]), "fname": list(cols[2]), "side": torch.tensor(cols[3]),
+            "colour": list(cols[4]), "off_template": torch.tensor(cols[5])}
+
+
+def shard_path(dataset: str, split: str, index: int, n: int) -> Path:
+    return CACHE_DIR / f"{dataset}_{split}_{index:04d}_{n}.pt"
+
+
+def build(split: str, datasets=tuple(DATASETS)) -> None:
+    torch.set_num_threads(2)
+    model = bm.build(INPUT_SIDE).eval()
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    for dataset in datasets:
+        samples = samples_of(dataset, split)
+        for index in range(0, -(-len(samples) // SHARD)):
+            chunk = samples[index * SHARD:(index + 1) * SHARD]
+            path = shard_path(dataset, split, index, len(chunk))
+            if path.is_file():
+                continue
+            for stale in CACHE_DIR.glob(f"{dataset}_{split}_{index:04d}_*.pt"):
+                stale.unlink()
+            t0 = time.time()
+            shard = build_shard(model, chunk, split)
+            torch.save(shard, str(path) + ".part")
+            Path(str(path) + ".part").replace(path)
+            print(f"{path.name}: {len(chunk)} images, {len(shard['label'])} copies, {len(shard['patches'])} with "
+                  f"native patches, {time.time() - t0:.0f} s", flush=True)
+
+
+def load(split: str) -> dict:
+    """Every cached shard of a split, concatenated (patch_of re-indexed)."""
+    shards = [torch.load(p, weights_only=False) for p in sorted(CACHE_DIR.glob(f"*_{split}_*.pt"))]
+    if not shards:
+        raise FileNotFoundError(f"no cached {split} shards under {CACHE_DIR}: run training/backbone3_data.py")
+    out, offset = {}, 0
+    patch_of = []
+    for sh in shards:
+        po = sh["patch_of"].clone()
+        po[po >= 0] += offset
+        offset += len(sh["patches"])
+        patch_of.append(po)
+    for key in ("whole", "patches"):
+        # copied into one preallocated tensor shard by shard, each freed at once: peak memory stays near the cache's size
+        total = sum(len(sh[key]) for sh in shards)
+        out[key] = torch.empty((total, *shards[0][key].shape[1:]), dtype=torch.float16)
+        at = 0
+        for sh in shards:
+            part = sh.pop(key)
+            out[key][at:at + len(part)] = part
+            at += len(part)
+            del part
+    out["patch_of"] = torch.cat(patch_of)
+    for k in ("label", "source", "fname", "colour"):
+        out[k] = np.array([v for sh in shards for v in sh[k]])
+    for k in ("side", "off_template"):
+        out[k] = torch.cat([sh[k] for sh in shards]).numpy()
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--splits", default="calib,train")
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    args = ap.parse_args(argv)
+    for split in args.splits.split(","):
+        build(split, tuple(args.datasets.split(",")))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
