@@ -137,6 +137,7 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
     if not quiet:
         table = Table(title=f"facecheck scan of {folder}", show_header=False)
         for name, value in [("files", summary.files), ("decoded this run", summary.scanned),
+                            ("kept from an earlier run, judged again", summary.rejudged),
                             ("errors", summary.errors), ("GAN faces", summary.gan),
                             ("reused-avatar groups", f"{summary.groups} ({summary.grouped_files} files)"),
                             ("seen in earlier scans", summary.seen_before),
