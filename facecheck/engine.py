@@ -16,6 +16,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -32,7 +33,7 @@ from .hashing import Signature, signatures
 from .hashlists import load_lists, pdq_probes
 from .pdq import pdq
 from .grouping import Grouper
-from .known import KnownAvatars, check_index
+from .known import IndexUnusable, KnownAvatars, check_index, check_index_for_scan  # noqa: F401 (IndexUnusable: for the CLI)
 from .report import write_report
 from .loading import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, LoadError, file_kind, file_sha256, is_candidate_file,
                       load_image)
@@ -88,6 +89,7 @@ class ScanSummary:
     groups: int = 0
     grouped_files: int = 0
     seen_before: int = 0
+    index_error: str | None = None       # the --index failed after the scan's checks: it was not updated
     seconds: float = 0.0
     # where the time went: decoding and analysing every file, then what runs once the last file is in
     analysis_seconds: float = 0.0        # from the start until the last file's signals are saved
@@ -477,14 +479,21 @@ def scheduler(settings: Settings) -> Callable[[Iterable[tuple[object, str]], Set
 
 def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Settings,
              progress: Callable[[int, int | None], None] | None = None, folder: Path | None = None,
-             total: int | None = None, grouping_progress: Callable[[int, int], None] | None = None) -> ScanSummary:
+             total: int | None = None, grouping_progress: Callable[[int, int], None] | None = None,
+             notice: Callable[[str], None] | None = None) -> ScanSummary:
     """Scan (source, relative path) pairs into out_dir: state, results.jsonl, results.csv and
     report.html. `sources` may be a generator (it is read once, as the scan goes, so a million
     files are never listed in memory); `total`, if known, is what progress counts towards.
-    `folder`, the scanned folder the relative paths start from, lets the report show thumbnails.
-    `grouping_progress` follows the grouping of reused avatars, once every file is in (see finish)."""
+    `folder`, the scanned folder the relative paths start from, lets the report show thumbnails
+    and names the scan in the index (default_scan_name).
+    `grouping_progress` follows the grouping of reused avatars, once every file is in (see finish).
+    `notice` is told when the scan waits (for another process's lock on the index).
+    Raises IndexUnusable before any work when the index cannot take this scan's entries."""
     started = time.time()
     check_settings(settings)   # a bad index, list or option fails now, not after the whole scan
+    scan_name = settings.scan_name or default_scan_name(out_dir, folder)
+    if settings.index:   # writable, not locked for long, and the name not another output folder's
+        check_index_for_scan(settings.index, scan_name, str(out_dir.resolve()), notice=notice)
     if total is None and hasattr(sources, "__len__"):
         total = len(sources)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -536,7 +545,7 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
             progress(summary.rejudged + summary.scanned, total)
         state.drop_missing()
         summary.analysis_seconds = time.time() - started
-        finish(state, out_dir, settings, summary, grouping_progress)
+        finish(state, out_dir, settings, summary, grouping_progress, scan_name)
         summary.grouping_seconds = time.time() - started - summary.analysis_seconds
         finished = True
     finally:
@@ -593,38 +602,61 @@ GROUPING_CHUNK = 512   # files matched between two progress reports while groupi
 
 
 def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSummary,
-           progress: Callable[[int, int], None] | None = None) -> None:
-    """Group reused avatars, look them up in (and add them to) the known index, write the results.
-    `progress(done, total)` is told how many of the decoded files have been matched so far."""
+           progress: Callable[[int, int], None] | None = None, scan_name: str | None = None) -> None:
+    """Group reused avatars, look them up in (and add them to) the known index as `scan_name`
+    (run_scan's choice), write the results. `progress(done, total)` is told how many of the decoded
+    files have been matched so far. An index that fails now leaves summary.index_error, not an exception."""
     ids, codes = state.hashed()
     grouper = Grouper(ids, codes, state.thumbnail)
     for same in state.identical_files():   # the same bytes are the same photo, whatever the hashes say
         grouper.same_bytes(same)
-    known = KnownAvatars(settings.index) if settings.index else None
-    scan_name = settings.scan_name or out_dir.resolve().name
+    scan_name = scan_name or settings.scan_name or default_scan_name(out_dir, None)
+    origin = str(out_dir.resolve())
 
     def own_entry(scan: str, path: str) -> bool:
         # this scan's own entries from an earlier run (a rerun, a resume): not "seen before"
         return scan == scan_name and state.has_path(path)
 
     seen: dict[int, list[str]] = {}
-    known_index = known.index() if known is not None and len(known) else None
+    known = known_index = None
+
+    def index_failed(e: Exception) -> None:
+        # checked before the scan (run_scan), the index may still fail now (damaged or locked since):
+        # the results and report are still written, without look-ups, and say so
+        nonlocal known, known_index
+        summary.index_error = (f"index {settings.index} could not be read ({e}): seen_before is left empty "
+                               "and the index was not updated")
+        if known is not None:
+            with contextlib.suppress(sqlite3.Error):
+                known.close()
+        known = known_index = None
+        seen.clear()
+
+    if settings.index:
+        try:
+            known = KnownAvatars(settings.index)
+            known_index = known.index() if len(known) else None
+        except (sqlite3.Error, ValueError) as e:
+            index_failed(e)
     matched = 0
     if progress:
         progress(0, len(ids))
     for chunk_ids, probes, thumbs, records in state.probes_in_chunks(GROUPING_CHUNK):
         grouper.match(chunk_ids, probes, thumbs)
         if known_index is not None:
-            hits: dict[int, set[int]] = {}
-            for m in duplicates.find_matches(probes, thumbs, known_index, query_ids=chunk_ids,
-                                             thumbnail_of=known.thumbnail, skip_self=False):
-                hits.setdefault(m.a, set()).add(m.b)
-            for file_id, record in zip(chunk_ids.tolist(), records):
-                hits.setdefault(file_id, set()).update(known.by_sha256(record["sha256"]))
-            for file_id, avatar_ids in hits.items():
-                places = known.where(avatar_ids, exclude=own_entry)
-                if places:
-                    seen[file_id] = places
+            try:
+                hits: dict[int, set[int]] = {}
+                for m in duplicates.find_matches(probes, thumbs, known_index, query_ids=chunk_ids,
+                                                 thumbnail_of=known.thumbnail, skip_self=False):
+                    hits.setdefault(m.a, set()).add(m.b)
+                for file_id, record in zip(chunk_ids.tolist(), records):
+                    hits.setdefault(file_id, set()).update(known.by_sha256(record["sha256"]))
+                for file_id, avatar_ids in hits.items():
+                    places = known.where(avatar_ids, exclude=own_entry)
+                    if places:
+                        seen[file_id] = places
+            except sqlite3.Error as e:
+                index_failed(e)
         matched += len(chunk_ids)
         if progress:
             progress(matched, len(ids))
@@ -661,10 +693,26 @@ def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSum
     summary.groups = groups.count()
     summary.grouped_files = int(groups.grouped().sum())
     if known is not None:
-        known.add(scan_name, state.db.execute(
-            "SELECT path, json_extract(record, '$.sha256'), json_extract(record, '$.pdq'), dct256, thumbnail FROM files "
-            "WHERE dct256 IS NOT NULL").fetchall())
-        known.close()
+        try:
+            known.add(scan_name, origin, state.db.execute(
+                "SELECT path, json_extract(record, '$.sha256'), json_extract(record, '$.pdq'), dct256, thumbnail "
+                "FROM files WHERE dct256 IS NOT NULL").fetchall())
+        except sqlite3.Error as e:
+            summary.index_error = (f"index {settings.index} was not updated ({e}); the results and report are "
+                                   "complete: run the same scan again to add its files")
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                known.close()
+
+
+def default_scan_name(out_dir: Path, folder: Path | None) -> str:
+    """How a scan without --name is named in the index: the output folder's name and the scanned
+    folder ("facecheck-out of /data/takedown-1"), so that scans of different folders never share a
+    name, even with the default --out; a scan of listed files: its output folder's full path.
+    (':' separates the name from the path in seen_in, so a ':' in the folder becomes '_'.)"""
+    out = out_dir.resolve()
+    where = str(folder.resolve()) if folder is not None else f"listed files, results in {out}"
+    return f"{out.name} of {where}".replace(":", "_")
 
 
 def check_output_dir(folder: Path | None, out_dir: Path) -> None:
@@ -729,15 +777,21 @@ def scan(target, out: str | Path | None = None, settings: Settings | None = None
     if out is None:
         tmp = tempfile.TemporaryDirectory(prefix="facecheck-")
         try:
-            run_scan(sources, Path(tmp.name), settings, progress, folder)
+            _warn_of_index_error(run_scan(sources, Path(tmp.name), settings, progress, folder))
         except BaseException:
             tmp.cleanup()
             raise
         return _read_then_remove(tmp)
     out = Path(out)
     check_output_dir(folder, out)
-    run_scan(sources, out, settings, progress, folder)
+    _warn_of_index_error(run_scan(sources, out, settings, progress, folder))
     return read_results(out)
+
+
+def _warn_of_index_error(summary: ScanSummary) -> None:
+    if summary.index_error:   # the results are complete; the index is not (RuntimeWarning, as CLI exit 1)
+        import warnings
+        warnings.warn(summary.index_error, RuntimeWarning, stacklevel=3)
 
 
 def check_folder(folder: Path) -> None:
