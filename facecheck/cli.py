@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import engine
+from .known import IndexUnusable
 from .result import Result
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
@@ -132,7 +133,7 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
         try:
             summary = engine.run_scan(entries(), out_dir, settings, progress, folder, total, grouping_progress,
                                       notice=lambda message: err.print(Text(message)))
-        except engine.IndexUnusable as e:   # found before any work
+        except IndexUnusable as e:   # found before any work
             _fail(str(e))
         except KeyboardInterrupt:
             err.print("interrupted: finished files are kept; run the same command again to continue")

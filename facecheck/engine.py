@@ -33,7 +33,7 @@ from .hashing import Signature, signatures
 from .hashlists import load_lists, pdq_probes
 from .pdq import pdq
 from .grouping import Grouper
-from .known import IndexUnusable, KnownAvatars, check_index, check_index_for_scan  # noqa: F401 (IndexUnusable: for the CLI)
+from .known import KnownAvatars, check_index, check_index_for_scan
 from .report import write_report
 from .loading import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, LoadError, file_kind, file_sha256, is_candidate_file,
                       load_image)

@@ -83,8 +83,9 @@ class ScanState:
         with self.db:
             self.db.executemany(
                 "INSERT INTO files (path, size, mtime_ns, generation, record, dct256, probes, thumbnail, evidence, "
-                "signals_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET size=excluded.size, "
-                "mtime_ns=excluded.mtime_ns, generation=excluded.generation, record=excluded.record, "
+                "signals_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, "
+                "generation=excluded.generation, record=excluded.record, "
                 "dct256=excluded.dct256, probes=excluded.probes, thumbnail=excluded.thumbnail, "
                 "evidence=excluded.evidence, signals_key=excluded.signals_key",
                 ((r.path, size, mtime, self.generation, r.to_json(), d, p, t,
@@ -132,7 +133,8 @@ class ScanState:
     def judged(self):
         """(id, path, gan_score, verdict) of every decoded file, in path order, streamed."""
         yield from self.db.execute("SELECT id, path, json_extract(record, '$.gan_score'), "
-                                   "json_extract(record, '$.verdict') FROM files WHERE dct256 IS NOT NULL ORDER BY path")
+                                   "json_extract(record, '$.verdict') FROM files "
+                                   "WHERE dct256 IS NOT NULL ORDER BY path")
 
     def has_path(self, path: str) -> bool:
         return self.db.execute("SELECT 1 FROM files WHERE path=?", (path,)).fetchone() is not None
