@@ -72,7 +72,9 @@ def _check_intact(path: Path) -> None:
     except sqlite3.Error as e:
         problems = [str(e)]
     if problems != ["ok"]:
-        first = problems[0].strip().splitlines()[0] if problems[0].strip() else "quick_check failed"
+        # quick_check's first finding, past its "*** in database main ***" header lines
+        lines = [line for p in problems for line in p.strip().splitlines() if not line.startswith("***")]
+        first = lines[0] if lines else "quick_check failed"
         raise ValueError(f"index {path} is damaged ({first}); restore it from a copy or give a new --index file")
 
 
