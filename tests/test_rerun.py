@@ -63,3 +63,15 @@ def test_a_setting_that_changes_the_decoding_decodes_again(tmp_path):
     assert rerun.rejudged == 0 and rerun.scanned == 5
     assert rows(out) == rows(tmp_path / "fresh")
     assert "pixels" in next(r for r in rows(out) if r["path"] == "rocket.jpg")["error"]
+
+
+def test_signals_are_keyed_by_the_model_files_that_run(monkeypatch):
+    """On the CPU the spectral detector runs its int8 twin; FACECHECK_FLOAT32=1 runs the float32 model,
+    whose scores differ: a rerun must not keep signals computed by the other one."""
+    settings = engine.Settings(device="cpu")
+    int8 = engine.signals_key(settings)
+    monkeypatch.setenv("FACECHECK_FLOAT32", "1")
+    assert engine.signals_key(settings) != int8
+    monkeypatch.delenv("FACECHECK_FLOAT32")
+    assert engine.signals_key(settings) == int8
+    assert engine.signals_key(engine.Settings(device="cpu", max_pixels=1000)) != int8
