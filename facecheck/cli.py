@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import engine
+from .known import IndexUnusable
 from .result import Result
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
@@ -73,7 +74,7 @@ def _fail(message: str, code: int = 2) -> None:
 def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recursively."),
          out_dir: Path = typer.Option(Path("facecheck-out"), "--out", "-o", help="Where results go (created if missing)."),
          index: Optional[Path] = typer.Option(None, "--index", help="Persistent index of known avatars (SQLite), grown by every scan."),
-         scan_name: Optional[str] = typer.Option(None, "--name", help="Name of this scan in the index (default: the --out folder's name)."),
+         scan_name: Optional[str] = typer.Option(None, "--name", help="Name of this scan in the index (default: the --out folder's name and FOLDER's path)."),
          device: str = typer.Option("auto", help="auto | cpu | cuda"),
          mode: str = typer.Option("default", help=MODE_HELP),
          workers: Optional[int] = typer.Option(None, help="Decoding processes (default: one per core; 0: none)."),
@@ -130,13 +131,17 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
             bar.update(grouping, completed=done, total=total, visible=True)
 
         try:
-            summary = engine.run_scan(entries(), out_dir, settings, progress, folder, total, grouping_progress)
+            summary = engine.run_scan(entries(), out_dir, settings, progress, folder, total, grouping_progress,
+                                      notice=lambda message: err.print(Text(message)))
+        except IndexUnusable as e:   # found before any work
+            _fail(str(e))
         except KeyboardInterrupt:
             err.print("interrupted: finished files are kept; run the same command again to continue")
             raise typer.Exit(130)
     if not quiet:
         table = Table(title=f"facecheck scan of {folder}", show_header=False)
         for name, value in [("files", summary.files), ("decoded this run", summary.scanned),
+                            ("kept from an earlier run, judged again", summary.rejudged),
                             ("errors", summary.errors), ("GAN faces", summary.gan),
                             ("reused-avatar groups", f"{summary.groups} ({summary.grouped_files} files)"),
                             ("seen in earlier scans", summary.seen_before),
@@ -144,6 +149,8 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
                             ("report", str(out_dir / "report.html"))]:
             table.add_row(name, str(value))
         err.print(table)
+    if summary.index_error:   # the scan is complete, its index entries are not: exit 1
+        _fail(summary.index_error, code=1)
 
 
 def describe(result: Result, mode: str | None = None) -> str:

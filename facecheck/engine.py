@@ -16,6 +16,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -32,13 +33,13 @@ from .hashing import Signature, signatures
 from .hashlists import load_lists, pdq_probes
 from .pdq import pdq
 from .grouping import Grouper
-from .known import KnownAvatars, check_index
+from .known import KnownAvatars, check_index, check_index_for_scan
 from .report import write_report
 from .loading import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, LoadError, file_kind, file_sha256, is_candidate_file,
                       load_image)
 from .result import Result
 from .scanstate import ScanState
-from .verdict import reuse_reason
+from .verdict import flagged_copy_reason, reuse_reason
 from .writers import PartialResults, write_results
 
 MODEL_MIN_SIDE = 1024   # JPEGs larger than twice this are decoded at reduced size
@@ -72,17 +73,23 @@ class Prepared:
     signature: Signature | None = None
     image: np.ndarray | None = None      # RGB for the models
     analyzed: bool = False               # the models already ran (in the worker; see _prepared_stream)
+    # what judging the file needs besides its scores, kept in the scan state so that a rerun can judge
+    # it again without decoding it: PDQ probes for hash lists ("pdq_probes"), then face geometry
+    # (see verdict.judge); None for files that were not decoded
+    evidence: dict | None = None
 
 
 @dataclass
 class ScanSummary:
     files: int = 0
-    scanned: int = 0                     # decoded in this run (the rest were done before)
+    scanned: int = 0                     # decoded in this run
+    rejudged: int = 0                    # kept from an earlier run (unchanged) and judged again at this run's settings
     errors: int = 0
     gan: int = 0
     groups: int = 0
     grouped_files: int = 0
     seen_before: int = 0
+    index_error: str | None = None       # the --index failed after the scan's checks: it was not updated
     seconds: float = 0.0
     # where the time went: decoding and analysing every file, then what runs once the last file is in
     analysis_seconds: float = 0.0        # from the start until the last file's signals are saved
@@ -118,11 +125,9 @@ def prepare(source, rel_path: str, settings: Settings) -> Prepared:
         rgb = loaded.rgb()
         shared = pdq(rgb)
         result.pdq, result.pdq_quality = str(shared.hash), shared.quality
-        if settings.known_hashes:
-            lists = load_lists(settings.known_hashes)
-            matches = lists.match(pdq_probes(rgb, shared.hash), signature.phash)
-            result.known_matches = [m.to_dict() for m in matches]
-        return Prepared(result, size, mtime_ns, signature, rgb)
+        # computed with or without hash lists (~1 ms), so that a rerun with lists needs no decoding
+        evidence = {"pdq_probes": [str(h) for h in pdq_probes(rgb, shared.hash)]}
+        return Prepared(result, size, mtime_ns, signature, rgb, evidence=evidence)
     except LoadError as e:
         result.error, result.sha256 = str(e), e.sha256
     except Exception as e:  # a decoder bug must not end a million-file scan
@@ -229,9 +234,9 @@ class Analyzer:
         return out
 
     def analyze(self, batch: list[Prepared]) -> None:
-        """Fill faces, eyes, scores, verdict and reasons of each Result in the batch."""
-        from .verdict import (ON_TEMPLATE_Z2, backbone_reason, decision_reason, geometry_reason, known_match_reasons,
-                              on_template_caveat, spectral_reason)
+        """Fill faces, eyes and scores of each Result in the batch and its evidence, then judge it
+        (judge_file: hash lists, verdict and reasons)."""
+        from .verdict import ON_TEMPLATE_Z2
         batch = [item for item in batch if not item.analyzed]
         for item in batch:
             if item.result.error is not None:
@@ -248,28 +253,34 @@ class Analyzer:
             if sig.backbone_score is not None:
                 result.backbone_score = round(sig.backbone_score, 4)
             result.gan_score = round(sig.gan_score, 4)
-            # Decided and explained from the stored, rounded scores: every place that prints a score
-            # then shows the same digits, and the verdict agrees with the gan_score in the results.
-            decision = fusion.decide(result.gan_score, sig.face is not None, self.settings.mode)
-            result.verdict = decision.verdict
-            result.reasons.append(decision_reason(decision, sig.face is not None))
-            if sig.face is None:
-                result.reasons.append("no face found")
-            else:
+            evidence = item.evidence
+            evidence.update(template_z2=None, template_distance=None, cut_by_border=False)
+            if sig.face is not None:
                 h, w = item.image.shape[:2]
                 to_full = result.width / w   # the loader may have decoded a large JPEG at reduced size
                 result.eyes = [[round(x * to_full, 1), round(y * to_full, 1)] for x, y in sig.face.eyes]
                 result.eye_score = round(sig.eye_score, 4)
                 result.on_template = bool(sig.geometry["template_z2"] <= ON_TEMPLATE_Z2)
-                result.reasons.append(geometry_reason(sig.geometry, sig.faces_found, sig.face.cut_by_border))
-            if result.backbone_score is not None:
-                result.reasons.append(backbone_reason(result.backbone_score, fusion.backbone_flag))
-            if result.spectral_score is not None:
-                result.reasons.append(spectral_reason(result.spectral_score, fusion.spectral_flag))
-            caveat = on_template_caveat(decision, sig.geometry, fusion.thresholds)
-            if caveat:
-                result.reasons.append(caveat)
-            result.reasons.extend(known_match_reasons(result.known_matches))
+                # plain floats: the evidence is stored as JSON and must judge the same when read back
+                evidence.update(template_z2=float(sig.geometry["template_z2"]),
+                                template_distance=float(sig.geometry["template_distance"]),
+                                cut_by_border=bool(sig.face.cut_by_border))
+            judge_file(result, evidence, fusion, self.settings)
+
+
+def judge_file(result: Result, evidence: dict, fusion, settings: Settings) -> None:
+    """The cheap part of a file's analysis, which depends on the settings: matching the hash lists
+    (settings.known_hashes) and the verdict and reasons at settings.mode (verdict.judge). A fresh
+    file and a file kept from an earlier run (run_scan) both go through here, so a rerun with other
+    settings gives the rows a fresh scan with them gives."""
+    from .hashing import Hash
+    from .verdict import judge
+    result.known_matches = None
+    if settings.known_hashes:
+        probes = [Hash.from_hex(h) for h in evidence["pdq_probes"]]
+        matches = load_lists(settings.known_hashes).match(probes, Hash.from_hex(result.phash))
+        result.known_matches = [m.to_dict() for m in matches]
+    judge(result, evidence, fusion, settings.mode)
 
 
 def _lazy(make):
@@ -468,35 +479,45 @@ def scheduler(settings: Settings) -> Callable[[Iterable[tuple[object, str]], Set
 
 def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Settings,
              progress: Callable[[int, int | None], None] | None = None, folder: Path | None = None,
-             total: int | None = None, grouping_progress: Callable[[int, int], None] | None = None) -> ScanSummary:
+             total: int | None = None, grouping_progress: Callable[[int, int], None] | None = None,
+             notice: Callable[[str], None] | None = None) -> ScanSummary:
     """Scan (source, relative path) pairs into out_dir: state, results.jsonl, results.csv and
     report.html. `sources` may be a generator (it is read once, as the scan goes, so a million
     files are never listed in memory); `total`, if known, is what progress counts towards.
-    `folder`, the scanned folder the relative paths start from, lets the report show thumbnails.
-    `grouping_progress` follows the grouping of reused avatars, once every file is in (see finish)."""
+    `folder`, the scanned folder the relative paths start from, lets the report show thumbnails
+    and names the scan in the index (default_scan_name).
+    `grouping_progress` follows the grouping of reused avatars, once every file is in (see finish).
+    `notice` is told when the scan waits (for another process's lock on the index).
+    Raises IndexUnusable before any work when the index cannot take this scan's entries."""
     started = time.time()
     check_settings(settings)   # a bad index, list or option fails now, not after the whole scan
+    scan_name = settings.scan_name or default_scan_name(out_dir, folder)
+    if settings.index:   # writable, not locked for long, and the name not another output folder's
+        check_index_for_scan(settings.index, scan_name, str(out_dir.resolve()), notice=notice)
     if total is None and hasattr(sources, "__len__"):
         total = len(sources)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = ScanState(out_dir / "state.sqlite")
     summary = ScanSummary()
-    kept = 0   # files already done in an earlier run, unchanged since
+    key = signals_key(settings)
+    fusion = _lazy(lambda: _fusion_model(settings))   # judging a kept file needs the thresholds, not the models
 
     def todo():
-        nonlocal kept
         for source, rel in sources:
             summary.files += 1
             if isinstance(source, Path):
                 try:
                     st = source.stat()
-                    done = state.finished_sha256(rel, st.st_size, st.st_mtime_ns)
+                    done = state.finished_sha256(rel, st.st_size, st.st_mtime_ns, key)
                     # Same size and mtime is not proof of the same bytes (a tool may keep both): an
                     # earlier row is kept only when the bytes still hash the same (benchmarks/bench_scan.py
                     # measures what this costs).
                     if done is not None and file_sha256(source) == done:
-                        state.keep(rel)
-                        kept += 1
+                        # its signals are kept; what depends on this run's settings is judged again
+                        result, evidence = state.kept_row(rel)
+                        judge_file(result, evidence, fusion(), settings)
+                        state.keep(result)
+                        summary.rejudged += 1
                         continue
                 except OSError:
                     pass
@@ -511,20 +532,20 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
             progress(0, total)
         for batch in _batches(stream, settings.batch_size):
             analyzer.analyze(batch)
-            state.save((p.result, p.size, p.mtime_ns,
-                        p.signature.dct256.packed() if p.signature else None,
-                        p.signature.probes.tobytes() if p.signature else None,
-                        p.signature.thumbnail.tobytes() if p.signature else None) for p in batch)
+            state.save(((p.result, p.size, p.mtime_ns,
+                         p.signature.dct256.packed() if p.signature else None,
+                         p.signature.probes.tobytes() if p.signature else None,
+                         p.signature.thumbnail.tobytes() if p.signature else None, p.evidence) for p in batch), key)
             partial.add(p.result for p in batch)
             summary.scanned += len(batch)
             if progress:
-                progress(kept + summary.scanned, total)
+                progress(summary.rejudged + summary.scanned, total)
         state.commit()
         if progress:
-            progress(kept + summary.scanned, total)
+            progress(summary.rejudged + summary.scanned, total)
         state.drop_missing()
         summary.analysis_seconds = time.time() - started
-        finish(state, out_dir, settings, summary, grouping_progress)
+        finish(state, out_dir, settings, summary, grouping_progress, scan_name)
         summary.grouping_seconds = time.time() - started - summary.analysis_seconds
         finished = True
     finally:
@@ -539,12 +560,31 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
     return summary
 
 
+def _fusion_model(settings: Settings):
+    from .runtime import Runtime
+    from .verdict import FusionModel
+    return FusionModel(Runtime(settings.device))
+
+
+def signals_key(settings: Settings) -> str:
+    """What a file's expensive signals (decoding, hashes, face, detector scores, gan_score) depend on
+    besides its bytes: the size limits, the device and model files that run (CUDA runs float32 models
+    where the CPU runs int8 twins) and every shipped model's digest. A rerun keeps a file's signals only
+    under the same key; mode, hash lists and index only change the judgement (judge_file, finish)."""
+    from . import __version__
+    from .runtime import QUANTIZED_ON_CPU, Runtime, model_digests
+    runtime = Runtime(settings.device)
+    return json.dumps({"facecheck": __version__, "max_pixels": settings.max_pixels, "max_bytes": settings.max_bytes,
+                       "model_min_side": MODEL_MIN_SIDE, "device": runtime.device,
+                       "model files run": sorted(runtime.model_file(name) for name in QUANTIZED_ON_CPU),
+                       "models": model_digests()}, sort_keys=True)
+
+
 def settings_record(settings: Settings, analyzer: "Analyzer") -> dict:
     """What the report and eval.json say was used: settings, device, thresholds, model digests."""
     from . import __version__
-    from .runtime import model_digests
+    from .runtime import QUANTIZED_ON_CPU, Runtime, model_digests
     from .verdict import FusionModel
-    from .runtime import QUANTIZED_ON_CPU, Runtime
     record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()}
     runtime = getattr(analyzer, "runtime", None) or Runtime(settings.device)
     record["device used"] = runtime.device
@@ -560,52 +600,88 @@ GROUPING_CHUNK = 512   # files matched between two progress reports while groupi
 
 
 def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSummary,
-           progress: Callable[[int, int], None] | None = None) -> None:
-    """Group reused avatars, look them up in (and add them to) the known index, write the results.
-    `progress(done, total)` is told how many of the decoded files have been matched so far."""
+           progress: Callable[[int, int], None] | None = None, scan_name: str | None = None) -> None:
+    """Group reused avatars, look them up in (and add them to) the known index as `scan_name`
+    (run_scan's choice), write the results. `progress(done, total)` is told how many of the decoded
+    files have been matched so far. An index that fails now leaves summary.index_error, not an exception."""
     ids, codes = state.hashed()
     grouper = Grouper(ids, codes, state.thumbnail)
     for same in state.identical_files():   # the same bytes are the same photo, whatever the hashes say
         grouper.same_bytes(same)
-    known = KnownAvatars(settings.index) if settings.index else None
-    scan_name = settings.scan_name or out_dir.resolve().name
+    scan_name = scan_name or settings.scan_name or default_scan_name(out_dir, None)
+    origin = str(out_dir.resolve())
 
     def own_entry(scan: str, path: str) -> bool:
         # this scan's own entries from an earlier run (a rerun, a resume): not "seen before"
         return scan == scan_name and state.has_path(path)
 
     seen: dict[int, list[str]] = {}
-    known_index = known.index() if known is not None and len(known) else None
+    known = known_index = None
+
+    def index_failed(e: Exception) -> None:
+        # checked before the scan (run_scan), the index may still fail now (damaged or locked since):
+        # the results and report are still written, without look-ups, and say so
+        nonlocal known, known_index
+        summary.index_error = (f"index {settings.index} could not be read ({e}): seen_before is left empty "
+                               "and the index was not updated")
+        if known is not None:
+            with contextlib.suppress(sqlite3.Error):
+                known.close()
+        known = known_index = None
+        seen.clear()
+
+    if settings.index:
+        try:
+            known = KnownAvatars(settings.index)
+            known_index = known.index() if len(known) else None
+        except (sqlite3.Error, ValueError) as e:
+            index_failed(e)
     matched = 0
     if progress:
         progress(0, len(ids))
     for chunk_ids, probes, thumbs, records in state.probes_in_chunks(GROUPING_CHUNK):
         grouper.match(chunk_ids, probes, thumbs)
         if known_index is not None:
-            hits: dict[int, set[int]] = {}
-            for m in duplicates.find_matches(probes, thumbs, known_index, query_ids=chunk_ids,
-                                             thumbnail_of=known.thumbnail, skip_self=False):
-                hits.setdefault(m.a, set()).add(m.b)
-            for file_id, record in zip(chunk_ids.tolist(), records):
-                hits.setdefault(file_id, set()).update(known.by_sha256(record["sha256"]))
-            for file_id, avatar_ids in hits.items():
-                places = known.where(avatar_ids, exclude=own_entry)
-                if places:
-                    seen[file_id] = places
+            try:
+                hits: dict[int, set[int]] = {}
+                for m in duplicates.find_matches(probes, thumbs, known_index, query_ids=chunk_ids,
+                                                 thumbnail_of=known.thumbnail, skip_self=False):
+                    hits.setdefault(m.a, set()).add(m.b)
+                for file_id, record in zip(chunk_ids.tolist(), records):
+                    hits.setdefault(file_id, set()).update(known.by_sha256(record["sha256"]))
+                for file_id, avatar_ids in hits.items():
+                    places = known.where(avatar_ids, exclude=own_entry)
+                    if places:
+                        seen[file_id] = places
+            except sqlite3.Error as e:
+                index_failed(e)
         matched += len(chunk_ids)
         if progress:
             progress(matched, len(ids))
     groups = grouper.groups()
+    # The copies of one photo share their evidence: each group's strongest gan_score, and its first
+    # flagged file in path order (a dict entry per group, not per file). Verdicts stay per file.
+    group_score: dict[int, float] = {}
+    flagged_copy: dict[int, str] = {}
+    for file_id, path, gan_score, verdict in state.judged():
+        group = groups.group_of(file_id)
+        if group is not None and gan_score is not None:
+            group_score[group[0]] = max(gan_score, group_score.get(group[0], gan_score))
+            if verdict == "gan":
+                flagged_copy.setdefault(group[0], path)
 
     def final_results():
         for file_id, result in state.results():
             group = groups.group_of(file_id)
             if group is not None:
                 result.cluster, result.cluster_size = group
+                result.group_gan_score = group_score.get(result.cluster)
             if result.error is None and known is not None:
                 result.seen_before = file_id in seen
                 result.seen_in = seen.get(file_id, [])[:10] or None
             result.reasons.extend(reuse_reason(result.cluster_size, result.seen_in))
+            if result.verdict != "gan" and result.cluster in flagged_copy:
+                result.reasons.append(flagged_copy_reason(flagged_copy[result.cluster]))
             summary.errors += result.error is not None
             summary.gan += result.verdict == "gan"
             summary.seen_before += bool(result.seen_before)
@@ -615,10 +691,26 @@ def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSum
     summary.groups = groups.count()
     summary.grouped_files = int(groups.grouped().sum())
     if known is not None:
-        known.add(scan_name, state.db.execute(
-            "SELECT path, json_extract(record, '$.sha256'), json_extract(record, '$.pdq'), dct256, thumbnail FROM files "
-            "WHERE dct256 IS NOT NULL").fetchall())
-        known.close()
+        try:
+            known.add(scan_name, origin, state.db.execute(
+                "SELECT path, json_extract(record, '$.sha256'), json_extract(record, '$.pdq'), dct256, thumbnail "
+                "FROM files WHERE dct256 IS NOT NULL").fetchall())
+        except sqlite3.Error as e:
+            summary.index_error = (f"index {settings.index} was not updated ({e}); the results and report are "
+                                   "complete: run the same scan again to add its files")
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                known.close()
+
+
+def default_scan_name(out_dir: Path, folder: Path | None) -> str:
+    """How a scan without --name is named in the index: the output folder's name and the scanned
+    folder ("facecheck-out of /data/takedown-1"), so that scans of different folders never share a
+    name, even with the default --out; a scan of listed files: its output folder's full path.
+    (':' separates the name from the path in seen_in, so a ':' in the folder becomes '_'.)"""
+    out = out_dir.resolve()
+    where = str(folder.resolve()) if folder is not None else f"listed files, results in {out}"
+    return f"{out.name} of {where}".replace(":", "_")
 
 
 def check_output_dir(folder: Path | None, out_dir: Path) -> None:
@@ -683,15 +775,21 @@ def scan(target, out: str | Path | None = None, settings: Settings | None = None
     if out is None:
         tmp = tempfile.TemporaryDirectory(prefix="facecheck-")
         try:
-            run_scan(sources, Path(tmp.name), settings, progress, folder)
+            _warn_of_index_error(run_scan(sources, Path(tmp.name), settings, progress, folder))
         except BaseException:
             tmp.cleanup()
             raise
         return _read_then_remove(tmp)
     out = Path(out)
     check_output_dir(folder, out)
-    run_scan(sources, out, settings, progress, folder)
+    _warn_of_index_error(run_scan(sources, out, settings, progress, folder))
     return read_results(out)
+
+
+def _warn_of_index_error(summary: ScanSummary) -> None:
+    if summary.index_error:   # the results are complete; the index is not (RuntimeWarning, as CLI exit 1)
+        import warnings
+        warnings.warn(summary.index_error, RuntimeWarning, stacklevel=3)
 
 
 def check_folder(folder: Path) -> None:

@@ -3,11 +3,18 @@
 An investigator points every scan at the same index file; each scan looks its photos up there
 (so the results say which avatars were seen before, and in which scan and file), then adds them.
 `facecheck check --index` only looks up: it opens the file read-only and never creates it.
+
+Each entry names its scan and the scan's output folder (`origin`): a scan adds and updates its own
+entries only, and a scan name another output folder already uses is refused (check_index_for_scan),
+so no scan ever replaces another's entries.
 """
 from __future__ import annotations
 
 import sqlite3
+import tempfile
+import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -23,6 +30,7 @@ CREATE TABLE IF NOT EXISTS avatars (
     pdq TEXT,
     thumbnail BLOB NOT NULL,
     added TEXT NOT NULL DEFAULT (datetime('now')),
+    origin TEXT,
     UNIQUE (scan, path)
 );
 CREATE INDEX IF NOT EXISTS avatars_sha ON avatars (sha256);
@@ -48,6 +56,106 @@ def check_index(path: str | Path) -> None:
         raise ValueError(f"index {path} cannot be read as an index of known avatars ({e})") from None
     if tables and "avatars" not in tables:
         raise ValueError(f"index {path} is an SQLite database of something else (it has no avatars table)")
+    if tables:
+        _check_intact(path)
+
+
+def _check_intact(path: Path) -> None:
+    """PRAGMA quick_check: a damaged page would otherwise surface only when a scan's look-ups reach
+    it, after the whole scan (it reads every page once: seconds for a million avatars)."""
+    try:
+        db = _read_only(path)
+        try:
+            problems = [row[0] for row in db.execute("PRAGMA quick_check")]
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        problems = [str(e)]
+    if problems != ["ok"]:
+        # quick_check's first finding, past its "*** in database main ***" header lines
+        lines = [line for p in problems for line in p.strip().splitlines() if not line.startswith("***")]
+        first = lines[0] if lines else "quick_check failed"
+        raise ValueError(f"index {path} is damaged ({first}); restore it from a copy or give a new --index file")
+
+
+LOCK_WAIT_SECONDS = 60.0   # how long a scan waits for another process's write lock on the index
+
+
+class IndexUnusable(ValueError):
+    """The index cannot take this scan's entries: not writable, locked too long, or the scan name is
+    another output folder's. One line, for the CLI's exit 2."""
+
+
+def check_index_for_scan(path: str | Path, scan: str, origin: str, wait_seconds: float | None = None,
+                         notice: Callable[[str], None] | None = None) -> None:
+    """Before a scan does any work: the index (check_index first) can be written, by a real write
+    that is rolled back (file permissions say little: root ignores them; an immutable file or a
+    read-only mount is found only this way), waiting up to `wait_seconds` (LOCK_WAIT_SECONDS) for
+    another process's lock, with `notice` told once that it waits; and `scan` is not the name of
+    another output folder's entries. A missing file needs a folder where it can be created.
+    Raises IndexUnusable with a one-line reason."""
+    path = Path(path)
+    wait_seconds = LOCK_WAIT_SECONDS if wait_seconds is None else wait_seconds
+    if not path.exists():
+        _check_creatable(path)
+        return
+    try:
+        db = sqlite3.connect(path, timeout=0)
+    except sqlite3.Error as e:
+        raise IndexUnusable(f"index {path} cannot be opened for writing ({e})") from None
+    try:
+        deadline, told = time.monotonic() + wait_seconds, False
+        while True:
+            try:
+                db.execute("BEGIN IMMEDIATE")   # the write lock, as adding entries will take it
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise IndexUnusable(f"index {path} is still locked by another process after {wait_seconds:g} s; "
+                                        "run the scan again when it is free") from None
+                if not told and notice is not None:
+                    notice(f"index {path} is locked by another process; waiting up to {wait_seconds:g} s")
+                    told = True
+                time.sleep(0.2)
+        try:
+            db.execute("CREATE TABLE facecheck_write_test (x)")
+        finally:
+            db.rollback()
+        owners = _origins_of(db, scan)
+    except IndexUnusable:
+        raise
+    except sqlite3.Error as e:
+        raise IndexUnusable(f"index {path} cannot be written ({e})") from None
+    finally:
+        db.close()
+    others = owners - {origin}
+    if others:
+        other = sorted(o or "an earlier version of facecheck" for o in others)[0]
+        raise IndexUnusable(f"index {path} already holds a scan named {scan!r} from another output folder "
+                            f"({other}); give this scan its own --name")
+
+
+def _origins_of(db: sqlite3.Connection, scan: str) -> set:
+    """The output folders whose entries are named `scan` (None: written before origins were kept)."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='avatars'").fetchone():
+        return set()
+    columns = {row[1] for row in db.execute("PRAGMA table_info(avatars)")}
+    if "origin" not in columns:
+        return {None} if db.execute("SELECT 1 FROM avatars WHERE scan=? LIMIT 1", (scan,)).fetchone() else set()
+    return {row[0] for row in db.execute("SELECT DISTINCT origin FROM avatars WHERE scan=?", (scan,))}
+
+
+def _check_creatable(path: Path) -> None:
+    """A missing index file is created at the end of the scan: its nearest existing folder must be writable."""
+    folder = path.resolve().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        tempfile.NamedTemporaryFile(dir=folder, prefix=".facecheck-write-test-").close()
+    except OSError as e:
+        raise IndexUnusable(f"index {path} cannot be created in {folder}: {e.strerror or e}") from None
 
 
 def _read_only(path: Path) -> sqlite3.Connection:
@@ -63,12 +171,13 @@ class KnownAvatars:
             self.db = _read_only(self.path)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path)
+            self.db = sqlite3.connect(self.path, timeout=LOCK_WAIT_SECONDS)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
             columns = {row[1] for row in self.db.execute("PRAGMA table_info(avatars)")}
-            if "pdq" not in columns:   # an index written before PDQ: it gains the column, empty for old rows
-                self.db.execute("ALTER TABLE avatars ADD COLUMN pdq TEXT")
+            for column in ("pdq", "origin"):   # an index written before these: old rows keep them empty
+                if column not in columns:
+                    self.db.execute(f"ALTER TABLE avatars ADD COLUMN {column} TEXT")
         self._index: HashIndex | None = None
 
     def __len__(self) -> int:
@@ -103,12 +212,17 @@ class KnownAvatars:
     def by_sha256(self, sha256: str) -> list[int]:
         return [r[0] for r in self.db.execute("SELECT id FROM avatars WHERE sha256=?", (sha256,))]
 
-    def add(self, scan: str, rows) -> None:
-        """rows: (path, sha256, PDQ hex, packed dct256 bytes, 64x64 uint8 thumbnail bytes)."""
+    def add(self, scan: str, origin: str, rows) -> None:
+        """rows: (path, sha256, PDQ hex, packed dct256 bytes, 64x64 uint8 thumbnail bytes), of the scan
+        named `scan` writing to the output folder `origin`. An entry of the same scan and path is
+        updated only when it is this origin's (a rerun's); another origin's is never replaced."""
         with self.db:
             self.db.executemany(
-                "INSERT OR REPLACE INTO avatars (scan, path, sha256, pdq, dct256, thumbnail) VALUES (?, ?, ?, ?, ?, ?)",
-                ((scan, p, s, q, d, t) for p, s, q, d, t in rows))
+                "INSERT INTO avatars (scan, path, sha256, pdq, dct256, thumbnail, origin) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (scan, path) DO UPDATE SET sha256=excluded.sha256, pdq=excluded.pdq, "
+                "dct256=excluded.dct256, thumbnail=excluded.thumbnail, added=datetime('now') "
+                "WHERE avatars.origin = excluded.origin",
+                ((scan, p, s, q, d, t, origin) for p, s, q, d, t in rows))
         self._index = None
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ class Result:
     known_matches: list[dict] | None = None  # with --known-hashes: entries matched (list, label, hash, kind, distance)
     cluster: int | None = None             # shared by every file that is the same photo
     cluster_size: int | None = None
+    group_gan_score: float | None = None   # the highest gan_score among the group's files (the copies share it)
     seen_before: bool | None = None        # the photo was already in the persistent index
     seen_in: list[str] | None = None       # where: "scan-name:path" of earlier copies (first few)
     verdict: str | None = None             # gan | real | no_face | error

@@ -1,5 +1,10 @@
 """A scan's working state in DIR/state.sqlite (WAL): every finished file is committed as soon as
-its batch is done, so an interrupted scan loses nothing and a rerun continues where it stopped."""
+its batch is done, so an interrupted scan loses nothing and a rerun continues where it stopped.
+
+Each file keeps its row (record), what matching needs (hashes, thumbnail) and what judging needs
+besides the scores (evidence, see engine.Prepared), under the key of the settings its signals were
+computed with (signals_key: size limits, device, model files). A rerun keeps a file only under the
+same key, and judges it again at its own settings (engine.run_scan)."""
 from __future__ import annotations
 
 import json
@@ -18,7 +23,8 @@ CREATE TABLE IF NOT EXISTS files (
     size INTEGER, mtime_ns INTEGER,
     generation INTEGER NOT NULL,
     record TEXT NOT NULL,
-    dct256 BLOB, probes BLOB, thumbnail BLOB
+    dct256 BLOB, probes BLOB, thumbnail BLOB,
+    evidence TEXT, signals_key TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
@@ -30,6 +36,10 @@ class ScanState:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(files)")}
+        for column in ("evidence", "signals_key"):   # a state written before these: its files are decoded again
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE files ADD COLUMN {column} TEXT")
         self.generation = int(self.get_meta("generation", "0")) + 1
         self.set_meta("generation", str(self.generation))
         # Verification reads the same aligned-face thumbnails again and again; 20k of them is ~90 MB.
@@ -43,29 +53,43 @@ class ScanState:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-    def finished_sha256(self, path: str, size: int, mtime_ns: int) -> str | None:
+    def finished_sha256(self, path: str, size: int, mtime_ns: int, signals_key: str) -> str | None:
         """The sha256 recorded for a file finished in an earlier run without an error, if its size
-        and mtime are unchanged; None when it must be scanned (new, changed, or failed before: a
-        failure may have been fixed since, e.g. a permission)."""
+        and mtime are unchanged and its signals were computed under `signals_key`; None when it must
+        be scanned (new, changed, failed before: a failure may have been fixed since, e.g. a
+        permission; or computed under other limits or models)."""
         row = self.db.execute("SELECT size, mtime_ns, json_extract(record, '$.sha256'), "
-                              "json_extract(record, '$.error') FROM files WHERE path=?", (path,)).fetchone()
-        if row is None or row[0] != size or row[1] != mtime_ns or row[3] is not None:
+                              "json_extract(record, '$.error'), signals_key, evidence IS NOT NULL "
+                              "FROM files WHERE path=?", (path,)).fetchone()
+        if (row is None or row[0] != size or row[1] != mtime_ns or row[3] is not None or row[4] != signals_key
+                or not row[5]):
             return None
         return row[2]
 
-    def keep(self, path: str) -> None:
-        """Mark an earlier run's row as part of this run (it is not dropped at the end)."""
-        self.db.execute("UPDATE files SET generation=? WHERE path=?", (self.generation, path))
+    def kept_row(self, path: str) -> tuple[Result, dict]:
+        """An earlier run's row of a file finished_sha256 said may be kept, and its evidence."""
+        record, evidence = self.db.execute("SELECT record, evidence FROM files WHERE path=?", (path,)).fetchone()
+        return Result.from_dict(json.loads(record)), json.loads(evidence)
 
-    def save(self, items) -> None:
-        """items: (Result, size, mtime_ns, dct256 bytes|None, probes bytes|None, thumbnail bytes|None)."""
+    def keep(self, result: Result) -> None:
+        """Make an earlier run's row, judged again (engine.judge_file), part of this run (it is not
+        dropped at the end). Committed with the next batch."""
+        self.db.execute("UPDATE files SET generation=?, record=? WHERE path=?",
+                        (self.generation, result.to_json(), result.path))
+
+    def save(self, items, signals_key: str) -> None:
+        """items: (Result, size, mtime_ns, dct256 bytes|None, probes bytes|None, thumbnail bytes|None,
+        evidence dict|None), their signals computed under `signals_key`."""
         with self.db:
             self.db.executemany(
-                "INSERT INTO files (path, size, mtime_ns, generation, record, dct256, probes, thumbnail) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET size=excluded.size, "
-                "mtime_ns=excluded.mtime_ns, generation=excluded.generation, record=excluded.record, "
-                "dct256=excluded.dct256, probes=excluded.probes, thumbnail=excluded.thumbnail",
-                ((r.path, size, mtime, self.generation, r.to_json(), d, p, t) for r, size, mtime, d, p, t in items))
+                "INSERT INTO files (path, size, mtime_ns, generation, record, dct256, probes, thumbnail, evidence, "
+                "signals_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, "
+                "generation=excluded.generation, record=excluded.record, "
+                "dct256=excluded.dct256, probes=excluded.probes, thumbnail=excluded.thumbnail, "
+                "evidence=excluded.evidence, signals_key=excluded.signals_key",
+                ((r.path, size, mtime, self.generation, r.to_json(), d, p, t,
+                  None if e is None else json.dumps(e), signals_key) for r, size, mtime, d, p, t, e in items))
 
     def commit(self) -> None:
         self.db.commit()
@@ -105,6 +129,12 @@ class ScanState:
         for (ids,) in self.db.execute("SELECT group_concat(id) FROM files WHERE dct256 IS NOT NULL "
                                       "GROUP BY json_extract(record, '$.sha256') HAVING count(*) > 1"):
             yield [int(i) for i in ids.split(",")]
+
+    def judged(self):
+        """(id, path, gan_score, verdict) of every decoded file, in path order, streamed."""
+        yield from self.db.execute("SELECT id, path, json_extract(record, '$.gan_score'), "
+                                   "json_extract(record, '$.verdict') FROM files "
+                                   "WHERE dct256 IS NOT NULL ORDER BY path")
 
     def has_path(self, path: str) -> bool:
         return self.db.execute("SELECT 1 FROM files WHERE path=?", (path,)).fetchone() is not None

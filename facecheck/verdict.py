@@ -214,6 +214,12 @@ def known_match_reasons(matches: list[dict] | None) -> list[str]:
     return reasons
 
 
+def flagged_copy_reason(path: str) -> str:
+    """For a file not flagged itself whose reuse group holds a flagged copy: the copies are one photo,
+    so that copy's evidence counts for this one too (see group_gan_score)."""
+    return f"a copy of this photo ({path}) was flagged as GAN"
+
+
 def reuse_reason(cluster_size: int | None, seen_in: list[str] | None) -> list[str]:
     reasons = []
     if cluster_size and cluster_size > 1:
@@ -223,3 +229,32 @@ def reuse_reason(cluster_size: int | None, seen_in: list[str] | None) -> list[st
         scans = sorted({where.split(":", 1)[0] for where in seen_in})
         reasons.append(f"seen before in scan{'s' if len(scans) > 1 else ''} {', '.join(scans)}")
     return reasons
+
+
+def judge(result, evidence: dict, fusion: FusionModel, mode: str) -> None:
+    """Set a decoded file's verdict and reasons from its stored scores (gan_score, backbone_score,
+    spectral_score, known_matches: facecheck.result.Result) and its `evidence`: the face geometry the
+    reasons need ({"template_z2", "template_distance": None without a face, "cut_by_border"}). It is
+    cheap and reads nothing but these, so a rerun judges a kept file again at its own mode and lists
+    exactly as a fresh scan judges it (facecheck.engine keeps the evidence in the scan state)."""
+    has_face = evidence["template_z2"] is not None
+    geometry = {"template_z2": evidence["template_z2"], "template_distance": evidence["template_distance"]} \
+        if has_face else None
+    # Decided and explained from the stored, rounded scores: every place that prints a score then
+    # shows the same digits, and the verdict agrees with the gan_score in the results.
+    decision = fusion.decide(result.gan_score, has_face, mode)
+    result.verdict = decision.verdict
+    reasons = [decision_reason(decision, has_face)]
+    if has_face:
+        reasons.append(geometry_reason(geometry, result.faces, evidence["cut_by_border"]))
+    else:
+        reasons.append("no face found")
+    if result.backbone_score is not None:
+        reasons.append(backbone_reason(result.backbone_score, fusion.backbone_flag))
+    if result.spectral_score is not None:
+        reasons.append(spectral_reason(result.spectral_score, fusion.spectral_flag))
+    caveat = on_template_caveat(decision, geometry, fusion.thresholds)
+    if caveat:
+        reasons.append(caveat)
+    reasons.extend(known_match_reasons(result.known_matches))
+    result.reasons = reasons

@@ -1,4 +1,6 @@
 """The batch engine streams: sources are read lazily and decoding runs a bounded window ahead."""
+from pathlib import Path
+
 from PIL import Image
 
 from facecheck import engine
@@ -106,3 +108,38 @@ def test_ctrl_c_stops_a_scan_with_one_message_and_no_worker_tracebacks(tmp_path)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     assert "interrupted" in stderr and len(stderr.strip().splitlines()) <= 2, stderr
+
+
+def test_copies_of_one_photo_share_their_evidence_and_keep_their_own_verdicts(shared_data, tmp_path):
+    """Issue 19 item 5: two StyleGAN faces, each as stored, at 128 px and mirrored at 200 px, are
+    three-file groups whose copies the detectors judge differently; every copy carries the group's
+    strongest gan_score, and an unflagged copy says which copy was flagged."""
+    import csv
+    from facecheck import degrade
+    rows = [r for r in csv.DictReader(open(shared_data / "manifest.csv", encoding="utf-8"))
+            if r["source"] == "hardfake_tpdne_300"][:2]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for r in rows:
+        with Image.open(shared_data / r["file"]) as im:
+            im = im.convert("RGB")
+        stem = Path(r["file"]).stem
+        im.save(folder / f"{stem}_a.png")
+        degrade.jpeg(degrade.resize_to(im, 128), 70).save(folder / f"{stem}_b.jpg")
+        degrade.jpeg(degrade.mirror(degrade.resize_to(im, 200)), 60).save(folder / f"{stem}_c.jpg")
+    results = list(engine.scan(folder, out=tmp_path / "out", workers=0, device="cpu"))
+    groups = {}
+    for r in results:
+        groups.setdefault(r.cluster, []).append(r)
+    assert None not in groups and len(groups) == 2 and all(len(g) == 3 for g in groups.values())
+    mixed = 0
+    for members in groups.values():
+        flagged = [r.path for r in members if r.verdict == "gan"]   # results come in path order
+        mixed += bool(flagged) and len(flagged) < len(members)
+        for r in members:
+            assert r.group_gan_score == max(m.gan_score for m in members)
+            copy_reason = f"a copy of this photo ({flagged[0]}) was flagged as GAN" if flagged else None
+            assert (copy_reason in r.reasons) == (r.verdict != "gan" and bool(flagged))
+            # the verdict stays the file's own: it follows its own gan_score, not the group's
+            assert r.reasons[0].startswith("GAN face" if r.verdict == "gan" else "not flagged")
+    assert mixed >= 1, "no group with opposite verdicts: the test no longer shows what it is about"

@@ -76,7 +76,9 @@ def test_rerun_with_the_same_index_is_not_seen_before_in_itself(tmp_path, photo)
     # a scan under another name still finds them, in the first scan
     later = list(facecheck.scan(folder, out=tmp_path / "later", index=index, workers=0))
     assert all(r.seen_before for r in later)
-    assert later[0].seen_in is not None and all(place.startswith("out:") for place in later[0].seen_in)
+    # (a scan without --name is named after its --out folder and the scanned folder: issue 19 item 2)
+    first_scan = f"out of {folder.resolve()}:"
+    assert later[0].seen_in is not None and all(place.startswith(first_scan) for place in later[0].seen_in)
 
 
 @pytest.fixture

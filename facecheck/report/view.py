@@ -22,6 +22,7 @@ LIST_SIDE = 120            # px, longer side of the thumbnails in the hash-list 
 COUNT_LABELS = {
     "files": "Files in the folder",
     "scanned": "Files read in this run",
+    "rejudged": "Files kept from an earlier run (unchanged) and judged again at this run's settings",
     "gan": "Flagged as StyleGAN faces",
     "to_review": "Not flagged, but eyes where StyleGAN puts them (to look at)",
     "groups": "Groups of reused photos",
@@ -29,6 +30,7 @@ COUNT_LABELS = {
     "seen_before": "Photos already seen in earlier scans",
     "known": "Files matching an imported hash list (--known-hashes)",
     "errors": "Files that could not be read",
+    "index_error": "The --index was NOT updated",
 }
 # The timings, as engine.ScanSummary names them. The scan's clock stops when the report begins, so
 # "seconds" is the scan without this report, and the report's own time is known only afterwards.
