@@ -116,7 +116,7 @@ def prepare(source, rel_path: str, settings: Settings) -> Prepared:
         signature = signatures([loaded.image])[0]
         result.phash, result.dct256 = str(signature.phash), str(signature.dct256)
         rgb = loaded.rgb()
-        shared = pdq(rgb)
+        shared = pdq(loaded.full_rgb())   # at full size, as other PDQ tools hash the file
         result.pdq, result.pdq_quality = str(shared.hash), shared.quality
         if settings.known_hashes:
             lists = load_lists(settings.known_hashes)
