@@ -120,7 +120,7 @@ def prepare(source, rel_path: str, settings: Settings) -> Prepared:
         result.pdq, result.pdq_quality = str(shared.hash), shared.quality
         if settings.known_hashes:
             lists = load_lists(settings.known_hashes)
-            matches = lists.match(pdq_probes(rgb, shared.hash), signature.phash)
+            matches = lists.match(pdq_probes(rgb, shared.hash), signature.phash, loaded.sha256)
             result.known_matches = [m.to_dict() for m in matches]
         return Prepared(result, size, mtime_ns, signature, rgb)
     except LoadError as e:
