@@ -488,15 +488,21 @@ def shareable_path(path: str) -> str:
     return path
 
 
-def export_rows(results, min_quality: int = EXPORT_MIN_QUALITY) -> Iterable[tuple[str, int, str]]:
+def export_rows(results, min_quality: int = EXPORT_MIN_QUALITY) -> tuple[list[tuple[str, int, str]], int]:
     """(PDQ, quality, label) of a scan's findings: files flagged as GAN faces and members of reuse
-    groups, leaving out hashes of quality below `min_quality` (0 keeps every hash but a flat
-    image's, which says nothing)."""
+    groups; and how many findings were left out for a PDQ quality below `min_quality` (a flat
+    image's hash, quality 0, says nothing and is always left out)."""
+    rows, low = [], 0
     for r in results:
-        if not r.pdq or not r.pdq_quality or r.pdq_quality < min_quality:
+        if not r.pdq or not r.pdq_quality or (r.verdict != "gan" and r.cluster is None):
+            continue
+        if r.pdq_quality < min_quality:
+            low += 1
             continue
         path = shareable_path(r.path)
         if r.verdict == "gan":
-            yield r.pdq, r.pdq_quality, f"facecheck: GAN face (gan_score {r.gan_score:.3f}): {path}"
-        elif r.cluster is not None:
-            yield r.pdq, r.pdq_quality, f"facecheck: reused avatar, group {r.cluster} of {r.cluster_size} files: {path}"
+            rows.append((r.pdq, r.pdq_quality, f"facecheck: GAN face (gan_score {r.gan_score:.3f}): {path}"))
+        else:
+            rows.append((r.pdq, r.pdq_quality,
+                         f"facecheck: reused avatar, group {r.cluster} of {r.cluster_size} files: {path}"))
+    return rows, low

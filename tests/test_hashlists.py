@@ -241,3 +241,67 @@ def test_a_big_list_is_parsed_without_an_object_per_entry_and_searched_exactly(t
     assert len(lists) == n and peak < len(data) + 300 * n, (peak, len(data))
     found = lists.match([Hash.from_hex(rocket.pdq)], None)
     assert [(m.label, m.distance) for m in found] == [(f"entry-{n // 2}", 31)]
+
+
+# ------------------------------------------------------------------ export
+
+def finished_scan_of(out, rows):
+    """An --out folder as a finished scan leaves it, holding these Results."""
+    out.mkdir()
+    (out / "results.jsonl").write_text("".join(r.to_json() + "\n" for r in rows), encoding="utf-8")
+    return out
+
+
+def test_export_has_a_quality_column_leaves_weak_hashes_out_and_no_local_paths(tmp_path):
+    from facecheck.result import Result
+    strong, weak, copied, unflagged = unrelated_pdq(4, seed=9)
+    out = finished_scan_of(tmp_path / "run", [
+        Result(path="/home/analyst/case-12/gan1.jpg", pdq=strong, pdq_quality=90, verdict="gan", gan_score=0.99),
+        Result(path="sub/flat.jpg", pdq=weak, pdq_quality=30, verdict="gan", gan_score=0.97),
+        Result(path="C:\\Users\\analyst\\copy.jpg", pdq=copied, pdq_quality=70, verdict="real", cluster=1, cluster_size=2),
+        Result(path="plain.jpg", pdq=unflagged, pdq_quality=80, verdict="real")])
+    run = cli("export", out, "--format", "pdq", "--to", tmp_path / "found.csv")
+    assert run.returncode == 0, run.stderr
+    text = (tmp_path / "found.csv").read_text(encoding="utf-8")
+    assert text.splitlines()[0] == "pdq,quality,label"
+    assert "analyst" not in text and "case-12" not in text
+    rows = {h: (label, quality) for _, label, _, h, quality in parse_list(text, "found.csv").rows()}
+    assert rows == {strong: ("facecheck: GAN face (gan_score 0.990): gan1.jpg", 90),
+                    copied: ("facecheck: reused avatar, group 1 of 2 files: copy.jpg", 70)}
+    assert "1 left out" in run.stderr
+    run = cli("export", out, "--to", tmp_path / "all.csv", "--min-quality", "0")
+    assert run.returncode == 0, run.stderr
+    assert {r[3] for r in parse_list((tmp_path / "all.csv").read_bytes(), "all.csv").rows()} == {strong, weak, copied}
+
+
+def test_export_bad_arguments_are_one_line_and_exit_2(tmp_path):
+    from facecheck.result import Result
+    out = finished_scan_of(tmp_path / "run", [Result(path="a.jpg", pdq=unrelated_pdq(1)[0], pdq_quality=90,
+                                                      verdict="gan", gan_score=0.99)])
+    for to in (tmp_path, tmp_path / "missing" / "found.csv"):
+        run = cli("export", out, "--to", to)
+        assert run.returncode == 2 and run.stderr.strip().count("\n") == 0 and "Traceback" not in run.stderr, run.stderr
+        assert "--to" in run.stderr
+    run = cli("export", out, "--min-quality", "101")
+    assert run.returncode == 2 and run.stderr.strip().count("\n") == 0
+
+
+def test_export_after_an_interrupted_rerun_says_the_results_are_stale(tmp_path):
+    from facecheck import engine
+    out, settings = tmp_path / "out", engine.Settings(workers=0, device="cpu")
+    engine.run_scan(list(engine.walk(SAMPLES)), out, settings, folder=SAMPLES)
+    assert cli("export", out, "--to", tmp_path / "first.csv").returncode == 0
+
+    def stop_after_start(done, total):
+        if done:
+            raise KeyboardInterrupt
+    import shutil
+    copy = tmp_path / "samples"
+    shutil.copytree(SAMPLES, copy)   # same files, new modification times: the rerun reads them again
+    with pytest.raises(KeyboardInterrupt):   # a rerun (over changed files) stopped after its first batch
+        engine.run_scan(list(engine.walk(copy)), out, engine.Settings(workers=0, device="cpu", batch_size=2),
+                        progress=stop_after_start, folder=copy)
+    run = cli("export", out, "--to", tmp_path / "second.csv")
+    assert run.returncode == 2 and "stale" in run.stderr and not (tmp_path / "second.csv").exists()
+    engine.run_scan(list(engine.walk(copy)), out, settings, folder=copy)   # finished: fresh again
+    assert cli("export", out, "--to", tmp_path / "third.csv").returncode == 0
