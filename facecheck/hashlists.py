@@ -179,12 +179,14 @@ def _lines(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ends = np.concatenate([newlines, [len(buf)]]).astype(np.int64)
     last = len(buf) - 1
     while True:   # leading blanks: one step per blank, rarely more than none
-        blank = (starts < ends) & np.isin(buf[np.minimum(starts, last)], (ord(" "), ord("\t")))
+        first = buf[np.minimum(starts, last)]
+        blank = (starts < ends) & ((first == ord(" ")) | (first == ord("\t")))
         if not blank.any():
             break
         starts[blank] += 1
     while True:
-        cr = (ends > starts) & np.isin(buf[np.maximum(ends - 1, 0)], (ord("\r"), ord(" "), ord("\t")))
+        final = buf[np.maximum(ends - 1, 0)]
+        cr = (ends > starts) & ((final == ord("\r")) | (final == ord(" ")) | (final == ord("\t")))
         if not cr.any():
             break
         ends[cr] -= 1
@@ -268,6 +270,8 @@ def _vectorised(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, layout: _
         digits = _HEX_VALUE[window]
         length = e - hash_start
         for collected, n in ((long, 64), (short, 16)):
+            if not ok.any():
+                break
             ends_there = (length == n) | ((length > n) & separators[window[:, n]])
             found = ok & (length >= n) & ends_there & (digits[:, :n] != 255).all(1)
             ok &= ~found
