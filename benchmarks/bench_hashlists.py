@@ -142,11 +142,11 @@ def main() -> None:
     from bench_scan import build_folder, files_of
     from facecheck.loading import load_image
     from facecheck.pdq import pdq
-    folder = build_folder(args.n)
-    if folder is None:
+    folder = build_folder(args.n)   # None without ../shared/data
+    files = files_of(folder) if folder is not None else []
+    if not files:
         print("bench_hashlists: no labelled data (../shared/data or $FACECHECK_DATA); nothing to measure. Skipped.")
         return
-    files = files_of(folder)
     planted = [str(pdq(load_image(p).rgb()).hash) for p in files[:: max(1, len(files) // PLANTED)][:PLANTED]]
     list_path = build_list(args.entries, planted)
     size_mb = list_path.stat().st_size / 2**20
