@@ -1,6 +1,6 @@
 """What a million-entry PDQ list (the size of a ThreatExchange export) costs a scan and `check`.
 
-    python benchmarks/bench_hashlists.py [--entries 1000000] [--n 300] [--repeat 2] [--json out.json]
+    python benchmarks/bench_hashlists.py [--entries 1000000] [--n 300] [--repeat 2] [--indexes] [--json out.json]
 
 1. Builds (once; cached under scratch/bench_hashlists/, git-ignored) a list of --entries PDQ-like
    hashes (exactly 128 of 256 bits set, as every PDQ hash has) as ThreatExchange's CLI writes them,
@@ -15,6 +15,9 @@
    peak RSS.
 4. In this process: parsing the list (`hashlists.load_lists`) and the first PDQ lookup (which builds
    the exact faiss index), time and RSS growth.
+5. With --indexes: facecheck/index.py's exact and partitioned faiss indexes on the list's codes, with
+   300 planted neighbours 10-31 bits from PDQ-like queries: build time, search time, neighbours found
+   (why hash lists are searched exactly).
 
 Every line carries the load average: the machine may be shared with other jobs.
 """
@@ -132,11 +135,43 @@ def parse_in_process(list_path: Path, probe: str) -> dict:
             "probe_matched": len(found)}
 
 
+def compare_indexes(list_path: Path, queries: int = 300, seed: int = 1) -> dict:
+    """The exact (flat) against the partitioned (IVF) faiss index of facecheck/index.py on the list's
+    codes, with `queries` entries replaced by neighbours 10-31 bits from random PDQ-like queries:
+    build time, time for 4 probes a query, and how many planted neighbours each finds within 31 bits."""
+    from facecheck.hashlists import parse_list
+    from facecheck.index import HashIndex
+    from facecheck.pdq import MATCH_BITS
+    codes = parse_list(list_path.read_bytes(), list_path.name).entries["pdq"].codes.copy()
+    rng = np.random.default_rng(seed)
+    probes = np.packbits(np.argsort(rng.random((queries, 256), dtype=np.float32), axis=1) < 128, axis=1)
+    spots = rng.choice(len(codes), queries, replace=False)
+    for q, spot in enumerate(spots):
+        near = np.unpackbits(probes[q]).astype(bool)
+        near[rng.choice(256, int(rng.integers(10, MATCH_BITS + 1)), replace=False)] ^= True
+        codes[spot] = np.packbits(near)
+    out = {}
+    for name, exact in (("exact", True), ("partitioned", False)):
+        t = time.perf_counter()
+        index = HashIndex(codes, exact=exact)
+        built = time.perf_counter() - t
+        t = time.perf_counter()
+        hits = index.range_search(np.repeat(probes, 4, axis=0), MATCH_BITS)
+        searched = time.perf_counter() - t
+        found = sum(int(spots[q]) in set(hits[4 * q][0].tolist()) for q in range(queries))
+        out[name] = {"build_s": built, "ms_per_4_probes": searched * 1000 / queries, "found": found, "planted": queries}
+        print(f"{name} index: build {built:.1f} s, {out[name]['ms_per_4_probes']:.1f} ms for 4 probes, found "
+              f"{found} of {queries} planted neighbours (load {load_avg()})", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--entries", type=int, default=1_000_000)
     ap.add_argument("--n", type=int, default=300, help="avatars scanned (bench_scan.py's folder)")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--indexes", action="store_true", help="also compare the exact and partitioned faiss indexes "
+                                                              "on the list (the partitioned one trains for minutes)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     from bench_scan import build_folder, files_of
@@ -175,6 +210,9 @@ def main() -> None:
     print(f"in process: parse {p['parse_s']:.2f} s (+{p['rss_after_parse_mb']:.0f} MB RSS), first lookup with the "
           f"index build {p['first_lookup_s']:.2f} s (+{p['rss_after_index_mb']:.0f} MB in all), 4 probes "
           f"{p['lookup_4_probes_s'] * 1000:.1f} ms (load {load_avg()})")
+
+    if args.indexes:
+        record["indexes"] = compare_indexes(list_path)
 
     def best(rows, key, flag):
         return min(r[key] for r in rows if r["with_list"] == flag)
