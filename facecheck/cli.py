@@ -14,6 +14,7 @@ from rich.text import Text
 
 from . import engine
 from .known import IndexUnusable
+from .hashlists import EXPORT_MIN_QUALITY
 from .result import Result
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
@@ -205,23 +206,47 @@ def check(image: Path = typer.Argument(..., help="One image file."),
 
 @app.command("export")
 def export(out_dir: Path = typer.Argument(..., help="The --out folder of a finished scan."),
-           fmt: str = typer.Option("pdq", "--format", help="pdq: a CSV list (pdq,label) that --known-hashes reads."),
+           fmt: str = typer.Option("pdq", "--format", help="pdq: a CSV list (pdq,quality,label) that --known-hashes reads."),
            to: Optional[Path] = typer.Option(None, "--to", help="Write here instead of standard output."),
+           min_quality: int = typer.Option(EXPORT_MIN_QUALITY, "--min-quality",
+                                           help="Leave out hashes of PDQ quality below this (0 keeps them all; "
+                                                "the PDQ documentation calls hashes below 50 unreliable)."),
            version: bool = VERSION):
     """Write the PDQ hashes of a scan's flagged files and reuse groups, to share what it found."""
-    from .hashlists import export_rows, write_list
+    from .hashlists import write_list
     if fmt != "pdq":
         _fail(f"--format must be pdq, not {fmt!r}")
+    if not 0 <= min_quality <= 100:
+        _fail(f"--min-quality must be between 0 and 100, not {min_quality}")
+    rows, low = _export_rows(out_dir, min_quality)
+    try:
+        if to is None:
+            n = write_list(rows, sys.stdout)
+        else:
+            with open(to, "w", encoding="utf-8", newline="") as f:
+                n = write_list(rows, f)
+    except OSError as e:
+        _fail(f"cannot write --to {to}: {e.strerror or e}")
+    left_out = f" ({low} left out: PDQ quality below {min_quality}; --min-quality 0 keeps them)" if low else ""
+    err.print(f"exported {n} PDQ hashes" + (f" to {to}" if to else "") + left_out, highlight=False, markup=False)
+
+
+def _export_rows(out_dir: Path, min_quality: int):
+    """The rows `export` writes, from a finished scan's results.jsonl; refuses (one line, exit 2) a
+    folder without them, and results that a later, unfinished scan into the folder made stale."""
+    from .hashlists import export_rows
+    from .writers import PARTIAL_NAME
     results = out_dir / "results.jsonl"
     if not results.is_file():
         _fail(f"{out_dir} holds no results.jsonl: give the --out folder of a finished scan")
-    rows = export_rows(engine.read_results(out_dir))
-    if to is None:
-        n = write_list(rows, sys.stdout)
-    else:
-        with open(to, "w", encoding="utf-8", newline="") as f:
-            n = write_list(rows, f)
-    err.print(f"exported {n} PDQ hashes" + (f" to {to}" if to else ""))
+    if (out_dir / PARTIAL_NAME).exists():
+        # written from a scan's start and removed when it completes: a rerun stopped (or still running)
+        _fail(f"the results in {out_dir} are stale: a later scan into it did not finish ({PARTIAL_NAME} is "
+              f"there); rerun it to the end, then export")
+    try:
+        return export_rows(engine.read_results(out_dir), min_quality)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        _fail(f"cannot read {results}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
 
 
 @app.command("eval")

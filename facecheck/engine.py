@@ -123,7 +123,7 @@ def prepare(source, rel_path: str, settings: Settings) -> Prepared:
         signature = signatures([loaded.image])[0]
         result.phash, result.dct256 = str(signature.phash), str(signature.dct256)
         rgb = loaded.rgb()
-        shared = pdq(rgb)
+        shared = pdq(loaded.full_rgb())   # at full size, as other PDQ tools hash the file
         result.pdq, result.pdq_quality = str(shared.hash), shared.quality
         # computed with or without hash lists (~1 ms), so that a rerun with lists needs no decoding
         evidence = {"pdq_probes": [str(h) for h in pdq_probes(rgb, shared.hash)]}
@@ -273,14 +273,20 @@ def judge_file(result: Result, evidence: dict, fusion, settings: Settings) -> No
     (settings.known_hashes) and the verdict and reasons at settings.mode (verdict.judge). A fresh
     file and a file kept from an earlier run (run_scan) both go through here, so a rerun with other
     settings gives the rows a fresh scan with them gives."""
-    from .hashing import Hash
     from .verdict import judge
-    result.known_matches = None
-    if settings.known_hashes:
-        probes = [Hash.from_hex(h) for h in evidence["pdq_probes"]]
-        matches = load_lists(settings.known_hashes).match(probes, Hash.from_hex(result.phash))
-        result.known_matches = [m.to_dict() for m in matches]
+    match_known_hashes(result, evidence, settings.known_hashes)
     judge(result, evidence, fusion, settings.mode)
+
+
+def match_known_hashes(result: Result, evidence: dict, known_hashes) -> None:
+    """result.known_matches: the entries of the hash lists (None without lists) that the file's PDQ
+    probes (kept in its evidence), pHash or sha256 match."""
+    from .hashing import Hash
+    result.known_matches = None
+    if known_hashes:
+        probes = [Hash.from_hex(h) for h in evidence["pdq_probes"]]
+        matches = load_lists(known_hashes).match(probes, Hash.from_hex(result.phash), result.sha256)
+        result.known_matches = [m.to_dict() for m in matches]
 
 
 def _lazy(make):

@@ -1,25 +1,43 @@
 """Hash lists that investigators exchange: read them (`scan --known-hashes`), match files against
 them, and write a scan's findings in the same format (`facecheck export --format pdq`).
 
-A list is a text or CSV file with one hash a line, PDQ (64 hex digits, as ThreatExchange writes
-them) or the 64-bit pHash (16 hex digits, as imagehash writes them), and an optional label:
-- CSV with a header: a column named pdq, phash or hash, and optionally label (or name, description, tag);
-- or headerless lines `HASH[,; tab or space]LABEL`; blank lines and lines starting with # are skipped.
+A list is a text or CSV file (UTF-8, or UTF-16 with its byte-order mark) with one hash a line: PDQ
+(64 hex digits, as ThreatExchange writes them), the 64-bit pHash (16 hex digits, as imagehash writes
+them) or the SHA-256 of a known file (64 hex digits), and optionally a label and a PDQ quality:
+- CSV with a header: a column named pdq, phash, sha256 or hash, optionally label (or name,
+  description, tag, file, filename, path) and quality; our own export is such a CSV (pdq,quality,label);
+- ThreatExchange's CLI output, `pdq HASH [label]` (or `sha256 HASH`, `phash HASH`) a line;
+- pdq-photo-hasher's CSV without a header, `HASH,QUALITY,FILE` (the file becomes the label);
+- or headerless lines `HASH[,; tab or space]LABEL`. Blank lines and lines starting with # are skipped.
+An empty file and a CSV with a header but no rows are both "no hashes in it".
+
+PDQ and SHA-256 hashes are both 64 hex digits. A column or prefix named pdq or sha256 says which;
+otherwise the hashes decide: PDQ sets a bit for each of its 256 coefficients above their median, so a
+PDQ hash has exactly 128 bits set (or none, for a flat image), which only ~5% of SHA-256 digests do.
+A list where at least 90% of the hashes look like PDQ is read as PDQ, one where at most 25% do as
+SHA-256 digests (matched against each file's sha256, kind "sha256"); anything between is refused.
 
 Matching: PDQ within MATCH_BITS (31 of 256, ThreatExchange's usual threshold) of the file's PDQ or of
-its mirror image's; pHash within PHASH_MATCH_BITS (4 of 64) of the file's pHash. Distinct FFHQ-aligned
-faces never came within 31 PDQ bits of each other in ../shared/data, but often within 8 pHash bits,
-hence the tight pHash threshold (numbers: benchmarks/bench_pdq.py, README). Imported lists come
-without pictures, so there is no second, verifying step as for reuse within a scan.
+its mirror image's; pHash within PHASH_MATCH_BITS (4 of 64) of the file's pHash; SHA-256 exactly.
+Distinct FFHQ-aligned faces never came within 31 PDQ bits of each other in ../shared/data, but often
+within 8 pHash bits, hence the tight pHash threshold (numbers: benchmarks/bench_pdq.py, README).
+Imported lists come without pictures, so there is no second, verifying step as for reuse within a scan.
+
+Lists can hold millions of entries (a ThreatExchange export), so they are parsed with numpy: per
+entry only its packed hash and the bytes after it (label, quality) are kept, and those bytes are
+decoded only for entries a file matches. PDQ entries are searched exactly (a faiss flat binary index,
+facecheck/index.py: ~2 ms a probe at 1M entries); the partitioned index missed 55 of 300 planted
+entries within 31 bits among 1M PDQ-like codes (benchmarks/bench_hashlists.py --indexes).
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterable
 
 import cv2
@@ -30,9 +48,33 @@ from .index import HashIndex
 from .pdq import MATCH_BITS, pdq
 
 PHASH_MATCH_BITS = 4
-HASH_COLUMNS = ("pdq", "phash", "hash")
-LABEL_COLUMNS = ("label", "name", "description", "tag")
-_HEX = re.compile(r"^[0-9a-fA-F]+$")
+EXPORT_MIN_QUALITY = 50      # the PDQ documentation: hashes of quality below ~50 say little about the image
+PDQ_NAMES = ("pdq",)
+PHASH_NAMES = ("phash",)
+SHA256_NAMES = ("sha256", "sha-256", "sha_256")
+HASH_COLUMNS = PDQ_NAMES + PHASH_NAMES + SHA256_NAMES + ("hash",)
+LABEL_COLUMNS = ("label", "name", "description", "tag", "file", "filename", "path")
+QUALITY_COLUMN = "quality"
+FREE_TEXT_SEPARATORS = b",; \t"
+PDQ_SHARE_FOR_PDQ = 0.9      # of 64-digit hashes with 128 (or 0) bits set, to read a list as PDQ
+PDQ_SHARE_FOR_SHA256 = 0.25  # at most this share: SHA-256 digests
+NO_HASHES = "no hashes in it (an empty list would match nothing: leave it out)"
+LINES_PER_CHUNK = 4096       # lines parsed together: bounds the parser's temporary arrays (~3 MB)
+KIND_BYTES = {"pdq": 32, "phash": 8, "sha256": 32}
+
+_BITS_IN_BYTE = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+_HEX_VALUE = np.full(256, 255, np.uint8)   # 255: not a hex digit
+for _value, _digit in enumerate(b"0123456789abcdef"):
+    _HEX_VALUE[_digit] = _HEX_VALUE[ord(chr(_digit).upper())] = _value
+_IMAGE_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"II*\x00": "TIFF", b"MM\x00*": "TIFF",
+                b"BM": "BMP"}
+
+
+def bit_counts(codes: np.ndarray) -> np.ndarray:
+    """Set bits in each row of a uint8 array [n, bytes]. A byte lookup table, not numpy's
+    bitwise_count, which numpy 1.x lacks (pyproject allows numpy >= 1.26)."""
+    codes = np.asarray(codes, np.uint8)
+    return _BITS_IN_BYTE[codes.reshape(len(codes), -1)].sum(axis=1, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -41,49 +83,344 @@ class KnownMatch:
     list: str        # the list's file name
     label: str
     hash: str        # the list's hash, hex
-    kind: str        # pdq | phash
-    distance: int    # bits
+    kind: str        # pdq | phash | sha256
+    distance: int    # bits (0 for sha256: the same bytes)
+    quality: int | None = None   # the list's PDQ quality for the entry, when it gives one
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-class HashList:
-    """The PDQ and pHash entries of one or more list files, searchable."""
+@dataclass(frozen=True)
+class ListFormat:
+    """How the bytes after an entry's hash (its "tail") read: free text (the label) or CSV fields
+    named by `columns`."""
+    columns: tuple[str, ...] | None = None
+    delimiter: str = ","
 
-    def __init__(self, entries: list[tuple[str, str, str, str]]):
-        """entries: (list name, label, kind, hex)."""
-        self.pdq = [e for e in entries if e[2] == "pdq"]
-        self.phash = [e for e in entries if e[2] == "phash"]
-        codes = np.stack([np.frombuffer(bytes.fromhex(e[3]), np.uint8) for e in self.pdq]) if self.pdq \
-            else np.empty((0, 32), np.uint8)
-        self._pdq_index = HashIndex(codes, exact=True)
-        self._phash = np.array([int(e[3], 16) for e in self.phash], dtype=np.uint64)
+    def label_and_quality(self, tail: bytes) -> tuple[str, int | None]:
+        text = tail.decode("utf-8", "replace")
+        if self.columns is None:
+            return text.strip().lstrip(FREE_TEXT_SEPARATORS.decode()).strip(), None
+        fields = next(csv.reader([text], delimiter=self.delimiter), [])
+        values = {c: v.strip() for c, v in zip(self.columns, fields)}
+        label = next((values[c] for c in LABEL_COLUMNS if values.get(c)), "")
+        quality = values.get(QUALITY_COLUMN, "")
+        return label, int(quality) if quality.isdigit() else None
+
+
+@dataclass(eq=False)
+class Entries:
+    """One kind of hash from one list: packed codes [n, bytes] and each entry's tail, kept as one
+    byte string with offsets (not a Python object per entry)."""
+    codes: np.ndarray
+    tails: bytes = b""
+    tail_offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
 
     def __len__(self) -> int:
-        return len(self.pdq) + len(self.phash)
+        return len(self.codes)
 
-    def match(self, pdq_probes: list[Hash], phash: Hash) -> list[KnownMatch]:
-        """Every entry within its threshold of any PDQ probe (see pdq_probes) or of the pHash, nearest
-        first (a PDQ entry once, at its nearest distance)."""
-        found: dict[int, int] = {}
-        queries = pdq_probes
-        for ids, dist in self._pdq_index.range_search(np.stack([np.frombuffer(h.packed(), np.uint8) for h in queries]),
-                                                      MATCH_BITS):
-            for i, d in zip(ids.tolist(), dist.tolist()):
-                found[i] = min(d, found.get(i, d))
-        out = [KnownMatch(*self._named(self.pdq[i]), int(d)) for i, d in found.items()]
-        if len(self._phash):
+    def tail(self, i: int) -> bytes:
+        return self.tails[self.tail_offsets[i]:self.tail_offsets[i + 1]]
+
+
+@dataclass(eq=False)
+class ParsedList:
+    name: str
+    format: ListFormat
+    entries: dict[str, Entries]   # by kind: pdq, phash, sha256
+
+    def __len__(self) -> int:
+        return sum(len(e) for e in self.entries.values())
+
+    def rows(self) -> list[tuple[str, str, str, str, int | None]]:
+        """(list name, label, kind, hex, quality) of every entry: for tests and small lists."""
+        out = []
+        for kind, entries in self.entries.items():
+            for i in range(len(entries)):
+                label, quality = self.format.label_and_quality(entries.tail(i))
+                out.append((self.name, label, kind, entries.codes[i].tobytes().hex(), quality))
+        return out
+
+
+# ---------------------------------------------------------------- reading
+
+def _as_utf8(data: bytes, name: str) -> bytes:
+    """The list's bytes as UTF-8 (byte-order marks removed, UTF-16/32 converted); images and other
+    binary files refused with a message."""
+    for magic, kind in _IMAGE_MAGIC.items():
+        if data.startswith(magic):
+            raise ValueError(f"{name} is an image ({kind}), not a hash list: give a text or CSV file of "
+                             f"hashes (facecheck check IMAGE looks at one image)")
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        raise ValueError(f"{name} is an image (WebP), not a hash list: give a text or CSV file of hashes")
+    for bom, encoding in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding).encode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{name}: not valid {encoding.upper()} ({e.reason})") from None
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8):]
+    if b"\x00" in data[:4096]:
+        raise ValueError(f"{name}: not a text file (binary bytes in it); a hash list is text or CSV, "
+                         f"UTF-8 or UTF-16 with a byte-order mark")
+    return data
+
+
+def _lines(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end offsets of the lines that hold something (leading blanks and a trailing \\r
+    left out; blank lines and # comments dropped)."""
+    if not len(buf):
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    newlines = np.flatnonzero(buf == ord("\n"))
+    starts = np.concatenate([[0], newlines + 1]).astype(np.int64)
+    ends = np.concatenate([newlines, [len(buf)]]).astype(np.int64)
+    last = len(buf) - 1
+    while True:   # leading blanks: one step per blank, rarely more than none
+        first = buf[np.minimum(starts, last)]
+        blank = (starts < ends) & ((first == ord(" ")) | (first == ord("\t")))
+        if not blank.any():
+            break
+        starts[blank] += 1
+    while True:
+        final = buf[np.maximum(ends - 1, 0)]
+        cr = (ends > starts) & ((final == ord("\r")) | (final == ord(" ")) | (final == ord("\t")))
+        if not cr.any():
+            break
+        ends[cr] -= 1
+    keep = (starts < ends) & (buf[np.minimum(starts, last)] != ord("#"))
+    return starts[keep], ends[keep]
+
+
+@dataclass
+class _Layout:
+    """Where the hash sits on a line: after `prefix` (e.g. b"pdq "), as field `hash_column` of
+    `delimiter`-separated fields (0: first); `hint` names the hash kind (pdq, phash, sha256, or None)."""
+    format: ListFormat
+    prefix: bytes = b""
+    hash_column: int = 0
+    delimiter: str | None = None   # None: free text (any of , ; tab space)
+    hint: str | None = None
+
+
+def _layout(first: str) -> tuple[_Layout, bool]:
+    """The layout of a list from its first line, and whether that line is a header."""
+    delimiter = next((d for d in (",", "\t", ";") if d in first), ",")
+    header = [c.strip().lower() for c in next(csv.reader([first], delimiter=delimiter), [])]
+    if any(c in HASH_COLUMNS for c in header):
+        column = next(header.index(c) for c in HASH_COLUMNS if c in header)
+        rest = tuple(header[column + 1:]) if column == 0 else tuple(header)
+        return _Layout(ListFormat(rest, delimiter), hash_column=column, delimiter=delimiter,
+                       hint=_hint(header[column])), True
+    tokens = re.split(r"[,;\t ]+", first, maxsplit=1)
+    if tokens[0].lower() in PDQ_NAMES + PHASH_NAMES + SHA256_NAMES and len(tokens) > 1:
+        prefix = first[:len(first) - len(tokens[1])].encode()        # ThreatExchange: "pdq HASH"
+        return _Layout(ListFormat(), prefix=prefix, hint=_hint(tokens[0].lower())), False
+    if re.match(r"^[0-9a-fA-F]{64},\d{1,3},", first):                # pdq-photo-hasher: HASH,QUALITY,FILE
+        return _Layout(ListFormat((QUALITY_COLUMN, "file")), delimiter=",", hint="pdq"), False
+    return _Layout(ListFormat()), False
+
+
+def _hint(name: str) -> str | None:
+    return "pdq" if name in PDQ_NAMES else "phash" if name in PHASH_NAMES else "sha256" if name in SHA256_NAMES \
+        else None
+
+
+class _Collected:
+    """Codes and tails of one hex length (64 or 16 digits), gathered chunk by chunk."""
+
+    def __init__(self, nbytes: int):
+        self.nbytes = nbytes
+        self.codes: list[np.ndarray] = []
+        self.tails: list[bytes] = []
+        self.lengths: list[np.ndarray] = []
+
+    def add(self, codes: np.ndarray, tails: bytes, lengths: np.ndarray) -> None:
+        self.codes.append(codes.reshape(-1, self.nbytes))
+        self.tails.append(tails)
+        self.lengths.append(np.asarray(lengths, np.int64))
+
+    def entries(self) -> Entries:
+        codes = np.concatenate(self.codes) if self.codes else np.empty((0, self.nbytes), np.uint8)
+        lengths = np.concatenate(self.lengths) if self.lengths else np.empty(0, np.int64)
+        return Entries(codes, b"".join(self.tails), np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+
+
+def _vectorised(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, layout: _Layout,
+                long: _Collected, short: _Collected) -> np.ndarray:
+    """Parse the lines whose hash comes first (after the layout's prefix) with numpy; returns a mask
+    of the lines it could not read (quoted fields, another prefix, bad hashes) for the line parser."""
+    separators = np.zeros(256, bool)
+    separators[list((layout.delimiter or FREE_TEXT_SEPARATORS.decode()).encode())] = True
+    last = len(buf) - 1
+    prefix = np.frombuffer(layout.prefix, np.uint8)
+    offsets = np.arange(65)
+    unread = np.ones(len(starts), bool)
+    for a in range(0, len(starts), LINES_PER_CHUNK):
+        s, e = starts[a:a + LINES_PER_CHUNK], ends[a:a + LINES_PER_CHUNK]
+        ok = np.ones(len(s), bool)   # lines still to read here (a line with another prefix is left to the line parser)
+        if len(prefix):
+            ok &= (e - s >= len(prefix)) & (buf[np.minimum(s[:, None] + np.arange(len(prefix)), last)] == prefix).all(1)
+        hash_start = s + len(prefix)
+        where = hash_start[:, None] + offsets
+        window = buf[np.minimum(where, last, out=where)]    # [lines, 65]: the hash and the byte after it
+        del where
+        digits = _HEX_VALUE[window]
+        length = e - hash_start
+        for collected, n in ((long, 64), (short, 16)):
+            if not ok.any():
+                break
+            ends_there = (length == n) | ((length > n) & separators[window[:, n]])
+            found = ok & (length >= n) & ends_there & (digits[:, :n] != 255).all(1)
+            ok &= ~found
+            if not found.any():
+                continue
+            d = digits[found, :n]
+            codes = (d[:, 0::2] << 4) | d[:, 1::2]
+            tail_start = hash_start[found] + n + 1
+            tail_length = np.maximum(e[found] - tail_start, 0)
+            total = int(tail_length.sum())
+            tails = b""
+            if total:
+                before = np.cumsum(tail_length) - tail_length
+                tails = buf[np.repeat(tail_start - before, tail_length) + np.arange(total)].tobytes()
+            collected.add(codes, tails, tail_length)
+            unread[a + np.flatnonzero(found)] = False
+    return unread
+
+
+def _parse_line(line: str, layout: _Layout) -> tuple[str, str]:
+    """(hash, tail) of one line the vectorised parser could not read: the tail in the layout's format."""
+    if layout.delimiter is None:   # free text, perhaps after a "pdq " prefix
+        parts = re.split(r"[,;\t ]+", line.strip(), maxsplit=1)
+        if layout.prefix and parts[0].lower() == layout.prefix.decode().strip(FREE_TEXT_SEPARATORS.decode()).lower():
+            parts = re.split(r"[,;\t ]+", parts[1], maxsplit=1) if len(parts) > 1 else [""]
+        return parts[0], parts[1] if len(parts) > 1 else ""
+    fields = next(csv.reader([line], delimiter=layout.delimiter), [""])
+    value = fields[layout.hash_column].strip() if layout.hash_column < len(fields) else ""
+    if layout.hash_column:   # the tail is the whole row (ListFormat's columns are the header's)
+        return value, line
+    out = io.StringIO()
+    csv.writer(out, delimiter=layout.delimiter, lineterminator="").writerow(fields[1:])
+    return value, out.getvalue()
+
+
+def parse_list(data: bytes | str, name: str) -> ParsedList:
+    """The entries of one list file's bytes; ValueError naming the list (and the first bad line)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    data = _as_utf8(data, name)
+    buf = np.frombuffer(data, np.uint8)
+    starts, ends = _lines(buf)
+    if not len(starts):
+        raise ValueError(f"{name}: {NO_HASHES}")
+    layout, has_header = _layout(data[starts[0]:ends[0]].decode("utf-8", "replace"))
+    if has_header:
+        starts, ends = starts[1:], ends[1:]
+        if not len(starts):
+            raise ValueError(f"{name}: {NO_HASHES}")   # as for an empty file
+    long, short = _Collected(32), _Collected(8)
+    if layout.hash_column == 0:
+        unread = _vectorised(buf, starts, ends, layout, long, short)
+    else:
+        unread = np.ones(len(starts), bool)
+    for i in np.flatnonzero(unread).tolist():   # the lines numpy could not read, in order
+        line = data[starts[i]:ends[i]].decode("utf-8", "replace")
+        value, tail = _parse_line(line, layout)
+        digits = {64: long, 16: short}.get(len(value)) if re.fullmatch(r"[0-9a-fA-F]+", value) else None
+        if digits is None:
+            number = int(np.count_nonzero(buf[:starts[i]] == ord("\n"))) + 1
+            raise ValueError(f"{name}, line {number}: {value[:80]!r} is neither a PDQ hash or SHA-256 "
+                             f"(64 hex digits) nor a pHash (16 hex digits)")
+        tail_bytes = tail.encode("utf-8")
+        digits.add(np.frombuffer(bytes.fromhex(value), np.uint8).copy(), tail_bytes, [len(tail_bytes)])
+    entries = {}
+    if long.codes:
+        long_entries = long.entries()
+        entries[_long_kind(long_entries.codes, layout.hint, name)] = long_entries
+    if short.codes:
+        entries["phash"] = short.entries()
+    return ParsedList(name, layout.format, entries)
+
+
+def _long_kind(codes: np.ndarray, hint: str | None, name: str) -> str:
+    """pdq or sha256 for a list's 64-digit hashes: the column or prefix says, or the hashes do."""
+    if hint in ("pdq", "sha256"):
+        return hint
+    weights = bit_counts(codes)
+    pdq_like = int(np.count_nonzero((weights == 128) | (weights == 0)))
+    share = pdq_like / len(codes)
+    if share >= PDQ_SHARE_FOR_PDQ:
+        return "pdq"
+    if share <= PDQ_SHARE_FOR_SHA256:
+        return "sha256"
+    raise ValueError(f"{name}: cannot tell whether its 64-digit hashes are PDQ or SHA-256 ({pdq_like} of "
+                     f"{len(codes)} have 128 bits set, as PDQ hashes do): name the column pdq or sha256")
+
+
+# ---------------------------------------------------------------- matching
+
+class HashList:
+    """The PDQ, pHash and SHA-256 entries of one or more lists, searchable."""
+
+    def __init__(self, lists: list[ParsedList]):
+        self.lists = lists
+        self._kinds = {}
+        for kind in KIND_BYTES:
+            parts = [(j, p.entries[kind]) for j, p in enumerate(lists) if kind in p.entries]
+            codes = parts[0][1].codes if len(parts) == 1 else \
+                np.concatenate([e.codes for _, e in parts]) if parts else np.empty((0, KIND_BYTES[kind]), np.uint8)
+            first = np.cumsum([0] + [len(e) for _, e in parts])
+            self._kinds[kind] = (codes, [j for j, _ in parts], first)
+        self._pdq_index = None
+        phash = self._kinds["phash"][0]
+        self._phash = phash.view(">u8").ravel().astype(np.uint64) if len(phash) else np.empty(0, np.uint64)
+        sha = self._kinds["sha256"][0]
+        keys = sha[:, :8].copy().view(">u8").ravel().astype(np.uint64) if len(sha) else np.empty(0, np.uint64)
+        self._sha_order = np.argsort(keys, kind="stable")
+        self._sha_keys = keys[self._sha_order]
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.lists)
+
+    def count(self, kind: str) -> int:
+        return len(self._kinds[kind][0])
+
+    def match(self, pdq_probes: list[Hash], phash: Hash | None, sha256: str | None = None) -> list[KnownMatch]:
+        """Every entry within its threshold of any PDQ probe (see pdq_probes), of the pHash, or with
+        the file's sha256, nearest first (a PDQ entry once, at its nearest distance)."""
+        out = []
+        if self.count("pdq") and pdq_probes:
+            if self._pdq_index is None:   # built on first use: a process that only checks a list never pays
+                self._pdq_index = HashIndex(self._kinds["pdq"][0], exact=True)
+            found: dict[int, int] = {}
+            queries = np.stack([np.frombuffer(h.packed(), np.uint8) for h in pdq_probes])
+            for ids, dist in self._pdq_index.range_search(queries, MATCH_BITS):
+                for i, d in zip(ids.tolist(), dist.tolist()):
+                    found[i] = min(d, found.get(i, d))
+            out += [self._match("pdq", i, d) for i, d in found.items()]
+        if self.count("phash") and phash is not None:
             mine = np.uint64(int(str(phash), 16))
-            distances = np.bitwise_count(self._phash ^ mine)
-            out += [KnownMatch(*self._named(self.phash[i]), int(distances[i]))
+            distances = bit_counts((self._phash ^ mine).view(np.uint8).reshape(-1, 8))
+            out += [self._match("phash", i, int(distances[i]))
                     for i in np.flatnonzero(distances <= PHASH_MATCH_BITS).tolist()]
+        if self.count("sha256") and sha256:
+            digest = np.frombuffer(bytes.fromhex(sha256), np.uint8)
+            key = np.uint64(int(sha256[:16], 16))
+            lo, hi = np.searchsorted(self._sha_keys, key, "left"), np.searchsorted(self._sha_keys, key, "right")
+            codes = self._kinds["sha256"][0]
+            out += [self._match("sha256", i, 0) for i in self._sha_order[lo:hi].tolist()
+                    if np.array_equal(codes[i], digest)]
         return sorted(out, key=lambda m: (m.distance, m.list, m.label))
 
-    @staticmethod
-    def _named(entry: tuple[str, str, str, str]) -> tuple[str, str, str, str]:
-        name, label, kind, hex_hash = entry
-        return name, label, hex_hash, kind
+    def _match(self, kind: str, i: int, distance: int) -> KnownMatch:
+        codes, owners, first = self._kinds[kind]
+        part = int(np.searchsorted(first, i, "right")) - 1
+        parsed = self.lists[owners[part]]
+        label, quality = parsed.format.label_and_quality(parsed.entries[kind].tail(i - int(first[part])))
+        return KnownMatch(parsed.name, label, codes[i].tobytes().hex(), kind, int(distance), quality)
 
 
 def pdq_probes(rgb: np.ndarray, plain: Hash) -> list[Hash]:
@@ -100,88 +437,76 @@ def pdq_probes(rgb: np.ndarray, plain: Hash) -> list[Hash]:
     return probes
 
 
-def _kind_of(hex_hash: str) -> str | None:
-    if not _HEX.match(hex_hash):
-        return None
-    return {64: "pdq", 16: "phash"}.get(len(hex_hash))
-
-
-def parse_list(text: str, name: str) -> list[tuple[str, str, str, str]]:
-    """(list name, label, kind, lower-case hex) of each entry; ValueError naming the first bad line."""
-    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    if not lines:
-        raise ValueError(f"{name}: no hashes in it")
-    first = [c.strip().lower() for c in next(csv.reader([lines[0]]))]
-    entries = []
-    if any(c in HASH_COLUMNS for c in first):   # a CSV with a header
-        hash_col = next(first.index(c) for c in HASH_COLUMNS if c in first)
-        label_col = next((first.index(c) for c in LABEL_COLUMNS if c in first), None)
-        for number, row in enumerate(csv.reader(lines[1:]), start=2):
-            value = row[hash_col].strip() if hash_col < len(row) else ""
-            label = row[label_col].strip() if label_col is not None and label_col < len(row) else ""
-            entries.append(_entry(name, number, value, label))
-    else:
-        for number, line in enumerate(lines, start=1):
-            parts = re.split(r"[,;\t ]+", line.strip(), maxsplit=1)
-            entries.append(_entry(name, number, parts[0], parts[1].strip() if len(parts) > 1 else ""))
-    return entries
-
-
-def _entry(name: str, number: int, value: str, label: str) -> tuple[str, str, str, str]:
-    kind = _kind_of(value)
-    if kind is None:
-        raise ValueError(f"{name}, line {number}: {value[:80]!r} is neither a PDQ hash (64 hex digits) "
-                         f"nor a pHash (16 hex digits)")
-    return name, label, kind, value.lower()
-
-
 @lru_cache(maxsize=8)
-def _read(path: str, mtime_ns: int) -> tuple:
+def _read(path: str, mtime_ns: int, size: int) -> ParsedList:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"cannot read hash list {path}: {getattr(e, 'strerror', None) or e}") from None
-    return tuple(parse_list(text, p.name))
+        data = p.read_bytes()
+    except OSError as e:
+        raise ValueError(f"cannot read hash list {path}: {e.strerror or e}") from None
+    return parse_list(data, p.name)
 
 
 def load_lists(paths: Iterable[str | Path]) -> HashList:
-    """The entries of every list file (read once per process while the files are unchanged)."""
-    entries = []
+    """The entries of every list file (parsed once per process while the files are unchanged)."""
+    parsed = []
     for path in paths:
         try:
-            mtime = Path(path).stat().st_mtime_ns
+            st = Path(path).stat()
         except OSError as e:
             raise ValueError(f"cannot read hash list {path}: {e.strerror or e}") from None
-        entries += _read(str(path), mtime)
-    return _cached_list(tuple(entries))
+        if not Path(path).is_file():
+            raise ValueError(f"hash list {path} is not a file")
+        parsed.append(_read(str(path), st.st_mtime_ns, st.st_size))
+    return _combined(tuple(parsed))
 
 
 @lru_cache(maxsize=4)
-def _cached_list(entries: tuple) -> HashList:
-    return HashList(list(entries))
+def _combined(parsed: tuple[ParsedList, ...]) -> HashList:
+    return HashList(list(parsed))
 
 
-def write_list(rows: Iterable[tuple[str, str]], out: io.TextIOBase) -> int:
-    """Write (PDQ hex, label) rows as a CSV list with a header (pdq,label) that parse_list reads
-    back; each hash once. Returns the number of rows."""
+# ---------------------------------------------------------------- export
+
+def write_list(rows: Iterable[tuple[str, int, str]], out: io.TextIOBase) -> int:
+    """Write (PDQ hex, quality, label) rows as a CSV list with a header (pdq,quality,label) that
+    parse_list reads back; each hash once. Returns the number of rows."""
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["pdq", "label"])
+    writer.writerow(["pdq", QUALITY_COLUMN, "label"])
     seen, n = set(), 0
-    for hex_hash, label in rows:
+    for hex_hash, quality, label in rows:
         if hex_hash and hex_hash not in seen:
             seen.add(hex_hash)
-            writer.writerow([hex_hash, label])
+            writer.writerow([hex_hash, quality, label])
             n += 1
     return n
 
 
-def export_rows(results) -> Iterable[tuple[str, str]]:
-    """(PDQ, label) of a scan's findings: files flagged as GAN faces and members of reuse groups."""
+def shareable_path(path: str) -> str:
+    """A row's path as it may leave this machine: relative paths as they are, an absolute one (a
+    scan of a list of paths) cut to its file name, so a shared list does not reveal local folders."""
+    for flavour in (PurePosixPath, PureWindowsPath):
+        p = flavour(path)
+        if p.is_absolute() or p.drive or p.root:
+            return p.name
+    return path
+
+
+def export_rows(results, min_quality: int = EXPORT_MIN_QUALITY) -> tuple[list[tuple[str, int, str]], int]:
+    """(PDQ, quality, label) of a scan's findings: files flagged as GAN faces and members of reuse
+    groups; and how many findings were left out for a PDQ quality below `min_quality` (a flat
+    image's hash, quality 0, says nothing and is always left out)."""
+    rows, low = [], 0
     for r in results:
-        if not r.pdq or not r.pdq_quality:
-            continue   # no hash, or a flat image whose hash says nothing
+        if not r.pdq or not r.pdq_quality or (r.verdict != "gan" and r.cluster is None):
+            continue
+        if r.pdq_quality < min_quality:
+            low += 1
+            continue
+        path = shareable_path(r.path)
         if r.verdict == "gan":
-            yield r.pdq, f"facecheck: GAN face (gan_score {r.gan_score:.3f}): {r.path}"
-        elif r.cluster is not None:
-            yield r.pdq, f"facecheck: reused avatar, group {r.cluster} of {r.cluster_size} files: {r.path}"
+            rows.append((r.pdq, r.pdq_quality, f"facecheck: GAN face (gan_score {r.gan_score:.3f}): {path}"))
+        else:
+            rows.append((r.pdq, r.pdq_quality,
+                         f"facecheck: reused avatar, group {r.cluster} of {r.cluster_size} files: {path}"))
+    return rows, low

@@ -49,6 +49,15 @@ class LoadedImage:
     height: int
     sha256: str | None   # of the file's bytes, when loaded from bytes or a path
     warnings: list[str] = field(default_factory=list)   # what the decoder warned about (e.g. corrupt EXIF)
+    reduced_from: bytes | None = field(default=None, repr=False)   # the file's bytes, kept only when reduced
+
+    def full_rgb(self) -> np.ndarray:
+        """The image at full size, as rgb() would give it without reduced-size decoding: rgb() itself
+        unless the JPEG was decoded at reduced size, then a second, full decode of the same bytes.
+        For what must not depend on the decode size (PDQ, which is compared with other tools' hashes)."""
+        if self.reduced_from is None:
+            return self.rgb()
+        return decode(self.reduced_from, max_pixels=self.width * self.height).rgb()
 
     @property
     def scale(self) -> float:
@@ -167,6 +176,7 @@ def _decode(data: bytes, digest: str, max_pixels: int, min_side: int | None) -> 
             # frames (a damaged later frame must not fail a readable first one).
             if min_side and img.format == "JPEG":
                 img.draft("RGB", (min_side, min_side))
+            reduced = img.size != (w, h)
             img.load()
             full_w, full_h = w, h
             orientation = img.getexif().get(0x0112, 1)
@@ -190,7 +200,7 @@ def _decode(data: bytes, digest: str, max_pixels: int, min_side: int | None) -> 
         raise LoadError("image has no pixels")
     notes = [one_line(str(w.message)) for w in caught if not issubclass(w.category, Image.DecompressionBombWarning)]
     notes += native
-    return LoadedImage(rgb, full_w, full_h, digest, list(dict.fromkeys(notes)))
+    return LoadedImage(rgb, full_w, full_h, digest, list(dict.fromkeys(notes)), data if reduced else None)
 
 
 @contextlib.contextmanager

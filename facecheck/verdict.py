@@ -206,8 +206,11 @@ def known_match_reasons(matches: list[dict] | None) -> list[str]:
     """One reason per imported-list entry matched (the first three; the row holds them all)."""
     reasons = []
     for m in (matches or [])[:3]:
-        bits = 256 if m["kind"] == "pdq" else 64
         label = f" '{m['label']}'" if m["label"] else ""
+        if m["kind"] == "sha256":
+            reasons.append(f"matches{label} in hash list {m['list']} (sha256: the same file)")
+            continue
+        bits = 256 if m["kind"] == "pdq" else 64
         reasons.append(f"matches{label} in hash list {m['list']} ({m['kind']}, {m['distance']} of {bits} bits apart)")
     if matches and len(matches) > 3:
         reasons.append(f"... and {len(matches) - 3} more hash-list entries")

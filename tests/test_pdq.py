@@ -50,3 +50,24 @@ def test_hex_form_is_threatexchanges():
     with pytest.raises(ValueError):
         parse_hex("abc")
     assert MATCH_BITS == 31
+
+
+def test_a_jpeg_the_loader_reduces_still_gets_the_full_size_pdq(tmp_path):
+    """The loader decodes JPEGs over 2 x 1024 px at reduced size for the models; PDQ, compared with
+    other tools' hashes, must still be that of the full image (the reduced decode moved it 2-6 bits)."""
+    from facecheck.engine import Settings, prepare
+    h, w = 2200, 2600
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = np.clip(np.stack([x * 255 / w, y * 255 / h, (x // 7 + y // 5) % 97 * 2], -1) + rng.normal(0, 20, (h, w, 3)),
+                  0, 255).astype(np.uint8)
+    path = tmp_path / "big.jpg"
+    Image.fromarray(rgb).save(path, quality=90)
+    with Image.open(path) as img:
+        full = np.asarray(img.convert("RGB"))
+    prepared = prepare(path, "big.jpg", Settings())
+    assert prepared.image.shape[0] < h   # the models still get the reduced decode
+    result = prepared.result
+    assert result.pdq == str(pdq(full).hash)
+    ref_hex, ref_quality = reference(full)
+    assert distance(result.pdq, ref_hex) <= 2 and abs(result.pdq_quality - ref_quality) <= 1
