@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from facecheck import degrade
+from facecheck import degrade, duplicates
 from facecheck.dataset import data_root, read_manifest, split_of
 from facecheck.engine import GROUPING_CHUNK
 from facecheck.grouping import group_files
@@ -68,9 +68,9 @@ def _frame_at_own_size(img: Image.Image, rng) -> Image.Image:
 
 
 def _wide_frame_at_own_size(img: Image.Image, rng) -> Image.Image:
-    """A frame of 10-25% of the framed image's side (w / (2w + side) = fraction)."""
+    """A frame of 10-25% of each side of the framed image (w / (2w + side) = fraction, on the shorter side)."""
     fraction = float(rng.uniform(0.10, 0.25))
-    return _framed(img, round(max(img.size) * fraction / (1 - 2 * fraction)), _frame_colour(rng))
+    return _framed(img, int(min(img.size) * fraction / (1 - 2 * fraction)), _frame_colour(rng))
 
 
 # name -> (image, rng) -> transformed image (repost() encodes it); None: the original file's own bytes
@@ -206,23 +206,34 @@ def group(loaded, sigs) -> np.ndarray:
 
 
 def quality(args) -> np.ndarray:
-    items, n_originals, n_aligned, n_natural, n_lookalike = build_set(args)
+    items, _, args.n_aligned, _, _ = build_set(args)
     loaded = [load_image(item[0]) for item in items]
     t = time.perf_counter()
     sigs = signatures([image.image for image in loaded])
     hash_s = time.perf_counter() - t
-    t = time.perf_counter()
-    labels = group(loaded, sigs)
-    match_s = time.perf_counter() - t
+    for bar in args.verify_min or [duplicates.VERIFY_MIN]:
+        duplicates.VERIFY_MIN = bar
+        print(f"verification bar {bar}")
+        t = time.perf_counter()
+        labels = group(loaded, sigs)
+        report(items, labels, time.perf_counter() - t, args)
+    print(f"hashing: {len(items) / hash_s:.0f} images/s in one process "
+          f"({hash_s / len(items) * 1000:.2f} ms/image, decoded images of up to 512 px)")
+    return np.stack([s.probes for s in sigs])
+
+
+def report(items, labels, match_s, args) -> None:
+    n_originals = sum(item[4] == "original" for item in items)
+    n_lookalike = sum(item[4] == "look-alike" for item in items)
+    n_distractors = sum(item[1] < 0 for item in items)
     truth = np.array([item[1] for item in items])
     what = [item[2] for item in items]
     name = [item[3] for item in items]
     iu = np.triu_indices(len(items), 1)
     pred, true = labels[iu[0]] == labels[iu[1]], truth[iu[0]] == truth[iu[1]]
     tp = int((pred & true).sum())
-    n_distractors = n_aligned + n_natural + n_lookalike
     print(f"split {args.split}: {len(items)} images ({n_originals} originals with {len(items) - n_originals - n_distractors} "
-          f"reposts; {n_distractors} distractors, {n_aligned} of them aligned faces and {n_lookalike} aligned look-alikes)")
+          f"reposts; {n_distractors} distractors, {args.n_aligned} of them aligned faces and {n_lookalike} aligned look-alikes)")
     print(f"pair recall    {tp / true.sum():.4f}  ({tp} of {int(true.sum())} same-photo pairs)")
     print(f"pair precision {tp / max(1, pred.sum()):.4f}  ({int(pred.sum()) - tp} wrong pairs of {int(pred.sum())})")
     missed = collections.Counter()
@@ -244,10 +255,7 @@ def quality(args) -> np.ndarray:
     print(f"false merges: {len(merged)} pairs of different photos joined")
     for a, b in list(zip(iu[0][pred & ~true], iu[1][pred & ~true]))[:args.show]:
         print(f"  wrong pair: {what[a]} ({name[a]}) / {what[b]} ({name[b]})")
-    print(f"hashing: {len(items) / hash_s:.0f} images/s in one process "
-          f"({hash_s / len(items) * 1000:.2f} ms/image, decoded images of up to 512 px)")
     print(f"matching (sha256, probe + verify): {match_s / len(items) * 1000:.2f} ms/image")
-    return np.stack([s.probes for s in sigs])
 
 
 def index_speed(probes: np.ndarray, sizes: list[int], seed: int) -> None:
@@ -284,6 +292,8 @@ def main() -> None:
     ap.add_argument("--aligned-distractors", type=int, default=600)
     ap.add_argument("--lookalikes", type=int, default=150,
                     help="extra distractors: for this many aligned originals, the most similar other aligned face")
+    ap.add_argument("--verify-min", type=float, nargs="*",
+                    help="verification bars to group at (default: facecheck's VERIFY_MIN); choose on --split dev")
     ap.add_argument("--show", type=int, default=12, help="list this many missed and wrong pairs")
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--seed", type=int, default=11)

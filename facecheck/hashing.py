@@ -137,9 +137,22 @@ def plain_border(grey: np.ndarray) -> tuple[int, int, int, int]:
 
 def _one_frame(grey: np.ndarray) -> tuple[int, int, int, int]:
     h, w = grey.shape[:2]
-    g = grey.astype(np.int16)
+    g = np.asarray(grey)
     across = g.transpose(1, 0, *range(2, g.ndim))
     sides = [_plain_run(g), _plain_run(g[::-1]), _plain_run(across), _plain_run(across[::-1])]
+    # A side is also clear when the frame is drawn all round, even on content of nearly its colour:
+    # every side plain in one colour for as far as it runs, and three of them ending at one distance
+    # (a photo's own background does not end at one distance from three edges and run past it on the
+    # fourth: a portrait's bottom edge is the sitter)
+    runs = [(run, colour) for run, colour, limit, _, _ in sides if 0 < run <= limit]
+
+    def drawn_all_round(run, colour) -> bool:
+        alike = [abs(run - other) <= 1 and np.all(np.abs(colour - c) <= BORDER_TOLERANCE) for other, c in runs]
+        return sum(alike) >= 3 and all(mostly >= run - 1 and np.all(np.abs(colour - c) <= BORDER_TOLERANCE)
+                                       for _, c, _, _, mostly in sides)
+
+    sides = [(run, colour, limit, stepped or (0 < run <= limit and drawn_all_round(run, colour)), mostly)
+             for run, colour, limit, stepped, mostly in sides]
     clear = [(run, colour) for run, colour, limit, stepped, _ in sides if stepped]
     widths = []
     for run, colour, limit, stepped, mostly in sides:
@@ -163,15 +176,21 @@ def _plain_run(lines: np.ndarray) -> tuple[int, np.ndarray, int, bool, int]:
     colour = np.median(lines[0], axis=0)
     if limit < 1:
         return 0, colour, limit, False, 0
-    far = np.abs(lines[:limit + 3] - colour)
+    edge = np.abs(lines[0].astype(np.int16) - colour)
+    if ((edge.max(axis=1) if edge.ndim == 2 else edge) > BORDER_TOLERANCE).mean() > 0.5:
+        return 0, colour, limit, False, 0           # most photos: the edge line itself is not plain
+    far = np.abs(lines[:limit + 3].astype(np.int16) - colour)
     if far.ndim == 3:
         far = far.max(axis=2)
-    mostly_plain = np.median(far, axis=1) <= BORDER_TOLERANCE
+    off = far > BORDER_TOLERANCE
+    mostly_plain = off.mean(axis=1) <= 0.5         # the line's median is of the edge's colour
     mostly = len(far) if mostly_plain.all() else int(np.argmin(mostly_plain))
-    plain = (far > BORDER_TOLERANCE).mean(axis=1) < 0.02
+    plain = off.mean(axis=1) < 0.02
     if plain.all():
         return 0, colour, limit, False, mostly      # plain past the limit: a flat background
     run = int(np.argmin(plain))
+    if run > limit:
+        return 0, colour, limit, False, mostly
     if run == 0:
         return 0, colour, limit, False, mostly
     # JPEG rings next to a step and blurs the lines before it off the plain colour: the frame ends

@@ -182,3 +182,20 @@ def test_a_black_frame_on_a_photo_with_a_dark_edge_comes_off_on_every_side(photo
         own = plain_border(np.asarray(dark_edged.convert("L")))
         assert all(abs(side - mine - 12) <= 1 for side, mine in zip(plain_border(np.asarray(copy.convert("L"))), own))
         assert group_files([dark_edged, copy]) == [0, 0]
+
+
+def test_a_frame_of_nearly_the_backgrounds_colour_comes_off_when_drawn_all_round(photo):
+    """No side shows a clear step when the frame matches the photo's own background (a grey frame
+    on a studio-grey face photo): the frame is known by its four sides ending at one distance."""
+    from facecheck.hashing import plain_border
+    rng = np.random.default_rng(7)
+    pixels = np.asarray(degrade.resize_to(photo, 150).convert("RGB")).astype(np.int16)
+    backdrop = np.full((150, 150, 3), 128) + rng.integers(-25, 26, (150, 150, 1))   # a textured grey wall
+    near_edge = np.zeros((150, 150), bool)
+    near_edge[:20], near_edge[-20:], near_edge[:, :20], near_edge[:, -20:] = True, True, True, True
+    pixels[near_edge] = backdrop[near_edge]            # a noisy grey backdrop round the sitter
+    studio = degrade.jpeg(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)), 90)
+    copy = degrade.jpeg(framed(studio, 30, (128, 128, 128)), 85)
+    assert all(abs(side - 30) <= 1 for side in plain_border(np.asarray(copy.convert("L"))))
+    assert plain_border(np.asarray(studio.convert("L"))) == (0, 0, 0, 0)
+    assert group_files([studio, copy]) == [0, 0]
