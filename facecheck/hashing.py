@@ -121,10 +121,11 @@ def plain_border(grey: np.ndarray) -> tuple[int, int, int, int]:
     colour, but for a few JPEG-ringing pixels), ended by a clear step: most of the next line differs
     from that colour by more than STEP_MIN. A photo's own flat edge (a sky that shades off, a studio
     wall that a head rises from) ends without such a step and is left alone, as is a flat strip wider
-    than the limit. Where a frame runs into the photo's own edge of nearly its colour (a black frame
-    on an LFW photo with a dark edge), there is no step to see: that side loses the width of the clear
-    frame of that colour on another side, as far as it is plain. A frame inside a frame (a photo
-    that already had one) comes off too."""
+    than the limit. Two cases have no step to see and still come off: a frame drawn all round on
+    content of nearly its colour (three sides end at one distance, the fourth is as plain), and a
+    side where the frame runs into the photo's own edge of nearly its colour (a black frame on an LFW
+    photo's dark clothes), which loses the width of a clear side of that colour, as far as it is
+    plain. A frame inside a frame (a photo that already had one) comes off too."""
     h, w = grey.shape[:2]
     total = [0, 0, 0, 0]
     for _ in range(2):
@@ -136,6 +137,7 @@ def plain_border(grey: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def _one_frame(grey: np.ndarray) -> tuple[int, int, int, int]:
+    """One pass of plain_border: the outermost frame's widths."""
     h, w = grey.shape[:2]
     g = np.asarray(grey)
     across = g.transpose(1, 0, *range(2, g.ndim))
@@ -186,20 +188,14 @@ def _plain_run(lines: np.ndarray) -> tuple[int, np.ndarray, int, bool, int]:
     mostly_plain = off.mean(axis=1) <= 0.5         # the line's median is of the edge's colour
     mostly = len(far) if mostly_plain.all() else int(np.argmin(mostly_plain))
     plain = off.mean(axis=1) < 0.02
-    if plain.all():
-        return 0, colour, limit, False, mostly      # plain past the limit: a flat background
-    run = int(np.argmin(plain))
-    if run > limit:
-        return 0, colour, limit, False, mostly
-    if run == 0:
+    run = len(plain) if plain.all() else int(np.argmin(plain))
+    if run == 0 or run > limit:                    # not plain, or plain past the limit (a flat background)
         return 0, colour, limit, False, mostly
     # JPEG rings next to a step and blurs the lines before it off the plain colour: the frame ends
     # where the lines change most, at most RINGING_LINES past the plain run
     level = far.mean(axis=1)
     tries = np.arange(run, min(run + RINGING_LINES, limit) + 1)
-    width = int(tries[np.argmax(level[tries] - level[tries - 1])]) if len(tries) else limit + 1
-    if width > limit:
-        return 0, colour, limit, False, mostly
+    width = int(tries[np.argmax(level[tries] - level[tries - 1])])
     after = far[width:width + 2]
     stepped = float((after > STEP_MIN).mean(axis=1).max()) >= STEP_COVER
     return width, colour, limit, stepped, mostly
