@@ -26,7 +26,10 @@ PHASH_SIDE = 32        # imagehash.phash: hash_size 8 * highfreq_factor 4
 DCT256_SIDE = 64       # luminance thumbnail the 256-bit hash is taken from
 DCT256_BAND = 16       # 16 x 16 coefficients, DC row and column left out
 BORDER_TOLERANCE = 10  # grey levels a plain border may vary by (JPEG ringing)
-BORDER_MAX_FRACTION = 0.06  # a repost's frame is at most ~5% of the longer side
+BORDER_MAX_FRACTION = 0.25  # of each side: reposts frame small photos widely (12 px is 8% of 150 px)
+STEP_MIN = 2 * BORDER_TOLERANCE  # grey levels by which the photo inside a frame differs from it...
+STEP_COVER = 0.5                 # ...over at least this share of the line (or of the next one)
+RINGING_LINES = 4      # lines past a frame's plain run where its edge may lie (JPEG ringing, resizing)
 CROP_SCALES = (0.96, 0.92)
 VERIFY_SIDE = 64
 BASE_SIDE = 128        # intermediate grey image the thumbnails and crop variants come from
@@ -105,32 +108,97 @@ _MIRROR_SIGNS = np.where(np.arange(1, DCT256_BAND + 1) % 2 == 1, -1.0, 1.0).asty
 
 def trim_plain_border(grey: np.ndarray) -> np.ndarray:
     """Cut a plain-coloured frame (added when reposting) off each edge (see plain_border)."""
-    h, w = grey.shape
+    h, w = grey.shape[:2]
     top, bottom, left, right = plain_border(grey)
     return grey[top:h - bottom, left:w - right]
 
 
 def plain_border(grey: np.ndarray) -> tuple[int, int, int, int]:
-    """Widths (top, bottom, left, right) of a plain-coloured frame added when reposting.
+    """Widths (top, bottom, left, right) of a plain frame added when reposting, of any colour and up
+    to BORDER_MAX_FRACTION of each side, each side detected on its own.
 
-    A side is trimmed only where the plain strip ends within BORDER_MAX_FRACTION of the longer side:
-    a flat background that runs further (a studio wall) is left alone, so that two copies of one
-    photo are trimmed alike whatever their size or compression."""
-    h, w = grey.shape
-    g = grey.astype(np.int16)
+    A side's frame is its run of lines of one colour (each line within BORDER_TOLERANCE of the edge's
+    colour, but for a few JPEG-ringing pixels), ended by a clear step: most of the next line differs
+    from that colour by more than STEP_MIN. A photo's own flat edge (a sky that shades off, a studio
+    wall that a head rises from) ends without such a step and is left alone, as is a flat strip wider
+    than the limit. Two cases have no step to see and still come off: a frame drawn all round on
+    content of nearly its colour (three sides end at one distance, the fourth is as plain), and a
+    side where the frame runs into the photo's own edge of nearly its colour (a black frame on an LFW
+    photo's dark clothes), which loses the width of a clear side of that colour, as far as it is
+    plain. A frame inside a frame (a photo that already had one) comes off too."""
+    h, w = grey.shape[:2]
+    total = [0, 0, 0, 0]
+    for _ in range(2):
+        top, bottom, left, right = _one_frame(grey[total[0]:h - total[1], total[2]:w - total[3]])
+        if not (top or bottom or left or right):
+            break
+        total = [t + n for t, n in zip(total, (top, bottom, left, right))]
+    return tuple(total)
 
-    def frame_width(lines: np.ndarray, limit: int) -> int:
-        # lines: [L, M] ordered from the edge inwards
-        off = np.abs(lines[:limit + 1] - np.median(lines[0])) > BORDER_TOLERANCE
-        plain = off.mean(axis=1) < 0.02
-        return 0 if plain.all() else int(np.argmin(plain))
 
-    # A frame is as wide on every side, sized to the longer side: on a narrow photo it is a larger
-    # share of the width than BORDER_MAX_FRACTION, and must still come off.
-    limit = int(max(h, w) * BORDER_MAX_FRACTION)
-    top, bottom = frame_width(g, limit), frame_width(g[::-1], limit)
-    left, right = frame_width(g.T, limit), frame_width(g.T[::-1], limit)
+def _one_frame(grey: np.ndarray) -> tuple[int, int, int, int]:
+    """One pass of plain_border: the outermost frame's widths."""
+    h, w = grey.shape[:2]
+    g = np.asarray(grey)
+    across = g.transpose(1, 0, *range(2, g.ndim))
+    sides = [_plain_run(g), _plain_run(g[::-1]), _plain_run(across), _plain_run(across[::-1])]
+    # A side is also clear when the frame is drawn all round, even on content of nearly its colour:
+    # every side plain in one colour for as far as it runs, and three of them ending at one distance
+    # (a photo's own background does not end at one distance from three edges and run past it on the
+    # fourth: a portrait's bottom edge is the sitter)
+    runs = [(run, colour) for run, colour, limit, _, _ in sides if 0 < run <= limit]
+
+    def drawn_all_round(run, colour) -> bool:
+        alike = [abs(run - other) <= 1 and np.all(np.abs(colour - c) <= BORDER_TOLERANCE) for other, c in runs]
+        return sum(alike) >= 3 and all(mostly >= run - 1 and np.all(np.abs(colour - c) <= BORDER_TOLERANCE)
+                                       for _, c, _, _, mostly in sides)
+
+    sides = [(run, colour, limit, stepped or (0 < run <= limit and drawn_all_round(run, colour)), mostly)
+             for run, colour, limit, stepped, mostly in sides]
+    clear = [(run, colour) for run, colour, limit, stepped, _ in sides if stepped]
+    widths = []
+    for run, colour, limit, stepped, mostly in sides:
+        if stepped:
+            widths.append(run)
+            continue
+        vouched = [other for other, c in clear
+                   if other <= min(mostly, limit) and np.all(np.abs(colour - c) <= BORDER_TOLERANCE)]
+        widths.append(min(vouched) if vouched else 0)
+    top, bottom, left, right = widths
+    if top + bottom >= h or left + right >= w:   # never empty an image
+        return 0, 0, 0, 0
     return top, bottom, left, right
+
+
+def _plain_run(lines: np.ndarray) -> tuple[int, np.ndarray, int, bool, int]:
+    """(width, colour, limit, clear step, mostly) of the plain run at the start of `lines` ([L, M]
+    or [L, M, C], ordered from the edge inwards): a width up to the limit ended by a clear step, and
+    how many lines from the edge are mostly (in their median) of the edge's colour."""
+    limit = int(len(lines) * BORDER_MAX_FRACTION)
+    colour = np.median(lines[0], axis=0)
+    if limit < 1:
+        return 0, colour, limit, False, 0
+    edge = np.abs(lines[0].astype(np.int16) - colour)
+    if ((edge.max(axis=1) if edge.ndim == 2 else edge) > BORDER_TOLERANCE).mean() > 0.5:
+        return 0, colour, limit, False, 0           # most photos: the edge line itself is not plain
+    far = np.abs(lines[:limit + 3].astype(np.int16) - colour)
+    if far.ndim == 3:
+        far = far.max(axis=2)
+    off = far > BORDER_TOLERANCE
+    mostly_plain = off.mean(axis=1) <= 0.5         # the line's median is of the edge's colour
+    mostly = len(far) if mostly_plain.all() else int(np.argmin(mostly_plain))
+    plain = off.mean(axis=1) < 0.02
+    run = len(plain) if plain.all() else int(np.argmin(plain))
+    if run == 0 or run > limit:                    # not plain, or plain past the limit (a flat background)
+        return 0, colour, limit, False, mostly
+    # JPEG rings next to a step and blurs the lines before it off the plain colour: the frame ends
+    # where the lines change most, at most RINGING_LINES past the plain run
+    level = far.mean(axis=1)
+    tries = np.arange(run, min(run + RINGING_LINES, limit) + 1)
+    width = int(tries[np.argmax(level[tries] - level[tries - 1])])
+    after = far[width:width + 2]
+    stepped = float((after > STEP_MIN).mean(axis=1).max()) >= STEP_COVER
+    return width, colour, limit, stepped, mostly
 
 
 def crop_windows() -> list[tuple[float, float, float]]:
