@@ -9,7 +9,7 @@ Prints
 3. for each label and source, the distribution (median, p5, p95) of template_distance (% of image
    width), the face-found rate and the median eye_score, after platform degradations at 400, 256 and
    150 px with JPEG q70-90.
-Only held-out folds (facecheck.dataset.split_of not in the template's training folds) are reported.
+Only held-out folds (facecheck.evaluation.dataset.split_of not in the template's training folds) are reported.
 At most --limit images per source (random, fixed seed).
 """
 from __future__ import annotations

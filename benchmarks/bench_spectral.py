@@ -2,7 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_spectral.py [--device cpu] [--limit N] [--fold F] [--json OUT]
 
-Held-out data: the test fold (facecheck.dataset.split_of == 0), never trained or tuned on. Each image goes through
+Held-out data: the test fold (facecheck.evaluation.dataset.split_of == 0), never trained or tuned on. Each image goes through
 every named condition of facecheck.degrade.standard_conditions() (plus "as_stored", the image as it is in the
 data set). Reported per condition:
   * at the model's FIXED operating thresholds (chosen on the calibration fold, stored in the ONNX metadata):

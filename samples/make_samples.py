@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
-from facecheck import degrade
+from facecheck.evaluation import degrade
 
 HERE = Path(__file__).resolve().parent
 

@@ -115,7 +115,7 @@ def test_copies_of_one_photo_share_their_evidence_and_keep_their_own_verdicts(sh
     three-file groups whose copies the detectors judge differently; every copy carries the group's
     strongest gan_score, and an unflagged copy says which copy was flagged."""
     import csv
-    from facecheck import degrade
+    from facecheck.evaluation import degrade
     rows = [r for r in csv.DictReader(open(shared_data / "manifest.csv", encoding="utf-8"))
             if r["source"] == "hardfake_tpdne_300"][:2]
     folder = tmp_path / "in"

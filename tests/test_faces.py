@@ -36,7 +36,7 @@ def dataset_images(label: str, count: int, source: str | None = None, min_side: 
     manifest's order and the images' sizes are not assumed (the data grows): images are picked by a
     stable hash of their file name among those large enough."""
     if data_root() is None:
-        pytest.skip("needs ../shared/data (or FACECHECK_DATA): facecheck.dataset.data_root() is None")
+        pytest.skip("needs ../shared/data (or FACECHECK_DATA): facecheck.evaluation.dataset.data_root() is None")
     samples = sorted((s for s in read_manifest() if s.label == label and split_of(s) in HELD_OUT
                       and (source is None or s.source == source)),
                      key=lambda s: hashlib.sha256(s.path.name.encode()).hexdigest())
