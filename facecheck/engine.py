@@ -34,8 +34,8 @@ from .pdq import pdq
 from .grouping import Grouper
 from .known import KnownAvatars, check_index
 from .report import write_report
-from .loading import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, LoadError, file_kind, file_sha256, is_candidate_file,
-                      load_image)
+from .loading import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, LoadError, check_loadable, file_kind, file_sha256,
+                      is_candidate_file, load_image, read_stream)
 from .result import Result
 from .scanstate import ScanState
 from .verdict import reuse_reason
@@ -718,14 +718,26 @@ def read_results(out_dir: Path) -> Iterator[Result]:
 
 
 def score_image(source, settings: Settings | None = None, **options) -> Result:
-    """Score one image: a path, bytes, a PIL image or an RGB numpy array. With `index`, look it up
-    among the known avatars (read-only: a missing index file means "not in the index")."""
+    """Score one image: a path, bytes, a binary file object (BytesIO, an open file), a PIL image or a
+    numpy array (see loading.array_to_rgb for the dtypes). With `index`, look it up among the known
+    avatars (read-only: a missing index file means "not in the index").
+
+    The models load on the first call and stay loaded for the process (one set per device and model
+    files, see loaded_analyzer), so later calls cost the analysis alone; calls from several threads
+    may run at once. Bad settings raise ValueError and a source of the wrong type TypeError, at the
+    call; a bad image gives a Result with `error` set."""
     settings = settings or Settings(**options)
+    check_loadable(source)
     if settings.index:
         check_index(settings.index)
+    if not isinstance(source, (str, Path, bytes, bytearray, memoryview, np.ndarray)) and hasattr(source, "read"):
+        try:
+            source = read_stream(source, settings.max_bytes)   # a TypeError (a text stream) is the caller's
+        except LoadError as e:
+            return Result(path="<image>", error=str(e), verdict="error")
     rel = str(source) if isinstance(source, (str, Path)) else "<image>"
     prepared = prepare(Path(source) if isinstance(source, str) else source, rel, settings)
-    Analyzer(settings).analyze([prepared])
+    loaded_analyzer(settings).analyze([prepared])
     result = prepared.result
     if settings.index and prepared.signature is not None:
         result.seen_before = False
@@ -745,3 +757,45 @@ def score_image(source, settings: Settings | None = None, **options) -> Result:
         finally:
             known.close()
     return result
+
+
+# One loaded set of models per process and model settings, for score_image: loading them costs far
+# more than scoring one avatar. Keyed by what changes which model files run and where; the process id
+# is in the key because ONNX Runtime sessions must not be used across a fork.
+_loaded_models: dict[tuple, "Analyzer"] = {}
+_loaded_models_lock = threading.Lock()
+
+
+def model_settings_key(settings: Settings) -> tuple:
+    """What decides which models an Analyzer loads: the device, the float32 switch, the weights folder."""
+    from .runtime import weights_dir
+    return (os.getpid(), settings.device, bool(os.environ.get("FACECHECK_FLOAT32")), str(weights_dir()))
+
+
+def loaded_analyzer(settings: Settings) -> Analyzer:
+    """An Analyzer for `settings` that shares this process's loaded models (loading them on first use).
+
+    Thread-safe: the models are loaded once under a lock, with every ONNX session created up front (no
+    lazy loader is left to race), and afterwards only read; ONNX Runtime's run is thread-safe. The
+    Analyzer itself is new on each call, so its settings (the mode) are never shared between calls."""
+    key = model_settings_key(settings)
+    with _loaded_models_lock:
+        loaded = _loaded_models.get(key)
+        if loaded is None:
+            loaded = Analyzer(Settings(device=settings.device))
+            _create_every_session(loaded)
+            _loaded_models[key] = loaded
+    analyzer = Analyzer(settings)
+    analyzer._models, analyzer.runtime = loaded.models(), loaded.runtime
+    return analyzer
+
+
+def _create_every_session(analyzer: Analyzer) -> None:
+    """Load every model an analysis may run, now: the face models' sessions are otherwise made on the
+    first image with a face, and the spectral detector and fusion model on first use."""
+    from .faces import FACEMESH_FILE, YUNET_FILE
+    _, _, spectral, fusion, _ = analyzer.models()
+    if "spectral" in fusion().uses:
+        spectral()
+    for filename in (YUNET_FILE, FACEMESH_FILE):
+        analyzer.runtime.session(filename)
