@@ -419,8 +419,27 @@ def _runs_on_cpu(device: str) -> bool:
     return device == "cpu" or (device == "auto" and not cuda_available())
 
 
-def _worker_count(settings: Settings) -> int:
-    return settings.workers if settings.workers is not None else (os.cpu_count() or 1)
+MAX_WORKERS = 1024   # above this --workers is refused as a slip: no machine or Ray cluster here needs more
+
+
+def worker_count(settings: Settings) -> int:
+    """Processes that decode (and on the CPU analyse) files on this machine: --workers, or one per core
+    by default, and never more than the cores (see worker_cap_note)."""
+    cores = os.cpu_count() or 1
+    return cores if settings.workers is None else min(settings.workers, cores)
+
+
+def worker_cap_note(settings: Settings) -> str | None:
+    """A line saying that --workers asks for more processes than this machine has cores, and gets one
+    per core: each worker runs the models on one core and holds its own ~400 MB of models, so more
+    only adds start-up and memory (64 workers on 2 cores took 30 s for 5 files). A Ray scan joining a
+    cluster (--address) is not capped here: its actors are capped by the cluster's CPUs or GPUs."""
+    if settings.workers is None or (settings.engine == "ray" and settings.ray_address):
+        return None
+    cores = os.cpu_count() or 1
+    if settings.workers <= cores:
+        return None
+    return f"--workers {settings.workers} is more than this machine's {cores} cores: using {cores}"
 
 
 def _prepared_stream(sources: Iterable[tuple[object, str]], settings: Settings) -> Iterator[Prepared]:
@@ -428,7 +447,7 @@ def _prepared_stream(sources: Iterable[tuple[object, str]], settings: Settings) 
     IN_FLIGHT_PER_WORKER x workers files are submitted and not yet consumed: an unbounded queue
     would grow with the folder whenever the consumer is slower than the workers."""
     sources = iter(sources)
-    workers = _worker_count(settings)
+    workers = worker_count(settings)
     head = list(itertools.islice(sources, 4))
     if workers <= 0 or len(head) < 4:
         for source, rel in itertools.chain(head, sources):
@@ -628,6 +647,8 @@ def check_output_dir(folder: Path | None, out_dir: Path) -> None:
         root = folder.resolve()
         if out == root or root in out.parents:
             raise ValueError(f"--out {out_dir} is inside the scanned folder; facecheck never writes there")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out_dir} is a file, not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-", delete=True)
@@ -657,6 +678,14 @@ def check_settings(settings: Settings, name: Callable[[str], str] = str) -> None
             continue   # one per core
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name(key)} must be a whole number >= {low}, not {value!r}")
+    if settings.workers is not None and settings.workers > MAX_WORKERS:
+        raise ValueError(f"{name('workers')} must be at most {MAX_WORKERS}, not {settings.workers} "
+                         f"(this machine has {os.cpu_count() or 1} cores)")
+    if settings.ray_address is not None:
+        if settings.engine != "ray":
+            raise ValueError(f"{name('ray_address')} goes with {name('engine')} ray")
+        from .ray_engine import check_address
+        check_address(settings.ray_address, name("ray_address"))   # its form only: nothing is contacted
 
 
 def scan(target, out: str | Path | None = None, settings: Settings | None = None,
