@@ -18,12 +18,16 @@ import itertools
 import logging
 import os
 import pickle
+import socket
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .engine import WORKER_CHUNK, Analyzer, NotRead, Prepared, Settings, _runs_on_cpu, prepare
+from .engine import WORKER_CHUNK, Analyzer, NotRead, Prepared, Settings, _runs_on_cpu, prepare, worker_count
 
 WINDOW = 50_000   # folder entries per Ray Data dataset: bounds the driver's memory for the path list
+
+
+CONNECT_TIMEOUT = 5.0   # seconds to reach a cluster's port; Ray's own connect retries for minutes
 
 
 def require_ray():
@@ -35,18 +39,69 @@ def require_ray():
     return ray
 
 
+def check_address(address: str, label: str = "ray_address") -> None:
+    """Refuse a cluster address that cannot be joined, before any work: its form (ValueError: auto,
+    HOST:PORT or ray://HOST[:PORT]), the Ray Client package for ray:// (RuntimeError), and whether
+    anything answers at its port within CONNECT_TIMEOUT seconds (ConnectionError). 'auto' is looked up
+    as Ray looks it up (RAY_ADDRESS, then the cluster last started on this machine)."""
+    host_port = address.removeprefix("ray://")
+    client = host_port != address
+    if client and ":" not in host_port:
+        host_port += ":10001"   # Ray Client's default port
+    if address == "auto":
+        host_port = _auto_address()
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host:
+        raise ValueError(f"{label} must be auto, HOST:PORT (a cluster's GCS port, 6379 by default) or "
+                         f"ray://HOST:PORT (Ray Client, 10001), not {address!r}")
+    if client:
+        try:
+            import grpc  # noqa: F401 - Ray Client's transport, from the ray[client] extra
+        except ImportError:
+            raise RuntimeError(f"{label} {address} goes through Ray Client, which needs ray[client]: "
+                               "pip install 'facecheck[ray]'") from None
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as e:
+        reason = "no answer" if isinstance(e, TimeoutError) else (e.strerror or str(e) or type(e).__name__)
+        raise ConnectionError(f"cannot reach a Ray cluster at {address}"
+                              + (f" ({host_port})" if address == "auto" else "")
+                              + f": {reason} within {CONNECT_TIMEOUT:g} s") from None
+
+
+def _auto_address() -> str:
+    """The HOST:PORT that ray.init(address="auto") would join, or ConnectionError when there is none."""
+    require_ray()
+    try:
+        from ray._private.services import canonicalize_bootstrap_address_or_die
+    except ImportError:   # another Ray version: let ray.init find it (and say so) itself
+        return "localhost:6379"
+    try:
+        return canonicalize_bootstrap_address_or_die("auto")
+    except ConnectionError:
+        raise ConnectionError("--address auto: no running Ray cluster found (start one with `ray start --head`, "
+                              "or give HOST:PORT)") from None
+
+
 def connect(settings: Settings):
     """Join the cluster at settings.ray_address ('auto', 'ray://host:10001', ...), or start a local
-    one on this machine with settings.workers CPUs (default: every core). A Ray already initialised in
-    this process is used as it is. A local Ray started here lives as long as this Python process."""
+    one on this machine with settings.workers CPUs (default, and at most: every core). A Ray already
+    initialised in this process is used as it is. A local Ray started here lives as long as this
+    Python process. A cluster that cannot be joined raises ConnectionError (ValueError, RuntimeError:
+    see check_address) with one line."""
     ray = require_ray()
     if not ray.is_initialized():
         options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                        configure_logging=True)
         if settings.ray_address:
-            ray.init(address=settings.ray_address, **options)
+            check_address(settings.ray_address, "--address")
+            try:
+                ray.init(address=settings.ray_address, **options)
+            except Exception as e:   # noqa: BLE001 - Ray raises many kinds; the user needs one line
+                message = " ".join(str(e).split()) or type(e).__name__
+                raise ConnectionError(f"cannot join the Ray cluster at {settings.ray_address}: {message}") from None
         else:
-            ray.init(num_cpus=settings.workers or os.cpu_count() or 1, **options)
+            ray.init(num_cpus=worker_count(settings) or os.cpu_count() or 1, **options)
     logging.getLogger("ray.data").setLevel(logging.ERROR)   # per-dataset INFO/WARNING lines on every window
     ray.data.DataContext.get_current().enable_progress_bars = False   # facecheck shows its own progress
     return ray
@@ -99,12 +154,13 @@ def ray_prepared_stream(sources: Iterable[tuple[object, str]], settings: Setting
     ray = connect(settings)
     cpu = _runs_on_cpu(settings.device)
     resources = ray.cluster_resources()
-    if cpu:
-        actors = settings.workers or max(1, int(resources.get("CPU", 1)))
-        actor_options = {"num_cpus": 1}
-    else:
-        actors = settings.workers or max(1, int(resources.get("GPU", 1)))
-        actor_options = {"num_gpus": 1}
+    # one actor per CPU (per GPU on CUDA) of the cluster, or --workers of them, never more than it has
+    have = max(1, int(resources.get("CPU" if cpu else "GPU", 1)))
+    actors = min(settings.workers or have, have)
+    # max_restarts 0: an actor that dies (out of memory, a decoder crash) stops the scan, which a rerun
+    # resumes, instead of Ray Data's default of restarting it and retrying the same files forever; it
+    # also keeps Ray from logging an error line about restarting actors on every scan.
+    actor_options = {"num_cpus": 1, "max_restarts": 0} if cpu else {"num_gpus": 1, "max_restarts": 0}
     analyzer = _actor_class(settings)
     sources = iter(sources)
     while window := [_encode_source(source, rel) for source, rel in itertools.islice(sources, WINDOW)]:
