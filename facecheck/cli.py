@@ -235,7 +235,7 @@ def check(image: str = typer.Argument(..., help="One image file; - reads it from
                                known_hashes=tuple(str(p) for p in known_hashes or ()))
     _check_options(settings)
     if image == "-":
-        result = engine.score_image(sys.stdin.buffer.read(), settings)
+        result = engine.score_image(sys.stdin.buffer, settings)   # a file object: read up to the 64 MB file limit
         result.path = "<stdin>"
     else:
         if not Path(image).exists():

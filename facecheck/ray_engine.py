@@ -3,10 +3,10 @@
 `facecheck scan --engine ray` (or `Settings(engine="ray")`) hands the decoding, hashing and model
 runs to Ray Data instead of local worker processes; everything else (the scan state and resume, the
 partial results, grouping, results files and report) is `engine.run_scan`'s, as for a local scan.
-Ray Data reads the file list in windows of WINDOW entries, decodes and hashes each file in tasks
-(`engine.prepare`) and runs the models in a pool of actors, each holding one `engine.Analyzer` (its
-ONNX sessions are created once per actor). On the CPU Ray fuses the two steps into the actors, so a
-decoded image never leaves the process that decoded it; on CUDA each actor asks for one GPU.
+Ray Data reads the file list in windows of WINDOW entries and runs a pool of actors, each holding
+one `engine.Analyzer` (its ONNX sessions are created once per actor). On the CPU each actor also
+decodes and hashes its files (`engine.prepare`), so a decoded image never leaves the process that
+decoded it; on CUDA the decoding runs in tasks on the CPUs and each actor asks for one GPU.
 
 The driver (the process that runs `facecheck scan`) holds one window of paths and one batch of
 results at a time, never the folder. Only this module imports Ray, and only when asked: it ships as
@@ -19,6 +19,7 @@ import logging
 import os
 import pickle
 import socket
+import warnings
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -119,11 +120,19 @@ def _decode_source(path: bytes, not_read: str):
     return NotRead(not_read) if not_read else Path(os.fsdecode(path))
 
 
+def _prepare_batch(batch: dict, settings: Settings) -> list[Prepared]:
+    """Decode and hash each file of a batch of encoded sources (engine.prepare, as local workers do)."""
+    return [prepare(_decode_source(p, n), rel, settings)
+            for p, rel, n in zip(batch["path"], batch["rel"], batch["not_read"])]
+
+
+def _pickled(items: list[Prepared]) -> dict:
+    return {"prepared": [pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL) for item in items]}
+
+
 def _prepare_files(batch: dict, settings: Settings) -> dict:
-    """Ray Data task: decode and hash each file of the batch (engine.prepare, as local workers do)."""
-    prepared = [prepare(_decode_source(p, n), rel, settings)
-                for p, rel, n in zip(batch["path"], batch["rel"], batch["not_read"])]
-    return {"prepared": [pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL) for item in prepared]}
+    """Ray Data task (CUDA scans): decode and hash each file of the batch."""
+    return _pickled(_prepare_batch(batch, settings))
 
 
 class _AnalyzeFiles:
@@ -137,15 +146,25 @@ class _AnalyzeFiles:
         self.analyzer = Analyzer(self.settings, intra_op_threads=1 if cpu else None)
 
     def __call__(self, batch: dict) -> dict:
-        items = [pickle.loads(blob) for blob in batch["prepared"]]
+        return self.analyzed([pickle.loads(blob) for blob in batch["prepared"]])
+
+    def analyzed(self, items: list[Prepared]) -> dict:
         self.analyzer.analyze(items)
         for item in items:
             item.image, item.analyzed = None, True   # the driver needs the result, not the pixels
-        return {"prepared": [pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL) for item in items]}
+        return _pickled(items)
 
 
-def _actor_class(settings: Settings) -> type:
-    return type("FacecheckAnalyzer", (_AnalyzeFiles,), {"settings": settings})
+class _PrepareAndAnalyzeFiles(_AnalyzeFiles):
+    """Ray Data actor for CPU scans: decodes and hashes its files too, so a decoded image never leaves
+    the process that decoded it (one step, where Ray Data would otherwise fuse two)."""
+
+    def __call__(self, batch: dict) -> dict:
+        return self.analyzed(_prepare_batch(batch, self.settings))
+
+
+def _actor_class(settings: Settings, base: type) -> type:
+    return type("FacecheckAnalyzer", (base,), {"settings": settings})
 
 
 def ray_prepared_stream(sources: Iterable[tuple[object, str]], settings: Settings) -> Iterator[Prepared]:
@@ -161,14 +180,17 @@ def ray_prepared_stream(sources: Iterable[tuple[object, str]], settings: Setting
     # resumes, instead of Ray Data's default of restarting it and retrying the same files forever; it
     # also keeps Ray from logging an error line about restarting actors on every scan.
     actor_options = {"num_cpus": 1, "max_restarts": 0} if cpu else {"num_gpus": 1, "max_restarts": 0}
-    analyzer = _actor_class(settings)
     sources = iter(sources)
     while window := [_encode_source(source, rel) for source, rel in itertools.islice(sources, WINDOW)]:
-        dataset = (ray.data.from_items(window)
-                   .map_batches(_prepare_files, fn_kwargs={"settings": settings}, batch_size=WORKER_CHUNK)
-                   .map_batches(analyzer, batch_size=WORKER_CHUNK,
-                                compute=ray.data.ActorPoolStrategy(size=min(actors, len(window))),
-                                **actor_options))
+        dataset = ray.data.from_items(window)
+        if not cpu:   # on CUDA the CPUs decode in tasks, and the actors hold the GPUs
+            dataset = dataset.map_batches(_prepare_files, fn_kwargs={"settings": settings}, batch_size=WORKER_CHUNK)
+        with warnings.catch_warnings():   # max_restarts has no named parameter of map_batches (yet)
+            warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+            dataset = dataset.map_batches(_actor_class(settings, _PrepareAndAnalyzeFiles if cpu else _AnalyzeFiles),
+                                          batch_size=WORKER_CHUNK,
+                                          compute=ray.data.ActorPoolStrategy(size=min(actors, len(window))),
+                                          **actor_options)
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             for blob in batch["prepared"]:
                 yield pickle.loads(blob)
