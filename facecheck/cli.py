@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -17,7 +19,35 @@ from .known import IndexUnusable
 from .hashlists import EXPORT_MIN_QUALITY
 from .result import Result
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
+
+
+class _Commands(TyperGroup):
+    """facecheck's commands, whose -h/--help shows as a plain flag (typer labels it `<bool>`)."""
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is not None:
+            plain_flag(command.get_help_option(ctx))
+        return command
+
+    def get_help_option(self, ctx):
+        return plain_flag(super().get_help_option(ctx))
+
+
+def plain_flag(option):
+    """Help shows an on/off option bare (`--json`), not as one that takes a value (`--json <bool>`)."""
+    if option is not None:
+        option.metavar = ""
+    return option
+
+
+def flag(*names: str, help: str, **options):
+    """An on/off option, off by default (see plain_flag)."""
+    return typer.Option(False, *names, help=help, metavar="", **options)
+
+
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Find StyleGAN faces and reused avatars in profile photos, offline.")
 
 NOT_A_TERMINAL_WIDTH = 1000   # piped to a file or a log, nothing is cut to a terminal's width
@@ -46,7 +76,7 @@ def _show_version(value: bool) -> None:
 
 
 # The same eager option on the app and on every command: `facecheck --version`, `facecheck scan --version`.
-VERSION = typer.Option(False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
+VERSION = flag("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
 
 
 @app.callback()
@@ -54,11 +84,15 @@ def _app(version: bool = VERSION) -> None:
     """Options of facecheck itself (--version); the commands do the work."""
 
 
+OPTION_OF_SETTING = {"ray_address": "--address"}   # settings whose option is not "--" + their name
+
+
 def _check_options(settings: engine.Settings) -> None:
-    """Refuse bad options (--mode, --device, --workers, --batch-size, --max-pixels) before any work starts."""
+    """Refuse bad options (--mode, --device, --workers, --batch-size, --max-pixels, --engine, --address)
+    before any work starts."""
     try:
-        engine.check_settings(settings, name=lambda key: "--" + key.replace("_", "-"))
-    except (ValueError, RuntimeError) as e:
+        engine.check_settings(settings, name=lambda key: OPTION_OF_SETTING.get(key, "--" + key.replace("_", "-")))
+    except (ValueError, RuntimeError, ConnectionError) as e:
         _fail(str(e))
 
 
@@ -78,41 +112,49 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
          scan_name: Optional[str] = typer.Option(None, "--name", help="Name of this scan in the index (default: the --out folder's name and FOLDER's path)."),
          device: str = typer.Option("auto", help="auto | cpu | cuda"),
          mode: str = typer.Option("default", help=MODE_HELP),
-         workers: Optional[int] = typer.Option(None, help="Decoding processes (default: one per core; 0: none)."),
+         workers: Optional[int] = typer.Option(None, help="Decoding processes (default, and at most: one per core; "
+                                               "0: none). With --engine ray on a cluster: actors."),
          batch_size: int = typer.Option(32, help="Images per model batch; also how often state is committed."),
          max_pixels: int = typer.Option(engine.DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
-         follow_links: bool = typer.Option(False, "--follow-links", help="Read symbolic links that lead outside FOLDER "
-                                           "(by default each gets a row saying it was not followed)."),
+         follow_links: bool = flag("--follow-links", help="Read symbolic links that lead outside FOLDER "
+                                   "(by default each gets a row saying it was not followed)."),
          engine_name: str = typer.Option("local", "--engine", help="local (worker processes on this machine) | "
-                                          "ray (Ray Data; pip install 'facecheck[ray]')."),
+                                          "ray (Ray Data; pip install 'facecheck\\[ray]')."),
          address: Optional[str] = typer.Option(None, "--address", help="With --engine ray: the Ray cluster to join "
                                                "(auto, ray://host:10001); default: start a local one."),
          known_hashes: Optional[list[Path]] = typer.Option(None, "--known-hashes", help=KNOWN_HASHES_HELP),
-         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+         quiet: bool = flag("--quiet", "-q", help="No progress bar or summary."),
          version: bool = VERSION):
     """Scan FOLDER; write results.jsonl and results.csv to --out."""
     settings = engine.Settings(device=device, workers=workers, batch_size=batch_size, max_pixels=max_pixels, index=index,
                                scan_name=scan_name, mode=mode, follow_links=follow_links, engine=engine_name,
                                ray_address=address, known_hashes=tuple(str(p) for p in known_hashes or ()))
-    _check_options(settings)
-    if address and engine_name != "ray":
-        _fail("--address goes with --engine ray")
     if engine_name == "ray":
         from .ray_engine import require_ray
         try:
             require_ray()
         except RuntimeError as e:
             _fail(str(e))
+    _check_options(settings)
     try:
         engine.check_folder(folder)
     except NotADirectoryError as e:
         _fail(f"{e} (for one image: facecheck check {folder})")
     except FileNotFoundError as e:
         _fail(str(e))
+    if address:   # join the cluster now: one that cannot be joined is refused before --out exists
+        from .ray_engine import connect
+        try:
+            connect(settings)
+        except (ValueError, RuntimeError, ConnectionError) as e:
+            _fail(str(e))
     try:
         engine.check_output_dir(folder, out_dir)   # creates --out: every check that can refuse comes first
     except ValueError as e:
         _fail(str(e))
+    note = engine.worker_cap_note(settings)
+    if note and not quiet:
+        err.print(Text("note: " + note))
 
     def entries():
         return engine.walk(folder, follow_links=follow_links, exclude=out_dir)
@@ -167,6 +209,10 @@ def describe(result: Result, mode: str | None = None) -> str:
         lines.append(f"  operating point: {operating_point(mode)}")
     lines.append(f"  size: {result.width}x{result.height}  sha256: {result.sha256[:16]}...")
     lines.append(f"  phash: {result.phash}  dct256: {result.dct256}")
+    if result.pdq:
+        lines.append(f"  pdq: {result.pdq} (quality {result.pdq_quality}"
+                     + (", below ~50 the hash says little)" if result.pdq_quality is not None and result.pdq_quality < 50
+                        else ")"))
     if result.eyes:
         (lx, ly), (rx, ry) = result.eyes
         lines.append(f"  eyes at ({lx:.0f}, {ly:.0f}) and ({rx:.0f}, {ry:.0f}) px")
@@ -181,9 +227,12 @@ def describe(result: Result, mode: str | None = None) -> str:
     return "\n".join(lines)
 
 
+URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)   # http://, https://, ftp://, s3://...
+
+
 @app.command()
-def check(image: Path = typer.Argument(..., help="One image file."),
-          as_json: bool = typer.Option(False, "--json", help="Print the results.jsonl record instead."),
+def check(image: str = typer.Argument(..., help="One image file; - reads it from standard input."),
+          as_json: bool = flag("--json", help="Print the results.jsonl record instead."),
           index: Optional[Path] = typer.Option(None, "--index", help="Look the image up in this index of known avatars."),
           device: str = typer.Option("auto", help="auto | cpu | cuda"),
           mode: str = typer.Option("default", help=MODE_HELP),
@@ -193,9 +242,16 @@ def check(image: Path = typer.Argument(..., help="One image file."),
     settings = engine.Settings(device=device, workers=0, index=index, mode=mode,
                                known_hashes=tuple(str(p) for p in known_hashes or ()))
     _check_options(settings)
-    if not image.exists():
-        _fail(f"no such file: {image}")
-    result = engine.score_image(image, settings)
+    if image == "-":
+        result = engine.score_image(sys.stdin.buffer, settings)   # a file object: read up to the 64 MB file limit
+        result.path = "<stdin>"
+    else:
+        if not Path(image).exists():
+            if URL.match(image):
+                _fail(f"{image} is a URL: facecheck works offline and fetches nothing; download the image first, "
+                      "then give its file (or pipe it: ... | facecheck check -)")
+            _fail(f"no such file: {image}")
+        result = engine.score_image(Path(image), settings)
     if as_json:
         sys.stdout.write(result.to_json() + "\n")
     else:
@@ -259,7 +315,7 @@ def eval_command(data: Optional[Path] = typer.Argument(None, help="Manifest CSV,
                  reuse_geometry: Optional[Path] = typer.Option(None, help="rows.jsonl of an earlier eval with the same face "
                                                                           "models: skip the face locator for those copies."),
                  device: str = typer.Option("auto", help="auto | cpu | cuda"),
-                 quiet: bool = typer.Option(False, "--quiet", "-q"),
+                 quiet: bool = flag("--quiet", "-q", help="No progress bar or summary table."),
                  version: bool = VERSION):
     """Measure detection on labelled images: ROC, TPR at fixed FPR, by source and degradation."""
     from .evaluation import evaluate as evaluation
@@ -284,8 +340,11 @@ def eval_command(data: Optional[Path] = typer.Argument(None, help="Manifest CSV,
         _fail(str(e))
     samples = evaluation.select(samples, kept_folds, per_source)
     reuse = ({(r.file, r.condition): r for r in evaluation.read_rows(reuse_geometry)} if reuse_geometry else None)
+    try:
+        engine.check_output_dir(None, out_dir)
+    except ValueError as e:
+        _fail(str(e))
     analyzer = engine.Analyzer(settings)
-    out_dir.mkdir(parents=True, exist_ok=True)
     with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=err, disable=quiet) as bar:
         task = bar.add_task("eval", total=len(samples))

@@ -35,8 +35,8 @@ from .pdq import pdq
 from .grouping import Grouper
 from .known import KnownAvatars, check_index, check_index_for_scan
 from .report import write_report
-from .loading import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, LoadError, file_kind, file_sha256, is_candidate_file,
-                      load_image)
+from .loading import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, LoadError, check_loadable, file_kind, file_sha256,
+                      is_candidate_file, load_image, read_stream)
 from .result import Result
 from .scanstate import ScanState
 from .verdict import flagged_copy_reason, reuse_reason
@@ -436,8 +436,28 @@ def _runs_on_cpu(device: str) -> bool:
     return device == "cpu" or (device == "auto" and not cuda_available())
 
 
-def _worker_count(settings: Settings) -> int:
-    return settings.workers if settings.workers is not None else (os.cpu_count() or 1)
+MAX_WORKERS = 1024   # above this --workers is refused as a slip: no machine or Ray cluster here needs more
+
+
+def worker_count(settings: Settings) -> int:
+    """Processes that decode (and on the CPU analyse) files on this machine: --workers, or one per core
+    by default, and never more than the cores (see worker_cap_note)."""
+    cores = os.cpu_count() or 1
+    return cores if settings.workers is None else min(settings.workers, cores)
+
+
+def worker_cap_note(settings: Settings) -> str | None:
+    """A line saying that --workers asks for more processes than this machine has cores, and gets one
+    per core: each worker runs the models on one core and holds its own ~400 MB of models, so more
+    only adds start-up and memory (64 workers on 2 cores took 158 s for 5 files, 15 s capped to 2).
+    A Ray scan joining a cluster (--address) is not capped here: its actors are capped by the
+    cluster's CPUs or GPUs."""
+    if settings.workers is None or (settings.engine == "ray" and settings.ray_address):
+        return None
+    cores = os.cpu_count() or 1
+    if settings.workers <= cores:
+        return None
+    return f"--workers {settings.workers} is more than this machine's {cores} cores: using {cores}"
 
 
 def _prepared_stream(sources: Iterable[tuple[object, str]], settings: Settings) -> Iterator[Prepared]:
@@ -445,7 +465,7 @@ def _prepared_stream(sources: Iterable[tuple[object, str]], settings: Settings) 
     IN_FLIGHT_PER_WORKER x workers files are submitted and not yet consumed: an unbounded queue
     would grow with the folder whenever the consumer is slower than the workers."""
     sources = iter(sources)
-    workers = _worker_count(settings)
+    workers = worker_count(settings)
     head = list(itertools.islice(sources, 4))
     if workers <= 0 or len(head) < 4:
         for source, rel in itertools.chain(head, sources):
@@ -726,6 +746,8 @@ def check_output_dir(folder: Path | None, out_dir: Path) -> None:
         root = folder.resolve()
         if out == root or root in out.parents:
             raise ValueError(f"--out {out_dir} is inside the scanned folder; facecheck never writes there")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out_dir} is a file, not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-", delete=True)
@@ -755,6 +777,14 @@ def check_settings(settings: Settings, name: Callable[[str], str] = str) -> None
             continue   # one per core
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name(key)} must be a whole number >= {low}, not {value!r}")
+    if settings.workers is not None and settings.workers > MAX_WORKERS:
+        raise ValueError(f"{name('workers')} must be at most {MAX_WORKERS}, not {settings.workers} "
+                         f"(this machine has {os.cpu_count() or 1} cores)")
+    if settings.ray_address is not None:
+        if settings.engine != "ray":
+            raise ValueError(f"{name('ray_address')} goes with {name('engine')} ray")
+        from .ray_engine import check_address
+        check_address(settings.ray_address, name("ray_address"))   # its form, and a TCP connect (at most 5 s)
 
 
 def scan(target, out: str | Path | None = None, settings: Settings | None = None,
@@ -822,14 +852,26 @@ def read_results(out_dir: Path) -> Iterator[Result]:
 
 
 def score_image(source, settings: Settings | None = None, **options) -> Result:
-    """Score one image: a path, bytes, a PIL image or an RGB numpy array. With `index`, look it up
-    among the known avatars (read-only: a missing index file means "not in the index")."""
+    """Score one image: a path, bytes, a binary file object (BytesIO, an open file), a PIL image or a
+    numpy array (see loading.array_to_rgb for the dtypes). With `index`, look it up among the known
+    avatars (read-only: a missing index file means "not in the index").
+
+    The models load on the first call and stay loaded for the process (one set per device and model
+    files, see loaded_analyzer), so later calls cost the analysis alone; calls from several threads
+    may run at once. Bad settings raise ValueError and a source of the wrong type TypeError, at the
+    call; a bad image gives a Result with `error` set."""
     settings = settings or Settings(**options)
+    check_loadable(source)
     if settings.index:
         check_index(settings.index)
+    if not isinstance(source, (str, Path, bytes, bytearray, memoryview, np.ndarray)) and hasattr(source, "read"):
+        try:
+            source = read_stream(source, settings.max_bytes)   # a TypeError (a text stream) is the caller's
+        except LoadError as e:
+            return Result(path="<image>", error=str(e), verdict="error")
     rel = str(source) if isinstance(source, (str, Path)) else "<image>"
     prepared = prepare(Path(source) if isinstance(source, str) else source, rel, settings)
-    Analyzer(settings).analyze([prepared])
+    loaded_analyzer(settings).analyze([prepared])
     result = prepared.result
     if settings.index and prepared.signature is not None:
         result.seen_before = False
@@ -849,3 +891,45 @@ def score_image(source, settings: Settings | None = None, **options) -> Result:
         finally:
             known.close()
     return result
+
+
+# One loaded set of models per process and model settings, for score_image: loading them costs far
+# more than scoring one avatar. Keyed by what changes which model files run and where; the process id
+# is in the key because ONNX Runtime sessions must not be used across a fork.
+_loaded_models: dict[tuple, "Analyzer"] = {}
+_loaded_models_lock = threading.Lock()
+
+
+def model_settings_key(settings: Settings) -> tuple:
+    """What decides which models an Analyzer loads: the device, the float32 switch, the weights folder."""
+    from .runtime import weights_dir
+    return (os.getpid(), settings.device, bool(os.environ.get("FACECHECK_FLOAT32")), str(weights_dir()))
+
+
+def loaded_analyzer(settings: Settings) -> Analyzer:
+    """An Analyzer for `settings` that shares this process's loaded models (loading them on first use).
+
+    Thread-safe: the models are loaded once under a lock, with every ONNX session created up front (no
+    lazy loader is left to race), and afterwards only read; ONNX Runtime's run is thread-safe. The
+    Analyzer itself is new on each call, so its settings (the mode) are never shared between calls."""
+    key = model_settings_key(settings)
+    with _loaded_models_lock:
+        loaded = _loaded_models.get(key)
+        if loaded is None:
+            loaded = Analyzer(Settings(device=settings.device))
+            _create_every_session(loaded)
+            _loaded_models[key] = loaded
+    analyzer = Analyzer(settings)
+    analyzer._models, analyzer.runtime = loaded.models(), loaded.runtime
+    return analyzer
+
+
+def _create_every_session(analyzer: Analyzer) -> None:
+    """Load every model an analysis may run, now: the face models' sessions are otherwise made on the
+    first image with a face, and the spectral detector and fusion model on first use."""
+    from .faces import FACEMESH_FILE, YUNET_FILE
+    _, _, spectral, fusion, _ = analyzer.models()
+    if "spectral" in fusion().uses:
+        spectral()
+    for filename in (YUNET_FILE, FACEMESH_FILE):
+        analyzer.runtime.session(filename)

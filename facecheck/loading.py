@@ -267,25 +267,89 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 def load_image(source, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES,
                min_side: int | None = None) -> LoadedImage:
-    """A path, bytes, PIL image or numpy array (HxW or HxWx3/4 uint8) -> LoadedImage."""
+    """A path, bytes, a binary file object (anything with .read(), e.g. BytesIO or sys.stdin.buffer),
+    a PIL image or a numpy array (see `array_to_rgb`) -> LoadedImage. Another type raises TypeError;
+    a source of the right type that holds no usable image raises LoadError."""
+    check_loadable(source)
     if isinstance(source, (str, Path)):
         return decode(read_file(source, max_bytes), max_pixels=max_pixels, min_side=min_side)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return decode(bytes(source), max_pixels=max_pixels, min_side=min_side)
     if isinstance(source, Image.Image):
+        if source.width < 1 or source.height < 1:
+            raise LoadError(f"image has no pixels ({source.width}x{source.height} PIL image)")
+        check_pixel_count(source.width, source.height, max_pixels)
         img = ImageOps.exif_transpose(source)
         return LoadedImage(to_rgb(img), img.width, img.height, None)
     if isinstance(source, np.ndarray):
-        arr = source
-        if arr.dtype != np.uint8:
-            raise LoadError(f"numpy images must be uint8, not {arr.dtype}")
-        if arr.ndim == 3 and arr.shape[2] == 1:
-            arr = arr[:, :, 0]
-        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-            raise LoadError(f"numpy image of shape {arr.shape}; expected HxW, HxWx3 (RGB) or HxWx4 (RGBA)")
-        img = to_rgb(Image.fromarray(arr))
+        img = array_to_rgb(source, max_pixels)
         return LoadedImage(img, img.width, img.height, None)
-    raise TypeError(f"cannot load an image from {type(source).__name__}")
+    return decode(read_stream(source, max_bytes), max_pixels=max_pixels, min_side=min_side)
+
+
+LOADABLE = "a path, bytes, a binary file object, a PIL image or a numpy array"
+
+
+def check_loadable(source) -> None:
+    """TypeError unless `source` is something load_image reads (a programming error, not a bad file)."""
+    if isinstance(source, (str, Path, bytes, bytearray, memoryview, Image.Image, np.ndarray)):
+        return
+    if callable(getattr(source, "read", None)):
+        return
+    raise TypeError(f"cannot load an image from {type(source).__name__}: give {LOADABLE}")
+
+
+def read_stream(stream, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """All bytes of a binary file object, at most max_bytes (one more is read to tell an oversized stream)."""
+    try:
+        data = stream.read(max_bytes + 1)
+    except OSError as e:
+        raise LoadError(f"cannot read file object: {e.strerror or e}") from None
+    if isinstance(data, str):
+        raise TypeError("the file object gives text: open it in binary mode ('rb')")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"the file object's read() gave {type(data).__name__}, not bytes")
+    if len(data) > max_bytes:
+        raise LoadError(f"file is over the {max_bytes / 1e6:.0f} MB limit")
+    return bytes(data)
+
+
+def check_pixel_count(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise LoadError(bomb_message(width * height, max_pixels, f"{width}x{height}"))
+
+
+def array_to_rgb(arr: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """A numpy image (HxW grey, HxWx1, HxWx3 RGB or HxWx4 RGBA) -> 8-bit RGB, by these rules:
+    uint8 as it is; uint16 scaled from 0-65535 to 0-255 (as 16-bit PNGs are); other integer types only
+    with values in 0-255; floats only in [0, 1] (scikit-image's convention), scaled to 0-255. Anything
+    else (floats outside [0, 1] or NaN, bool, complex...) is refused with a LoadError saying how to
+    convert, never guessed."""
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise LoadError(f"numpy image of shape {arr.shape}; expected HxW, HxWx3 (RGB) or HxWx4 (RGBA)")
+    height, width = arr.shape[:2]
+    if height < 1 or width < 1:
+        raise LoadError(f"image has no pixels (numpy array of shape {arr.shape})")
+    check_pixel_count(width, height, max_pixels)
+    if arr.dtype == np.uint16:
+        arr = (arr.astype(np.float32) * (255.0 / 65535.0) + 0.5).astype(np.uint8)
+    elif arr.dtype.kind in "ui" and arr.dtype != np.uint8:
+        if arr.min() < 0 or arr.max() > 255:
+            raise LoadError(f"numpy image of {arr.dtype} with values {arr.min()}..{arr.max()}: integer images other "
+                            "than uint8 and uint16 must hold 0-255")
+        arr = arr.astype(np.uint8)
+    elif arr.dtype.kind == "f":
+        low, high = float(np.min(arr)), float(np.max(arr))
+        if not (0.0 <= low and high <= 1.0):   # also refuses NaN, which fails every comparison
+            raise LoadError(f"numpy image of {arr.dtype} with values {low:g}..{high:g}: float images must lie in "
+                            "[0, 1]; for 0-255 values pass arr.astype(np.uint8)")
+        arr = (arr.astype(np.float32) * 255.0 + 0.5).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        raise LoadError(f"numpy images must be uint8, uint16, another integer type in 0-255, or float in [0, 1], "
+                        f"not {arr.dtype}")
+    return to_rgb(Image.fromarray(np.ascontiguousarray(arr)))
 
 
 def is_candidate_file(path: Path) -> bool:

@@ -1,5 +1,6 @@
 """The CLI and the API end to end on temporary folders."""
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -223,3 +224,77 @@ def test_api_scores_paths_pil_and_numpy(photo, tmp_path):
     from_array = facecheck.score_image(__import__("numpy").asarray(photo))
     assert from_path.phash == from_pil.phash == from_array.phash
     assert from_path.to_dict()["sha256"] is not None and from_pil.sha256 is None
+
+
+def wide_help(*command) -> str:
+    """A command's -h, with rich's table borders and line wrapping taken out (words stay apart)."""
+    run = CliRunner().invoke(app, [*command, "-h"], env={"COLUMNS": "200"})
+    assert run.exit_code == 0, run.output
+    return run.output
+
+
+def test_help_shows_flags_bare_and_what_to_install():
+    """`pip install 'facecheck[ray]'` lost its [ray] to rich markup; every on/off option read `--json <bool>`;
+    eval's --quiet said nothing."""
+    for command in ([], ["scan"], ["check"], ["eval"], ["export"]):
+        assert "<bool>" not in wide_help(*command), command
+    assert "pip install 'facecheck[ray]'" in wide_help("scan")
+    quiet = next(line for line in wide_help("eval").splitlines() if "--quiet" in line)
+    assert "No progress bar" in quiet, quiet
+
+
+def test_an_out_that_is_a_file_is_refused_in_one_line(folder, tmp_path):
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("x")
+    run = invoke("scan", folder, "--out", blocker)
+    assert run.exit_code == 2 and run.output.strip() == f"error: --out {blocker} is a file, not a folder", run.output
+    labelled = tmp_path / "labelled" / "real_natural"
+    labelled.mkdir(parents=True)
+    shutil.copy(SAMPLES / "rocket.jpg", labelled / "rocket.jpg")
+    run = invoke("eval", labelled.parent, "--out", blocker, "--device", "cpu")
+    assert run.exit_code == 2 and run.output.strip() == f"error: --out {blocker} is a file, not a folder", run.output
+
+
+def test_workers_beyond_the_cores_are_capped_with_a_note_and_absurd_counts_refused(folder, tmp_path, monkeypatch):
+    """64 workers on 2 cores took 30 s for 5 files (each loads its own models); 999999 never started."""
+    run = invoke("scan", folder, "--out", tmp_path / "never", "--workers", "999999")
+    assert run.exit_code == 2 and "--workers must be at most 1024, not 999999" in run.output
+    assert len(run.output.strip().splitlines()) == 1 and not (tmp_path / "never").exists()
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    settings = engine.Settings(workers=64, device="cpu")
+    assert engine.worker_count(settings) == 2 and engine.worker_count(engine.Settings(workers=1)) == 1
+    assert engine.worker_cap_note(settings) == "--workers 64 is more than this machine's 2 cores: using 2"
+    assert engine.worker_cap_note(engine.Settings(workers=2)) is None
+    started = []
+
+    class Refused(Exception):
+        pass
+
+    def pool(self, processes, *args, **kwargs):
+        started.append(processes)
+        raise Refused   # what was asked for is all this test needs: no process is started
+    monkeypatch.setattr(multiprocessing.context.SpawnContext, "Pool", pool)
+    with pytest.raises(Refused):
+        list(engine._prepared_stream(engine.walk(folder), settings))
+    assert started == [2]
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(SAMPLES / "rocket.jpg", one / "rocket.jpg")
+    run = invoke("scan", one, "--out", tmp_path / "out", "--workers", "64", "--device", "cpu")
+    assert run.exit_code == 0, run.output
+    assert run.output.startswith("note: --workers 64 is more than this machine's 2 cores: using 2\n"), run.output
+
+
+def test_check_reads_standard_input_refuses_urls_and_shows_pdq(tmp_path):
+    data = (SAMPLES / "rocket.jpg").read_bytes()
+    run = CliRunner().invoke(app, ["check", "-", "--device", "cpu"], input=data)
+    assert run.exit_code == 0, run.output
+    expected = facecheck.score_image(SAMPLES / "rocket.jpg", device="cpu")
+    assert run.output.startswith("<stdin>\n")
+    assert f"  pdq: {expected.pdq} (quality {expected.pdq_quality})" in run.output, run.output
+    run = CliRunner().invoke(app, ["check", "-", "--json", "--device", "cpu"], input=data)
+    assert run.exit_code == 0 and json.loads(run.output)["sha256"] == expected.sha256
+    for url in ("https://example.com/avatar.jpg", "http://10.0.0.1/a.png", "HTTPS://EXAMPLE.COM/X"):
+        run = invoke("check", url)
+        assert run.exit_code == 2 and len(run.output.strip().splitlines()) == 1, run.output
+        assert "facecheck works offline and fetches nothing; download the image first" in run.output

@@ -3,9 +3,12 @@ files, verdicts and groups, scores within 1e-3, and the same resume."""
 from __future__ import annotations
 
 import json
+import re
+import socket
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -23,6 +26,12 @@ SCORES = ("gan_score", "spectral_score", "backbone_score", "eye_score")
 
 def rows_of(out) -> dict[str, dict]:
     return {r["path"]: r for r in map(json.loads, (out / "results.jsonl").read_text(encoding="utf-8").splitlines())}
+
+
+def error_level_lines(stderr: str) -> list[str]:
+    """Ray's own error-level log lines ("[2026-12-03 13:17:37,653 E 8840 8840] core_worker.cc: ...") and
+    Python logging's ERROR lines."""
+    return [line for line in stderr.splitlines() if re.match(r"^\[[\d\-: ,]+ E \d+ \d+\]", line) or "ERROR" in line]
 
 
 def scan_cli(folder, out, *extra):
@@ -46,7 +55,8 @@ def folder(tmp_path_factory):
 
 def test_ray_engine_gives_the_local_engines_results(folder, tmp_path):
     scan_cli(folder, tmp_path / "local")
-    scan_cli(folder, tmp_path / "ray", "--engine", "ray")
+    run = scan_cli(folder, tmp_path / "ray", "--engine", "ray")
+    assert not error_level_lines(run.stderr), run.stderr[-3000:]   # Ray Data's actor pools logged one per scan
     local, ray = rows_of(tmp_path / "local"), rows_of(tmp_path / "ray")
     assert set(local) == set(ray) and len(local) == 12
     for path, a in local.items():
@@ -83,3 +93,47 @@ def test_without_ray_the_cli_says_what_to_install(tmp_path, monkeypatch):
                           "'--engine', 'ray']; main()" % (str(SAMPLES), str(tmp_path / "out"))],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "facecheck[ray]" in run.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_cluster_that_cannot_be_joined_is_refused_in_one_line_before_any_work(tmp_path, monkeypatch):
+    """A bad form, `auto` with no cluster, a port nobody listens on: one line, exit 2, no --out. The
+    unreachable address used to hang for minutes, the others printed tracebacks and left --out behind."""
+    from facecheck.cli import app
+    from typer.testing import CliRunner
+    port = free_port()
+    # `auto` takes RAY_ADDRESS first (else the cluster last started on this machine, which may be running)
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    cases = {"bogus": "--address must be auto, HOST:PORT",
+             "http://x": "--address must be auto, HOST:PORT",
+             f"127.0.0.1:{port}": f"cannot reach a Ray cluster at 127.0.0.1:{port}",
+             "auto": f":{port}): Connection refused"}   # Ray writes the host as this machine's address
+    for address, message in cases.items():
+        out = tmp_path / "never"
+        run = CliRunner().invoke(app, ["scan", str(SAMPLES), "--out", str(out), "--engine", "ray", "--address", address])
+        assert run.exit_code == 2 and run.output.startswith("error: ") and message in run.output, (address, run.output)
+        assert len(run.output.strip().splitlines()) == 1 and not out.exists(), (address, run.output)
+    with pytest.raises(ValueError, match="ray_address must be auto"):
+        engine.scan(SAMPLES, engine="ray", ray_address="bogus")
+    with pytest.raises(ValueError, match="ray_address goes with engine ray"):
+        engine.scan(SAMPLES, ray_address="auto")
+
+
+def test_ray_client_addresses_are_checked_and_the_extra_installs_the_client(tmp_path):
+    """`ray://HEAD:10001`, which the README documents, needs ray[client]: the extra installs it, and
+    without it the scan says so in one line."""
+    import tomllib
+    from facecheck.cli import app
+    from typer.testing import CliRunner
+    pyproject = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    (ray,) = pyproject["project"]["optional-dependencies"]["ray"]
+    assert re.match(r"ray\[[a-z,]*\bclient\b", ray) and "data" in ray, ray
+    run = CliRunner().invoke(app, ["scan", str(SAMPLES), "--out", str(tmp_path / "never"), "--engine", "ray",
+                                   "--address", f"ray://127.0.0.1:{free_port()}"])
+    assert run.exit_code == 2 and len(run.output.strip().splitlines()) == 1 and not (tmp_path / "never").exists()
+    assert "needs ray[client]" in run.output or "cannot reach a Ray cluster" in run.output, run.output
