@@ -33,7 +33,7 @@ from PIL import Image
 from facecheck import duplicates
 from facecheck.evaluation import degrade
 from facecheck.evaluation.dataset import data_root, read_manifest, split_of
-from facecheck.engine import GROUPING_CHUNK
+from facecheck.pipeline.finish import GROUPING_CHUNK
 from facecheck.grouping import group_files
 from facecheck.hashing import signatures
 from facecheck.index import HashIndex

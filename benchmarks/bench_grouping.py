@@ -7,7 +7,7 @@ as the number of files grows (the scan-speed issue).
 1. Reposts: PHOTOS photos of ../shared/data (half aligned faces, half natural photos, fixed seed), each
    posted COPIES times, every copy a random repost (`facecheck.degrade.random_repost`: resize to
    150-400 px, JPEG q60-95, crops, mirror, frames, gamma), built once under scratch/bench_grouping/.
-   They are scanned (`engine.run_scan`, in a fresh subprocess) and the summary's phase times are
+   They are scanned (`run_scan`, in a fresh subprocess) and the summary's phase times are
    printed: the decoding-and-analysis phase, then grouping (reuse groups and results files) and the
    report, which run after the last file is in. Beside them: single-process decode time of the same
    files (`load_image`), the issue's yardstick, and the groups found against the truth.
@@ -72,13 +72,17 @@ import json, resource, sys, tempfile, time
 from collections import Counter
 from pathlib import Path
 sys.path.insert(0, {repo!r})
-from facecheck import engine
+from facecheck.pipeline.prepare import MODEL_MIN_SIDE
+from facecheck.pipeline.run import run_scan
+from facecheck.pipeline.walk import walk
+from facecheck.settings import Settings
+from facecheck.writers import read_results
 folder = Path({folder!r})
 with tempfile.TemporaryDirectory(prefix="bench-grouping-") as tmp:
     start = time.perf_counter()
-    summary = engine.run_scan(list(engine.walk(folder)), Path(tmp) / "out", engine.Settings(workers={workers!r}))
+    summary = run_scan(list(walk(folder)), Path(tmp) / "out", Settings(workers={workers!r}))
     wall = time.perf_counter() - start
-    clusters = [(r.path.split("/")[0], r.cluster) for r in engine.read_results(Path(tmp) / "out")]
+    clusters = [(r.path.split("/")[0], r.cluster) for r in read_results(Path(tmp) / "out")]
 photos_split = len({{c for p, c in clusters if c is not None and len({{q for q, d in clusters if d == c}}) > 1}})
 by_photo = {{}}
 for photo, cluster in clusters:
@@ -169,13 +173,13 @@ def run_child(code: str) -> dict:
 
 
 def decode_seconds(files: list[Path]) -> float:
-    from facecheck import engine
+    from facecheck.pipeline.prepare import MODEL_MIN_SIDE
     from facecheck.loading import load_image
     for p in files:   # warm the page cache
-        load_image(p, min_side=engine.MODEL_MIN_SIDE)
+        load_image(p, min_side=MODEL_MIN_SIDE)
     start = time.perf_counter()
     for p in files:
-        load_image(p, min_side=engine.MODEL_MIN_SIDE)
+        load_image(p, min_side=MODEL_MIN_SIDE)
     return time.perf_counter() - start
 
 
@@ -197,8 +201,8 @@ def main() -> None:
         if folder is None:
             print("bench_grouping: no labelled data (../shared/data or $FACECHECK_DATA); scan part skipped.")
         else:
-            from facecheck import engine
-            files = [p for p, _ in engine.walk(folder)]
+            from facecheck.pipeline.walk import walk
+            files = [p for p, _ in walk(folder)]
             decode = decode_seconds(files)
             load_before = load_avg()
             r = run_child(SCAN_CHILD.format(repo=str(REPO), folder=str(folder), workers=workers))

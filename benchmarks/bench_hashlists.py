@@ -7,7 +7,7 @@
    `pdq HASH label` a line, with the PDQ hashes of 10 of the scanned files planted in it, 0-20 bits
    away, so the matching is checked as well as timed.
 2. Scans the --n avatars of benchmarks/bench_scan.py (400 px JPEGs from ../shared/data) without and
-   with the list, alternately, --repeat times each, every run `engine.run_scan` in a fresh subprocess
+   with the list, alternately, --repeat times each, every run `run_scan` in a fresh subprocess
    (default settings, CPU): wall time, CPU time (main and workers: the figure other jobs on the cores
    change least), peak RSS of the scan's main process and of its largest worker.
    The goal (issue 19, item 10): at most 1.5x the time without a list, at most 300 MB more memory.
@@ -80,10 +80,12 @@ def build_list(entries: int, planted: list[str], seed: int = 0) -> Path:
 SCAN = """
 import json, resource, sys, time
 from pathlib import Path
-from facecheck import engine
+from facecheck.pipeline.run import run_scan
+from facecheck.pipeline.walk import walk
+from facecheck.settings import Settings
 folder, out, lists = Path(sys.argv[1]), Path(sys.argv[2]), tuple(sys.argv[3:])
 t = time.perf_counter()
-engine.run_scan(list(engine.walk(folder)), out, engine.Settings(device="cpu", known_hashes=lists))
+run_scan(list(walk(folder)), out, Settings(device="cpu", known_hashes=lists))
 wall = time.perf_counter() - t
 rows = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
 me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)

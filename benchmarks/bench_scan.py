@@ -8,7 +8,7 @@
 2. Decode-only baseline, in this one process: `facecheck.loading.load_image` on every file (as the
    scan's workers call it), and plain PIL open + convert("RGB") for reference. Images per second.
    Beside them, what a rerun spends on each unchanged file: reading and hashing its bytes again.
-3. The full scan, `engine.run_scan(list(engine.walk(folder)), fresh_out, engine.Settings(...))`, in a
+3. The full scan, `run_scan(list(walk(folder)), fresh_out, Settings(...))`, in a
    fresh subprocess per configuration (engine x workers x batch size x ONNX intra-op threads; `--engine
    local,ray` compares the local worker processes with Ray Data on a local cluster, whose start-up is
    included in the wall time): wall time, images per second, ratio to single-process Pillow decode
@@ -25,7 +25,7 @@
    load, hashes (`hashing.signatures`), PDQ, YuNet (resize + run + decode), FaceMesh (crops + run, on
    the images YuNet found a face in, cost spread over all images), spectral (`SpectralDetector`),
    backbone (`BackboneDetector`), then the two halves a worker runs: `prepare` (load and every hash)
-   and `analyze` (every model, the fusion and the verdict, in batches of engine.WORKER_CHUNK).
+   and `analyze` (every model, the fusion and the verdict, in batches of WORKER_CHUNK).
 
 Every timing line carries the load average: the machine has 2 cores that other jobs may share.
 """
@@ -96,18 +96,18 @@ def build_folder(n: int, seed: int = 0) -> Path | None:
 
 
 def files_of(folder: Path) -> list[Path]:
-    from facecheck import engine
-    return [p for p, _ in engine.walk(folder)]
+    from facecheck.pipeline.walk import walk
+    return [p for p, _ in walk(folder)]
 
 
 def decode_baseline(files: list[Path], repeat: int) -> dict:
     """Best of `repeat` passes (after one warm-up pass that fills the page cache)."""
-    from facecheck import engine
+    from facecheck.pipeline.prepare import MODEL_MIN_SIDE
     from facecheck.loading import file_sha256, load_image
 
     def facecheck_load():
         for p in files:
-            load_image(p, min_side=engine.MODEL_MIN_SIDE)
+            load_image(p, min_side=MODEL_MIN_SIDE)
 
     def pil_load():
         for p in files:
@@ -138,7 +138,11 @@ CHILD = r"""
 import json, resource, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, {repo!r})
-from facecheck import engine
+from facecheck.pipeline.analyze import Analyzer
+from facecheck.pipeline.prepare import MODEL_MIN_SIDE, prepare
+from facecheck.pipeline.run import run_scan
+from facecheck.pipeline.walk import walk
+from facecheck.settings import Settings, WORKER_CHUNK
 threads = {threads!r}
 if threads is not None:
     import facecheck.runtime as rt
@@ -148,10 +152,10 @@ if threads is not None:
             super().__init__(device, threads if intra_op_threads is None else intra_op_threads)
     rt.Runtime = Runtime
 folder = Path({folder!r})
-settings = engine.Settings(device={device!r}, workers={workers!r}, batch_size={batch!r}, engine={engine!r})
+settings = Settings(device={device!r}, workers={workers!r}, batch_size={batch!r}, engine={engine!r})
 with tempfile.TemporaryDirectory(prefix="bench-scan-") as tmp:
     start = time.perf_counter()
-    summary = engine.run_scan(list(engine.walk(folder)), Path(tmp) / "out", settings)
+    summary = run_scan(list(walk(folder)), Path(tmp) / "out", settings)
     wall = time.perf_counter() - start
 me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print("RESULT " + json.dumps(dict(wall=wall, files=summary.files, scanned=summary.scanned, errors=summary.errors,
@@ -180,7 +184,9 @@ def full_scan(folder: Path, workers, batch: int, threads, device: str, engine: s
 
 
 def stage_profile(files: list[Path], device: str, threads, count: int, repeat: int) -> dict:
-    from facecheck import engine
+    from facecheck.pipeline.analyze import Analyzer
+    from facecheck.pipeline.prepare import MODEL_MIN_SIDE, prepare
+    from facecheck.settings import WORKER_CHUNK, Settings
     from facecheck.backbone import BackboneDetector
     from facecheck.faces import FaceLocator, dominant, frame_from_detection
     from facecheck.hashing import signatures
@@ -194,22 +200,22 @@ def stage_profile(files: list[Path], device: str, threads, count: int, repeat: i
     runtime = Runtime(device, threads)
     locator = FaceLocator(runtime)
     detector, mesh = locator.detector, locator.mesh
-    loaded = [load_image(p, min_side=engine.MODEL_MIN_SIDE) for p in files]
+    loaded = [load_image(p, min_side=MODEL_MIN_SIDE) for p in files]
     images = [lo.rgb() for lo in loaded]
     # warm-up: session creation and first-run allocations
     locator.locate(images[:4])
     spectral, backbone = SpectralDetector(runtime), BackboneDetector(runtime)
     spectral.score(images[:4])
     backbone.score(images[:4])
-    settings = engine.Settings(device=device, workers=0)
-    analyzer = engine.Analyzer(settings, intra_op_threads=threads)
-    analyzer.analyze([engine.prepare(p, p.name, settings) for p in files[:4]])   # warm-up
+    settings = Settings(device=device, workers=0)
+    analyzer = Analyzer(settings, intra_op_threads=threads)
+    analyzer.analyze([prepare(p, p.name, settings) for p in files[:4]])   # warm-up
 
     def analyze():
-        prepared = [engine.prepare(p, p.name, settings) for p in files]
+        prepared = [prepare(p, p.name, settings) for p in files]
         start = time.process_time()
-        for i in range(0, len(prepared), engine.WORKER_CHUNK):
-            analyzer.analyze(prepared[i:i + engine.WORKER_CHUNK])
+        for i in range(0, len(prepared), WORKER_CHUNK):
+            analyzer.analyze(prepared[i:i + WORKER_CHUNK])
         return time.process_time() - start
 
     def yunet():
@@ -219,9 +225,9 @@ def stage_profile(files: list[Path], device: str, threads, count: int, repeat: i
     picked = [(i, rows[dominant(rows)]) for i, rows in enumerate(found) if len(rows)]
     todo = [images[i] for i, _ in picked]
     frames = [frame_from_detection(row) for _, row in picked]
-    batches = [images[i:i + engine.WORKER_CHUNK] for i in range(0, n, engine.WORKER_CHUNK)]
+    batches = [images[i:i + WORKER_CHUNK] for i in range(0, n, WORKER_CHUNK)]
     stages = {
-        "load": lambda: [load_image(p, min_side=engine.MODEL_MIN_SIDE) for p in files],
+        "load": lambda: [load_image(p, min_side=MODEL_MIN_SIDE) for p in files],
         "hashes": lambda: [signatures([lo.image]) for lo in loaded],   # one image per call, as the workers do
         "pdq": lambda: [pdq(im) for im in images],
         "yunet": yunet,
@@ -229,7 +235,7 @@ def stage_profile(files: list[Path], device: str, threads, count: int, repeat: i
         "locate (yunet+facemesh+post)": lambda: [locator.locate(b) for b in batches],
         "spectral": lambda: [spectral.score(b) for b in batches],
         "backbone": lambda: [backbone.score(b) for b in batches],
-        "prepare (load + hashes + pdq)": lambda: [engine.prepare(p, p.name, settings) for p in files],
+        "prepare (load + hashes + pdq)": lambda: [prepare(p, p.name, settings) for p in files],
     }
     out = {"images": n, "faces": len(picked), "threads": threads if threads is not None else "ort default",
            "load_average": load_avg()}
@@ -288,7 +294,7 @@ def main() -> None:
     print()
 
     if not args.skip_scan:
-        print(f"2. full scan (engine.run_scan, device {args.device}), one fresh subprocess per configuration")
+        print(f"2. full scan (run_scan, device {args.device}), one fresh subprocess per configuration")
         print(f"   {'engine':>6s} {'workers':>7s} {'batch':>5s} {'threads':>11s} {'wall s':>7s} {'img/s':>7s} {'ratio':>6s} "
               f"{'after':>6s} {'RSS main MB':>11s} {'RSS child MB':>12s} {'CPU ms/img':>10s}  load before/after")
         report["scan"] = []

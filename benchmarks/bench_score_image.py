@@ -4,7 +4,7 @@
 
 Calls `score_image(IMAGE)` --calls times in this one process and prints the first call's wall time
 (models loaded there) and the median and range of the later calls; then, as the yardstick, the same
-analysis through one reused `engine.Analyzer` (prepare + analyze, as a caller who kept an Analyzer
+analysis through one reused `Analyzer` (prepare + analyze, as a caller who kept an Analyzer
 would run it). Wall time on a shared machine: the load average is printed beside it.
 """
 from __future__ import annotations
@@ -34,19 +34,23 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    from facecheck import engine, score_image
-    print(f"facecheck from {engine.__file__}; load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
+    import facecheck
+    from facecheck import score_image
+    from facecheck.pipeline.analyze import Analyzer
+    from facecheck.pipeline.prepare import prepare
+    from facecheck.settings import Settings
+    print(f"facecheck from {facecheck.__file__}; load average {os.getloadavg()[0]:.2f}", file=sys.stderr)
 
     times = timed(lambda: score_image(args.image, device=args.device), args.calls)
     later = times[1:]
     print(f"score_image: first call {times[0]:.0f} ms; later {len(later)} calls median {statistics.median(later):.1f} ms "
           f"(min {min(later):.1f}, max {max(later):.1f})")
 
-    settings = engine.Settings(device=args.device)
-    analyzer = engine.Analyzer(settings)
+    settings = Settings(device=args.device)
+    analyzer = Analyzer(settings)
 
     def reused():
-        analyzer.analyze([engine.prepare(args.image, str(args.image), settings)])
+        analyzer.analyze([prepare(args.image, str(args.image), settings)])
     reused()   # loads the models
     times = timed(reused, args.calls)
     print(f"one reused Analyzer: median {statistics.median(times):.1f} ms (min {min(times):.1f}, max {max(times):.1f}); "

@@ -5,7 +5,8 @@
     for r in scan("folder/", out="results/"):   # a folder or a list of paths -> Results
         ...
 """
-from .engine import Settings, scan, score_image
+from .api import scan, score_image
+from .settings import Settings
 from .hashing import Hash
 from .loading import LoadError, load_image
 from .result import Result

@@ -1,4 +1,4 @@
-"""The `facecheck` command line: a thin layer over facecheck.engine."""
+"""The `facecheck` command line: a thin layer over the scan path (facecheck.pipeline) and facecheck.api."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from . import engine
+from .api import score_image
+from .loading import DEFAULT_MAX_PIXELS
+from .pipeline.analyze import Analyzer
+from .pipeline.checks import check_output_dir, check_settings
+from .pipeline.run import run_scan
+from .pipeline.walk import check_folder, walk
+from .settings import Settings, worker_cap_note
+from .writers import read_results
 from .known import IndexUnusable
 from .hashlists import EXPORT_MIN_QUALITY
 from .result import Result
@@ -87,11 +94,11 @@ def _app(version: bool = VERSION) -> None:
 OPTION_OF_SETTING = {"ray_address": "--address"}   # settings whose option is not "--" + their name
 
 
-def _check_options(settings: engine.Settings) -> None:
+def _check_options(settings: Settings) -> None:
     """Refuse bad options (--mode, --device, --workers, --batch-size, --max-pixels, --engine, --address)
     before any work starts."""
     try:
-        engine.check_settings(settings, name=lambda key: OPTION_OF_SETTING.get(key, "--" + key.replace("_", "-")))
+        check_settings(settings, name=lambda key: OPTION_OF_SETTING.get(key, "--" + key.replace("_", "-")))
     except (ValueError, RuntimeError, ConnectionError) as e:
         _fail(str(e))
 
@@ -115,7 +122,7 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
          workers: Optional[int] = typer.Option(None, help="Decoding processes (default, and at most: one per core; "
                                                "0: none). With --engine ray on a cluster: actors."),
          batch_size: int = typer.Option(32, help="Images per model batch; also how often state is committed."),
-         max_pixels: int = typer.Option(engine.DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
+         max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, help="Refuse images with more pixels than this."),
          follow_links: bool = flag("--follow-links", help="Read symbolic links that lead outside FOLDER "
                                    "(by default each gets a row saying it was not followed)."),
          engine_name: str = typer.Option("local", "--engine", help="local (worker processes on this machine) | "
@@ -126,38 +133,38 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
          quiet: bool = flag("--quiet", "-q", help="No progress bar or summary."),
          version: bool = VERSION):
     """Scan FOLDER; write results.jsonl and results.csv to --out."""
-    settings = engine.Settings(device=device, workers=workers, batch_size=batch_size, max_pixels=max_pixels, index=index,
+    settings = Settings(device=device, workers=workers, batch_size=batch_size, max_pixels=max_pixels, index=index,
                                scan_name=scan_name, mode=mode, follow_links=follow_links, engine=engine_name,
                                ray_address=address, known_hashes=tuple(str(p) for p in known_hashes or ()))
     if engine_name == "ray":
-        from .ray_engine import require_ray
+        from .pipeline.ray_scheduler import require_ray
         try:
             require_ray()
         except RuntimeError as e:
             _fail(str(e))
     _check_options(settings)
     try:
-        engine.check_folder(folder)
+        check_folder(folder)
     except NotADirectoryError as e:
         _fail(f"{e} (for one image: facecheck check {folder})")
     except FileNotFoundError as e:
         _fail(str(e))
     if address:   # join the cluster now: one that cannot be joined is refused before --out exists
-        from .ray_engine import connect
+        from .pipeline.ray_scheduler import connect
         try:
             connect(settings)
         except (ValueError, RuntimeError, ConnectionError) as e:
             _fail(str(e))
     try:
-        engine.check_output_dir(folder, out_dir)   # creates --out: every check that can refuse comes first
+        check_output_dir(folder, out_dir)   # creates --out: every check that can refuse comes first
     except ValueError as e:
         _fail(str(e))
-    note = engine.worker_cap_note(settings)
+    note = worker_cap_note(settings)
     if note and not quiet:
         err.print(Text("note: " + note))
 
     def entries():
-        return engine.walk(folder, follow_links=follow_links, exclude=out_dir)
+        return walk(folder, follow_links=follow_links, exclude=out_dir)
 
     total = sum(1 for _ in entries())   # a first, cheap pass, so progress has an end
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
@@ -174,7 +181,7 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
             bar.update(grouping, completed=done, total=total, visible=True)
 
         try:
-            summary = engine.run_scan(entries(), out_dir, settings, progress, folder, total, grouping_progress,
+            summary = run_scan(entries(), out_dir, settings, progress, folder, total, grouping_progress,
                                       notice=lambda message: err.print(Text(message)))
         except IndexUnusable as e:   # found before any work
             _fail(str(e))
@@ -239,11 +246,11 @@ def check(image: str = typer.Argument(..., help="One image file; - reads it from
           known_hashes: Optional[list[Path]] = typer.Option(None, "--known-hashes", help=KNOWN_HASHES_HELP),
           version: bool = VERSION):
     """Give a readable verdict on one IMAGE. Exit status 1 when none was reached (not an image, unreadable)."""
-    settings = engine.Settings(device=device, workers=0, index=index, mode=mode,
+    settings = Settings(device=device, workers=0, index=index, mode=mode,
                                known_hashes=tuple(str(p) for p in known_hashes or ()))
     _check_options(settings)
     if image == "-":
-        result = engine.score_image(sys.stdin.buffer, settings)   # a file object: read up to the 64 MB file limit
+        result = score_image(sys.stdin.buffer, settings)   # a file object: read up to the 64 MB file limit
         result.path = "<stdin>"
     else:
         if not Path(image).exists():
@@ -251,7 +258,7 @@ def check(image: str = typer.Argument(..., help="One image file; - reads it from
                 _fail(f"{image} is a URL: facecheck works offline and fetches nothing; download the image first, "
                       "then give its file (or pipe it: ... | facecheck check -)")
             _fail(f"no such file: {image}")
-        result = engine.score_image(Path(image), settings)
+        result = score_image(Path(image), settings)
     if as_json:
         sys.stdout.write(result.to_json() + "\n")
     else:
@@ -300,7 +307,7 @@ def _export_rows(out_dir: Path, min_quality: int):
         _fail(f"the results in {out_dir} are stale: a later scan into it did not finish ({PARTIAL_NAME} is "
               f"there); rerun it to the end, then export")
     try:
-        return export_rows(engine.read_results(out_dir), min_quality)
+        return export_rows(read_results(out_dir), min_quality)
     except (OSError, ValueError, KeyError, TypeError) as e:
         _fail(f"cannot read {results}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
 
@@ -320,7 +327,7 @@ def eval_command(data: Optional[Path] = typer.Argument(None, help="Manifest CSV,
     """Measure detection on labelled images: ROC, TPR at fixed FPR, by source and degradation."""
     from .evaluation import evaluate as evaluation
     from .evaluation.dataset import data_root
-    settings = engine.Settings(device=device)
+    settings = Settings(device=device)
     _check_options(settings)
     if per_source is not None and per_source < 1:
         _fail(f"--per-source must be a whole number >= 1, not {per_source}")
@@ -341,10 +348,10 @@ def eval_command(data: Optional[Path] = typer.Argument(None, help="Manifest CSV,
     samples = evaluation.select(samples, kept_folds, per_source)
     reuse = ({(r.file, r.condition): r for r in evaluation.read_rows(reuse_geometry)} if reuse_geometry else None)
     try:
-        engine.check_output_dir(None, out_dir)
+        check_output_dir(None, out_dir)
     except ValueError as e:
         _fail(str(e))
-    analyzer = engine.Analyzer(settings)
+    analyzer = Analyzer(settings)
     with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=err, disable=quiet) as bar:
         task = bar.add_task("eval", total=len(samples))

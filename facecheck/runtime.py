@@ -68,7 +68,7 @@ class Runtime:
     """Lazily created ONNX Runtime sessions, keyed by model file name, on one device.
 
     intra_op_threads: threads per ONNX run; None leaves ONNX Runtime's default (one per core). A CPU
-    scan's worker processes each run their models with one thread (facecheck.engine._prepare_chunk)."""
+    scan's worker processes each run their models with one thread (facecheck.pipeline.local_scheduler)."""
 
     spin = False   # let ORT's idle pool threads busy-wait (faster only on an otherwise idle machine)
 
@@ -124,3 +124,8 @@ class Runtime:
 
     def input_names(self, filename: str) -> list[str]:
         return [i.name for i in self.session(filename).get_inputs()]
+
+
+def runs_on_cpu(device: str) -> bool:
+    """Whether `device` ("auto", "cpu", "cuda") means the CPU on this machine."""
+    return device == "cpu" or (device == "auto" and not cuda_available())

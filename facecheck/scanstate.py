@@ -2,9 +2,9 @@
 its batch is done, so an interrupted scan loses nothing and a rerun continues where it stopped.
 
 Each file keeps its row (record), what matching needs (hashes, thumbnail) and what judging needs
-besides the scores (evidence, see engine.Prepared), under the key of the settings its signals were
+besides the scores (evidence, see pipeline.prepare.Prepared), under the key of the settings its signals were
 computed with (signals_key: size limits, device, model files). A rerun keeps a file only under the
-same key, and judges it again at its own settings (engine.run_scan)."""
+same key, and judges it again at its own settings (pipeline.run.run_scan)."""
 from __future__ import annotations
 
 import json
@@ -72,7 +72,7 @@ class ScanState:
         return Result.from_dict(json.loads(record)), json.loads(evidence)
 
     def keep(self, result: Result) -> None:
-        """Make an earlier run's row, judged again (engine.judge_file), part of this run (it is not
+        """Make an earlier run's row, judged again (pipeline.analyze.judge_file), part of this run (it is not
         dropped at the end). Committed with the next batch."""
         self.db.execute("UPDATE files SET generation=?, record=? WHERE path=?",
                         (self.generation, result.to_json(), result.path))

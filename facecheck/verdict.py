@@ -239,7 +239,7 @@ def judge(result, evidence: dict, fusion: FusionModel, mode: str) -> None:
     spectral_score, known_matches: facecheck.result.Result) and its `evidence`: the face geometry the
     reasons need ({"template_z2", "template_distance": None without a face, "cut_by_border"}). It is
     cheap and reads nothing but these, so a rerun judges a kept file again at its own mode and lists
-    exactly as a fresh scan judges it (facecheck.engine keeps the evidence in the scan state)."""
+    exactly as a fresh scan judges it (facecheck.pipeline keeps the evidence in the scan state)."""
     has_face = evidence["template_z2"] is not None
     geometry = {"template_z2": evidence["template_z2"], "template_distance": evidence["template_distance"]} \
         if has_face else None

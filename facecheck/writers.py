@@ -1,11 +1,13 @@
 """Writers of the results files: results.jsonl (one JSON object per file) and results.csv, and
-results.partial.jsonl, the rows of a scan in progress as each batch completes."""
+results.partial.jsonl, the rows of a scan in progress as each batch completes; and the reader of
+results.jsonl."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from .result import FIELD_NAMES, Result, csv_row
 
@@ -25,6 +27,13 @@ def write_results(results: Iterable[Result], out_dir: Path) -> int:
     os.replace(jsonl_tmp, out_dir / "results.jsonl")
     os.replace(csv_tmp, out_dir / "results.csv")
     return n
+
+
+def read_results(out_dir: Path) -> Iterator[Result]:
+    """The rows of DIR/results.jsonl, one Result at a time (a million rows never sit in memory)."""
+    with open(out_dir / "results.jsonl", encoding="utf-8") as f:
+        for line in f:
+            yield Result.from_dict(json.loads(line))
 
 
 PARTIAL_NAME = "results.partial.jsonl"

@@ -15,7 +15,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import facecheck
-from facecheck import engine
+from facecheck.pipeline.local_scheduler import prepared_stream
+from facecheck.pipeline.run import run_scan
+from facecheck.pipeline.walk import walk
+from facecheck.settings import Settings, worker_cap_note, worker_count
+from facecheck.writers import read_results
 from facecheck.evaluation import degrade
 from facecheck.cli import app
 
@@ -205,12 +209,12 @@ def test_rerun_resumes_and_rescans_changed_files(folder, tmp_path):
     Image.open(SAMPLES / "coffee.jpg").save(target)
     os.utime(target, ns=(1, 1))
     progress = []
-    summary = engine.run_scan(engine.walk(folder), out, engine.Settings(workers=0),
+    summary = run_scan(walk(folder), out, Settings(workers=0),
                               progress=lambda d, t: progress.append((d, t)), folder=folder)
     # three images kept from the first run; the changed one and the two error rows are scanned again
     assert summary.files == 6 and summary.scanned == 3
     assert progress[-1] == (6, None)                      # a generator of sources: no total known
-    results = list(engine.read_results(out))
+    results = list(read_results(out))
     assert len(results) == 6 and len(read_jsonl(out / "results.jsonl")) == 6
     row = next(r for r in results if r.path == "b/rocket.png")
     assert row.phash == str(imagehash.phash(Image.open(target)))
@@ -261,10 +265,10 @@ def test_workers_beyond_the_cores_are_capped_with_a_note_and_absurd_counts_refus
     assert run.exit_code == 2 and "--workers must be at most 1024, not 999999" in run.output
     assert len(run.output.strip().splitlines()) == 1 and not (tmp_path / "never").exists()
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    settings = engine.Settings(workers=64, device="cpu")
-    assert engine.worker_count(settings) == 2 and engine.worker_count(engine.Settings(workers=1)) == 1
-    assert engine.worker_cap_note(settings) == "--workers 64 is more than this machine's 2 cores: using 2"
-    assert engine.worker_cap_note(engine.Settings(workers=2)) is None
+    settings = Settings(workers=64, device="cpu")
+    assert worker_count(settings) == 2 and worker_count(Settings(workers=1)) == 1
+    assert worker_cap_note(settings) == "--workers 64 is more than this machine's 2 cores: using 2"
+    assert worker_cap_note(Settings(workers=2)) is None
     started = []
 
     class Refused(Exception):
@@ -275,7 +279,7 @@ def test_workers_beyond_the_cores_are_capped_with_a_note_and_absurd_counts_refus
         raise Refused   # what was asked for is all this test needs: no process is started
     monkeypatch.setattr(multiprocessing.context.SpawnContext, "Pool", pool)
     with pytest.raises(Refused):
-        list(engine._prepared_stream(engine.walk(folder), settings))
+        list(prepared_stream(walk(folder), settings))
     assert started == [2]
     one = tmp_path / "one"
     one.mkdir()

@@ -3,7 +3,7 @@ CI has no GPU: the CUDA comparison skips there."""
 import pytest
 from typer.testing import CliRunner
 
-from facecheck import engine
+from facecheck.api import score_image
 from facecheck.cli import app
 from facecheck.runtime import Runtime, cuda_available, providers_for
 
@@ -33,8 +33,8 @@ def test_cuda_without_a_gpu_build_fails_with_a_clear_message():
 
 @pytest.mark.skipif(not cuda_available(), reason="no CUDA provider in this onnxruntime (CI has no GPU)")
 def test_cuda_scores_match_the_cpu():
-    cpu = engine.score_image(SAMPLES / "account_a.png", device="cpu", workers=0)
-    gpu = engine.score_image(SAMPLES / "account_a.png", device="cuda", workers=0)
+    cpu = score_image(SAMPLES / "account_a.png", device="cpu", workers=0)
+    gpu = score_image(SAMPLES / "account_a.png", device="cuda", workers=0)
     assert Runtime("cuda").session("yunet.onnx").get_providers()[0] == "CUDAExecutionProvider"
     assert gpu.verdict == cpu.verdict
     assert gpu.gan_score == pytest.approx(cpu.gan_score, abs=1e-3)

@@ -3,7 +3,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from facecheck import engine
+from facecheck.api import scan
+from facecheck.pipeline.analyze import Analyzer
+from facecheck.pipeline.local_scheduler import IN_FLIGHT_PER_WORKER, prepared_stream
+from facecheck.pipeline.run import run_scan
+from facecheck.pipeline.walk import walk
+from facecheck.settings import Settings
+from facecheck.writers import read_results
 
 from conftest import SAMPLES
 
@@ -15,7 +21,7 @@ def test_decoding_runs_at_most_a_bounded_window_ahead(tmp_path):
     for i in range(48):
         paths.append(tmp_path / f"{i}.png")
         base.rotate(i).save(paths[-1])
-    settings = engine.Settings(workers=2, batch_size=2)
+    settings = Settings(workers=2, batch_size=2)
     pulled = 0
 
     def tasks():
@@ -25,12 +31,12 @@ def test_decoding_runs_at_most_a_bounded_window_ahead(tmp_path):
             yield p, p.name
 
     consumed, most_ahead = 0, 0
-    for prepared in engine._prepared_stream(tasks(), settings):
+    for prepared in prepared_stream(tasks(), settings):
         consumed += 1
         most_ahead = max(most_ahead, pulled - consumed)
         assert prepared.result.error is None
     assert consumed == 48
-    assert most_ahead <= engine.IN_FLIGHT_PER_WORKER * 2 < 48
+    assert most_ahead <= IN_FLIGHT_PER_WORKER * 2 < 48
 
 
 def test_scan_reads_sources_from_a_generator(tmp_path):
@@ -38,9 +44,9 @@ def test_scan_reads_sources_from_a_generator(tmp_path):
     folder.mkdir()
     for name in ("account_a.png", "rocket.jpg", "not_an_image.jpg"):
         (folder / name).write_bytes((SAMPLES / name).read_bytes())
-    summary = engine.run_scan(engine.walk(folder), tmp_path / "out", engine.Settings(workers=0), folder=folder)
+    summary = run_scan(walk(folder), tmp_path / "out", Settings(workers=0), folder=folder)
     assert (summary.files, summary.scanned, summary.errors) == (3, 3, 1)
-    rows = list(engine.read_results(tmp_path / "out"))
+    rows = list(read_results(tmp_path / "out"))
     assert [r.path for r in rows] == ["account_a.png", "not_an_image.jpg", "rocket.jpg"]
     assert rows[1].verdict == "error" and rows[1].gan_score is None
 
@@ -54,10 +60,10 @@ def test_a_model_failure_ends_the_scan_with_its_error(tmp_path, monkeypatch):
     def fail(self, batch):
         raise RuntimeError("model failed")
 
-    monkeypatch.setattr(engine.Analyzer, "analyze", fail)
+    monkeypatch.setattr(Analyzer, "analyze", fail)
     import pytest
     with pytest.raises(RuntimeError, match="model failed"):
-        engine.run_scan(engine.walk(folder), tmp_path / "out", engine.Settings(workers=2, batch_size=4))
+        run_scan(walk(folder), tmp_path / "out", Settings(workers=2, batch_size=4))
 
 
 def _small_folder(root, n: int = 12):
@@ -127,7 +133,7 @@ def test_copies_of_one_photo_share_their_evidence_and_keep_their_own_verdicts(sh
         im.save(folder / f"{stem}_a.png")
         degrade.jpeg(degrade.resize_to(im, 128), 70).save(folder / f"{stem}_b.jpg")
         degrade.jpeg(degrade.mirror(degrade.resize_to(im, 200)), 60).save(folder / f"{stem}_c.jpg")
-    results = list(engine.scan(folder, out=tmp_path / "out", workers=0, device="cpu"))
+    results = list(scan(folder, out=tmp_path / "out", workers=0, device="cpu"))
     groups = {}
     for r in results:
         groups.setdefault(r.cluster, []).append(r)

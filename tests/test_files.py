@@ -14,7 +14,9 @@ import pytest
 from PIL import Image
 
 import facecheck
-from facecheck import engine
+from facecheck.pipeline.run import run_scan
+from facecheck.pipeline.walk import walk
+from facecheck.settings import Settings
 
 from conftest import SAMPLES
 
@@ -87,7 +89,7 @@ def test_a_file_name_that_is_not_utf8_gets_its_row(tmp_path):
     assert set(rows) == {"caf\\xe9_\\xff.jpg", "ok.jpg"}
     assert rows["caf\\xe9_\\xff.jpg"]["error"] is None and rows["caf\\xe9_\\xff.jpg"]["phash"]
     # a rerun finds the same row again instead of scanning it anew
-    summary = engine.run_scan(engine.walk(folder), tmp_path / "out", engine.Settings(workers=0, device="cpu"))
+    summary = run_scan(walk(folder), tmp_path / "out", Settings(workers=0, device="cpu"))
     assert (summary.files, summary.scanned) == (2, 0)
 
 
@@ -97,7 +99,7 @@ def test_rerun_retries_failed_files_and_notices_changed_bytes(tmp_path):
     photo = folder / "photo.jpg"
     photo.write_bytes((SAMPLES / "coffee.jpg").read_bytes())
     (folder / "broken.jpg").write_bytes(b"not yet an image")
-    first = engine.run_scan(engine.walk(folder), out, engine.Settings(workers=0, device="cpu"))
+    first = run_scan(walk(folder), out, Settings(workers=0, device="cpu"))
     assert first.scanned == 2 and first.errors == 1
     before = rows_of(out)
 
@@ -111,13 +113,13 @@ def test_rerun_retries_failed_files_and_notices_changed_bytes(tmp_path):
     os.utime(photo, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert photo.stat().st_size == st.st_size and photo.stat().st_mtime_ns == st.st_mtime_ns
 
-    second = engine.run_scan(engine.walk(folder), out, engine.Settings(workers=0, device="cpu"))
+    second = run_scan(walk(folder), out, Settings(workers=0, device="cpu"))
     after = rows_of(out)
     assert second.scanned == 2 and second.errors == 0
     assert after["broken.jpg"]["error"] is None
     assert after["photo.jpg"]["sha256"] == hashlib.sha256(bytes(data)).hexdigest() != before["photo.jpg"]["sha256"]
 
-    third = engine.run_scan(engine.walk(folder), out, engine.Settings(workers=0, device="cpu"))
+    third = run_scan(walk(folder), out, Settings(workers=0, device="cpu"))
     assert third.scanned == 0   # nothing changed: every row kept
 
 

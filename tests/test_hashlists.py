@@ -117,7 +117,9 @@ def test_the_persistent_index_keeps_pdq_beside_dct256(tmp_path):
 
 def prepared_with(list_path, image=SAMPLES / "rocket.jpg"):
     """The row `scan` gives `image` with `list_path` as --known-hashes (no models run)."""
-    from facecheck.engine import Settings, match_known_hashes, prepare
+    from facecheck.pipeline.analyze import match_known_hashes
+    from facecheck.pipeline.prepare import prepare
+    from facecheck.settings import Settings
     prepared = prepare(image, image.name, Settings(known_hashes=(str(list_path),)))
     match_known_hashes(prepared.result, prepared.evidence, (str(list_path),))
     return prepared.result
@@ -125,7 +127,8 @@ def prepared_with(list_path, image=SAMPLES / "rocket.jpg"):
 
 @pytest.fixture(scope="module")
 def rocket():
-    from facecheck.engine import Settings, prepare
+    from facecheck.pipeline.prepare import prepare
+    from facecheck.settings import Settings
     return prepare(SAMPLES / "rocket.jpg", "rocket.jpg", Settings()).result
 
 
@@ -289,9 +292,11 @@ def test_export_bad_arguments_are_one_line_and_exit_2(tmp_path):
 
 
 def test_export_after_an_interrupted_rerun_says_the_results_are_stale(tmp_path):
-    from facecheck import engine
-    out, settings = tmp_path / "out", engine.Settings(workers=0, device="cpu")
-    engine.run_scan(list(engine.walk(SAMPLES)), out, settings, folder=SAMPLES)
+    from facecheck.pipeline.run import run_scan
+    from facecheck.pipeline.walk import walk
+    from facecheck.settings import Settings
+    out, settings = tmp_path / "out", Settings(workers=0, device="cpu")
+    run_scan(list(walk(SAMPLES)), out, settings, folder=SAMPLES)
     assert cli("export", out, "--to", tmp_path / "first.csv").returncode == 0
 
     def stop_after_start(done, total):
@@ -301,9 +306,9 @@ def test_export_after_an_interrupted_rerun_says_the_results_are_stale(tmp_path):
     copy = tmp_path / "samples"
     shutil.copytree(SAMPLES, copy)   # same files, new modification times: the rerun reads them again
     with pytest.raises(KeyboardInterrupt):   # a rerun (over changed files) stopped after its first batch
-        engine.run_scan(list(engine.walk(copy)), out, engine.Settings(workers=0, device="cpu", batch_size=2),
+        run_scan(list(walk(copy)), out, Settings(workers=0, device="cpu", batch_size=2),
                         progress=stop_after_start, folder=copy)
     run = cli("export", out, "--to", tmp_path / "second.csv")
     assert run.returncode == 2 and "stale" in run.stderr and not (tmp_path / "second.csv").exists()
-    engine.run_scan(list(engine.walk(copy)), out, settings, folder=copy)   # finished: fresh again
+    run_scan(list(walk(copy)), out, settings, folder=copy)   # finished: fresh again
     assert cli("export", out, "--to", tmp_path / "third.csv").returncode == 0

@@ -10,7 +10,11 @@ import warnings
 import pytest
 
 import facecheck
-from facecheck import engine, known
+from facecheck import known
+from facecheck.pipeline import run as run_module
+from facecheck.pipeline.run import run_scan
+from facecheck.pipeline.walk import walk
+from facecheck.settings import Settings
 
 from conftest import SAMPLES
 
@@ -131,7 +135,7 @@ def test_a_locked_index_is_waited_for_with_a_message_then_refused(tmp_path, monk
     said = []
     try:
         with pytest.raises(known.IndexUnusable, match="still locked by another process"):
-            engine.run_scan(engine.walk(folder), tmp_path / "out", engine.Settings(workers=0, device="cpu",
+            run_scan(walk(folder), tmp_path / "out", Settings(workers=0, device="cpu",
                             index=index), folder=folder, notice=said.append)
     finally:
         holder.rollback()
@@ -151,7 +155,7 @@ def test_a_lock_released_while_waiting_lets_the_scan_go_on(tmp_path, monkeypatch
         said.append(message)
         holder.rollback()
 
-    summary = engine.run_scan(engine.walk(folder), tmp_path / "out", engine.Settings(workers=0, device="cpu",
+    summary = run_scan(walk(folder), tmp_path / "out", Settings(workers=0, device="cpu",
                               index=index), folder=folder, notice=release_when_told)
     holder.close()
     assert len(said) == 1 and summary.index_error is None and summary.seen_before == 1
@@ -165,7 +169,7 @@ def test_an_index_that_fails_at_the_end_still_gives_results_and_report(tmp_path,
     list(facecheck.scan(folder, out=tmp_path / "first", index=index, workers=0, device="cpu"))
     before = entries(index)
     monkeypatch.setattr(known, "LOCK_WAIT_SECONDS", 0.5)
-    finish, holders = engine.finish, []
+    finish, holders = run_module.finish, []
 
     def finish_while_locked(*args, **kwargs):   # another process takes the lock once the files are in
         holders.append(hold_write_lock(index))
@@ -174,7 +178,7 @@ def test_an_index_that_fails_at_the_end_still_gives_results_and_report(tmp_path,
         finally:
             holders.pop().close()
 
-    monkeypatch.setattr(engine, "finish", finish_while_locked)
+    monkeypatch.setattr(run_module, "finish", finish_while_locked)   # the finish that run_scan calls
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rows = list(facecheck.scan(folder, out=tmp_path / "api", index=index, workers=0, device="cpu"))

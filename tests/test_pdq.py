@@ -55,7 +55,8 @@ def test_hex_form_is_threatexchanges():
 def test_a_jpeg_the_loader_reduces_still_gets_the_full_size_pdq(tmp_path):
     """The loader decodes JPEGs over 2 x 1024 px at reduced size for the models; PDQ, compared with
     other tools' hashes, must still be that of the full image (the reduced decode moved it 2-6 bits)."""
-    from facecheck.engine import Settings, prepare
+    from facecheck.pipeline.prepare import prepare
+    from facecheck.settings import Settings
     h, w = 2200, 2600
     rng = np.random.default_rng(7)
     y, x = np.mgrid[0:h, 0:w]

@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from facecheck import engine
+from facecheck.api import scan
+from facecheck.pipeline.run import run_scan
+from facecheck.pipeline.walk import walk
+from facecheck.settings import Settings
 from facecheck.evaluation import degrade
 
 from conftest import SAMPLES
@@ -78,10 +81,10 @@ def test_ray_engine_gives_the_local_engines_results(folder, tmp_path):
 
 def test_ray_scan_resumes_like_a_local_one(folder, tmp_path):
     out = tmp_path / "ray"
-    summary = engine.run_scan(engine.walk(folder), out, engine.Settings(engine="ray", workers=2, device="cpu"))
+    summary = run_scan(walk(folder), out, Settings(engine="ray", workers=2, device="cpu"))
     assert summary.scanned == 12
     (folder / "new.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes())
-    again = engine.run_scan(engine.walk(folder), out, engine.Settings(engine="ray", workers=2, device="cpu"))
+    again = run_scan(walk(folder), out, Settings(engine="ray", workers=2, device="cpu"))
     assert (again.files, again.scanned) == (13, 3)   # the new file, and the two broken ones retried
     assert len(rows_of(out)) == 13
     (folder / "new.jpg").unlink()
@@ -119,9 +122,9 @@ def test_a_cluster_that_cannot_be_joined_is_refused_in_one_line_before_any_work(
         assert run.exit_code == 2 and run.output.startswith("error: ") and message in run.output, (address, run.output)
         assert len(run.output.strip().splitlines()) == 1 and not out.exists(), (address, run.output)
     with pytest.raises(ValueError, match="ray_address must be auto"):
-        engine.scan(SAMPLES, engine="ray", ray_address="bogus")
+        scan(SAMPLES, engine="ray", ray_address="bogus")
     with pytest.raises(ValueError, match="ray_address goes with engine ray"):
-        engine.scan(SAMPLES, ray_address="auto")
+        scan(SAMPLES, ray_address="auto")
 
 
 def test_ray_client_addresses_are_checked_and_the_extra_installs_the_client(tmp_path):

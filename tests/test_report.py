@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facecheck import engine
+from facecheck.pipeline.run import run_scan
+from facecheck.pipeline.walk import walk
+from facecheck.settings import Settings
+from facecheck.writers import read_results
 from facecheck.evaluation.dataset import data_root
 from facecheck.report import ReportBuilder, write_report
 from facecheck.result import Result
@@ -40,8 +43,8 @@ def report(tmp_path_factory):
         for path in source:
             shutil.copyfile(path, folder / "stylegan" / path.name)
             stylegan.append(f"stylegan/{path.name}")
-    summary = engine.run_scan(list(engine.walk(folder)), out, engine.Settings(workers=0))
-    results = list(engine.read_results(out))
+    summary = run_scan(list(walk(folder)), out, Settings(workers=0))
+    results = list(read_results(out))
     paths = {r.path for r in results}
     assert {HOSTILE, HOSTILE_ATTR, *ASTRONAUT, *stylegan} <= paths
     # The fused verdict is still being built, so a scan may not set verdict "gan" yet. To exercise the
@@ -306,7 +309,7 @@ def test_the_template_marks_nothing_safe():
 
 
 def test_counts_read_as_words_and_the_report_time_is_not_a_false_zero():
-    """Timings from engine.ScanSummary get readable labels and durations, not their field names; the
+    """Timings from pipeline.summary.ScanSummary get readable labels and durations, not their field names; the
     report's own time is 0 in the summary it is given (it is measured after the page is written), so
     the page says so instead of "0.000"; a time it is given is shown."""
     builder = _builder()

@@ -5,7 +5,9 @@ import shutil
 
 from PIL import Image
 
-from facecheck import engine
+from facecheck.pipeline.run import run_scan, signals_key
+from facecheck.pipeline.walk import walk
+from facecheck.settings import Settings
 
 from conftest import SAMPLES
 
@@ -15,7 +17,7 @@ def rows(out):
 
 
 def scan(folder, out, **options):
-    return engine.run_scan(engine.walk(folder), out, engine.Settings(workers=0, device="cpu", **options),
+    return run_scan(walk(folder), out, Settings(workers=0, device="cpu", **options),
                            folder=folder)
 
 
@@ -68,10 +70,10 @@ def test_a_setting_that_changes_the_decoding_decodes_again(tmp_path):
 def test_signals_are_keyed_by_the_model_files_that_run(monkeypatch):
     """On the CPU the spectral detector runs its int8 twin; FACECHECK_FLOAT32=1 runs the float32 model,
     whose scores differ: a rerun must not keep signals computed by the other one."""
-    settings = engine.Settings(device="cpu")
-    int8 = engine.signals_key(settings)
+    settings = Settings(device="cpu")
+    int8 = signals_key(settings)
     monkeypatch.setenv("FACECHECK_FLOAT32", "1")
-    assert engine.signals_key(settings) != int8
+    assert signals_key(settings) != int8
     monkeypatch.delenv("FACECHECK_FLOAT32")
-    assert engine.signals_key(settings) == int8
-    assert engine.signals_key(engine.Settings(device="cpu", max_pixels=1000)) != int8
+    assert signals_key(settings) == int8
+    assert signals_key(Settings(device="cpu", max_pixels=1000)) != int8

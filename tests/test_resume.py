@@ -9,7 +9,9 @@ import time
 
 from PIL import Image
 
-from facecheck import engine
+from facecheck.pipeline.run import run_scan
+from facecheck.pipeline.walk import walk
+from facecheck.settings import Settings
 
 from conftest import SAMPLES
 
@@ -48,7 +50,7 @@ def test_kill_9_then_rerun_continues_where_it_stopped(tmp_path):
     assert 8 <= kept < 48
     partial = [json.loads(line) for line in (out / "results.partial.jsonl").read_text().splitlines()]
     assert len(partial) >= kept - 4                # rows readable while the scan ran (batches of 4)
-    summary = engine.run_scan(list(engine.walk(folder)), out, engine.Settings(workers=0, device="cpu"),
+    summary = run_scan(list(walk(folder)), out, Settings(workers=0, device="cpu"),
                               folder=folder)
     assert summary.scanned == 48 - kept          # nothing already computed is recomputed
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]

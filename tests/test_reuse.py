@@ -8,7 +8,10 @@ import pytest
 from PIL import Image
 
 import facecheck
-from facecheck import duplicates, engine
+from facecheck import duplicates
+from facecheck.pipeline.run import run_scan
+from facecheck.pipeline.walk import walk
+from facecheck.settings import Settings
 from facecheck.evaluation import degrade
 from facecheck.evaluation.dataset import read_manifest
 from facecheck.hashing import signatures
@@ -107,7 +110,7 @@ def test_bad_index_is_refused_before_any_work(tmp_path, photo, not_a_database):
         db = sqlite3.connect(tmp_path / "other.sqlite")
         db.execute("CREATE TABLE notes (x)")
         db.close()
-        engine.run_scan([(folder / "a.png", "a.png")], out, engine.Settings(workers=0, index=tmp_path / "other.sqlite"))
+        run_scan([(folder / "a.png", "a.png")], out, Settings(workers=0, index=tmp_path / "other.sqlite"))
     assert not out.exists()
 
 
@@ -138,7 +141,7 @@ def test_grouping_reports_its_progress(tmp_path, photo):
         photo.resize((200 + 10 * i, 200 + 10 * i)).save(folder / f"{i}.jpg")
     (folder / "broken.jpg").write_bytes(b"not an image")
     calls = []
-    engine.run_scan(engine.walk(folder), tmp_path / "out", engine.Settings(workers=0),
+    run_scan(walk(folder), tmp_path / "out", Settings(workers=0),
                     grouping_progress=lambda done, total: calls.append((done, total)))
     assert calls[0] == (0, 5) and calls[-1] == (5, 5)           # the five decoded files are matched
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)

@@ -7,7 +7,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from facecheck import engine
+from facecheck.api import score_image
+from facecheck.pipeline.analyze import Analyzer
+from facecheck.settings import Settings
 from facecheck.evaluation import degrade
 from facecheck.cli import app
 from facecheck.geometry import EyeTemplate
@@ -104,7 +106,7 @@ def test_the_spectral_weight_matches_whether_the_fusion_uses_it(fusion):
 def test_the_backbone_score_reaches_gan_score_through_the_analyzer(monkeypatch):
     """The Analyzer runs the backbone on every image and feeds it to the fusion: with everything else
     the same, a higher backbone score gives a higher gan_score (the fitted weight is positive)."""
-    analyzer = engine.Analyzer(engine.Settings(device="cpu"))
+    analyzer = Analyzer(Settings(device="cpu"))
     backbone = analyzer.models()[4]
     with Image.open(SAMPLES / "account_a.png") as im:
         image = np.asarray(im.convert("RGB"))
@@ -116,7 +118,7 @@ def test_the_backbone_score_reaches_gan_score_through_the_analyzer(monkeypatch):
         gan.append(sig.gan_score)
     assert (np.diff(gan) > 0).all(), gan
     # the detectors the shipped fusion does not use are not run (not even loaded) for the verdict
-    fresh = engine.Analyzer(engine.Settings(device="cpu"))
+    fresh = Analyzer(Settings(device="cpu"))
     (sig,) = fresh.signals([image])
     uses_spectral = "spectral" in fresh.models()[3]().uses
     assert (sig.spectral_score is None) == (not uses_spectral)
@@ -152,7 +154,7 @@ def test_reasons_are_short_and_the_operating_point_is_said_apart():
 
 
 def test_real_photo_is_not_flagged_and_explained(fusion):
-    result = engine.score_image(SAMPLES / "account_a.png", workers=0, device="cpu")
+    result = score_image(SAMPLES / "account_a.png", workers=0, device="cpu")
     assert result.verdict == "real"
     assert 0 <= result.gan_score < 0.5
     assert 0 <= result.backbone_score < 0.5 and result.backbone_score == round(result.backbone_score, 4)
@@ -183,16 +185,16 @@ def test_stylegan_faces_score_above_natural_photos(shared_data):
         for s in pick(label):
             with Image.open(s.path) as im:
                 copy = degrade.jpeg(degrade.downscale(im.convert("RGB"), 256), 85)
-            scores[label].append(engine.score_image(copy, workers=0, device="cpu").gan_score)
+            scores[label].append(score_image(copy, workers=0, device="cpu").gan_score)
     assert np.median(scores["stylegan"]) > np.max(scores["real_natural"])
 
 
 def test_modes_change_the_threshold_not_the_score():
-    results = {mode: engine.score_image(SAMPLES / "account_a.png", workers=0, device="cpu", mode=mode)
+    results = {mode: score_image(SAMPLES / "account_a.png", workers=0, device="cpu", mode=mode)
                for mode in MODES}
     assert len({r.gan_score for r in results.values()}) == 1
     with pytest.raises(ValueError):
-        engine.score_image(SAMPLES / "account_a.png", workers=0, mode="lenient")
+        score_image(SAMPLES / "account_a.png", workers=0, mode="lenient")
 
 
 def test_eval_writes_json_rows_and_plots(shared_data, tmp_path):

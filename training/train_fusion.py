@@ -12,7 +12,7 @@ trained on folds 2-4, so their outputs there are optimistic and unusable for fus
 Every image of every class goes through the same degradations (facecheck.evaluation.conditions plus
 random platform copies with crops), and other_gen (Stable Diffusion) is left out of fitting.
 
-Signals come from facecheck.evaluation.collect, i.e. engine.Analyzer, the object behind every scan;
+Signals come from facecheck.evaluation.collect, i.e. facecheck.pipeline.analyze.Analyzer, the object behind every scan;
 they are cached in scratch/ by the digests of the models that produced them. Never imported by facecheck.
 """
 from __future__ import annotations
@@ -32,7 +32,8 @@ sys.path.insert(0, str(REPO))
 
 from facecheck.evaluation import degrade, evaluate as evaluation  # noqa: E402
 from facecheck.evaluation.dataset import read_manifest, split_of  # noqa: E402
-from facecheck.engine import Analyzer, Settings  # noqa: E402
+from facecheck.pipeline.analyze import Analyzer  # noqa: E402
+from facecheck.settings import Settings  # noqa: E402
 from facecheck.runtime import weights_path  # noqa: E402
 from facecheck.geometry import EyeTemplate  # noqa: E402
 from facecheck.verdict import (FEATURE_NAMES, MODEL_FILE, MODES, TARGET_FPR_FFHQ,  # noqa: E402

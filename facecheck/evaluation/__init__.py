@@ -5,5 +5,5 @@ tests, benchmarks and training scripts share.
 - `degrade`: platform-style degradations (downscale, JPEG, crops, mirroring, frames...);
 - `evaluate`: detection quality through the scan's own core (ROC, TPR at fixed FPR, plots).
 
-The scan path (engine, report, verdict, ...) never imports this package; tests/test_layout.py checks it.
+The scan path (facecheck.pipeline, api, report, verdict, ...) never imports this package; tests/test_layout.py checks it.
 """

@@ -1,7 +1,7 @@
 """`facecheck eval`: detection quality on labelled images, through the same core as `scan` and `check`.
 
 Each labelled image is loaded with the safe loader, degraded the way platforms degrade avatars
-(facecheck.evaluation.degrade: named, deterministic conditions), and scored by `engine.Analyzer`, the object
+(facecheck.evaluation.degrade: named, deterministic conditions), and scored by `pipeline.analyze.Analyzer`, the object
 behind every scan. From the scores come ROC curves, true-positive rates at fixed false-positive
 rates, the rates at the shipped operating points, and breakdowns by source and by condition,
 written as eval.json and PNG plots. training/train_fusion.py collects its training signals with
@@ -27,7 +27,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..loading import LoadError, is_candidate_file, load_image
-from ..runtime import model_digests  # noqa: F401  (eval.json names the models, as scan reports do)
+from ..runtime import model_digests  # noqa: F401 - re-exported: eval.json names the models, as scan reports do
 from . import degrade
 from .dataset import LABELS, Sample, read_manifest, split_of
 
@@ -131,7 +131,7 @@ class Row:
 def collect(samples: list[Sample], named: dict[str, Callable], analyzer, *, fuse: bool = True,
             reuse_geometry: dict[tuple[str, str], Row] | None = None,
             progress: Callable[[int, int], None] | None = None) -> list[Row]:
-    """Score every sample under every condition through `analyzer.signals` (engine.Analyzer).
+    """Score every sample under every condition through `analyzer.signals` (pipeline.analyze.Analyzer).
 
     `reuse_geometry` maps (file, condition) to a Row of an earlier run with the same face locator and
     eye template: those copies skip the locator (the costly part) and only the spectral detector and

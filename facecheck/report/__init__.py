@@ -28,7 +28,7 @@ def write_report(out_dir: Path, results: Iterable[Result], *, folder: Path | Non
     folder: the scanned folder, where thumbnails are read (paths in results are relative to it);
     None draws placeholders. settings: a plain dict, shown as it is. summary: keys files, scanned,
     errors, gan, groups, grouped_files, seen_before, and the timings seconds, analysis_seconds,
-    grouping_seconds, report_seconds (engine.ScanSummary); those that can be counted from the results
+    grouping_seconds, report_seconds (pipeline.run.ScanSummary); those that can be counted from the results
     are counted, so the page agrees with itself; the others are shown with readable labels.
     template: an EyeTemplate, default the shipped one. limits: max_flagged, max_groups, max_members,
     max_listed, max_average, max_review (see ReportBuilder)."""

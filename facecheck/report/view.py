@@ -32,7 +32,7 @@ COUNT_LABELS = {
     "errors": "Files that could not be read",
     "index_error": "The --index was NOT updated",
 }
-# The timings, as engine.ScanSummary names them. The scan's clock stops when the report begins, so
+# The timings, as pipeline.run.ScanSummary names them. The scan's clock stops when the report begins, so
 # "seconds" is the scan without this report, and the report's own time is known only afterwards.
 TIME_LABELS = {
     "seconds": "Scan time (until this report was begun)",
@@ -83,7 +83,7 @@ def _operating_point(settings: dict) -> dict | None:
     mode = settings.get("mode")
     if mode not in MODES:
         return None
-    threshold = (settings.get("thresholds (gan_score)") or {}).get(mode)   # as engine.settings_record names it
+    threshold = (settings.get("thresholds (gan_score)") or {}).get(mode)   # as pipeline.finish.settings_record names it
     return {"text": operating_point(mode),
             "threshold": f"{threshold:.3f}" if isinstance(threshold, (int, float)) else None}
 

@@ -2,10 +2,10 @@
 
 `facecheck scan --engine ray` (or `Settings(engine="ray")`) hands the decoding, hashing and model
 runs to Ray Data instead of local worker processes; everything else (the scan state and resume, the
-partial results, grouping, results files and report) is `engine.run_scan`'s, as for a local scan.
+partial results, grouping, results files and report) is `run.run_scan`'s, as for a local scan.
 Ray Data reads the file list in windows of WINDOW entries and runs a pool of actors, each holding
-one `engine.Analyzer` (its ONNX sessions are created once per actor). On the CPU each actor also
-decodes and hashes its files (`engine.prepare`), so a decoded image never leaves the process that
+one `analyze.Analyzer` (its ONNX sessions are created once per actor). On the CPU each actor also
+decodes and hashes its files (`prepare.prepare`), so a decoded image never leaves the process that
 decoded it; on CUDA the decoding runs in tasks on the CPUs and each actor asks for one GPU.
 
 The driver (the process that runs `facecheck scan`) holds one window of paths and one batch of
@@ -23,7 +23,11 @@ import warnings
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .engine import WORKER_CHUNK, Analyzer, NotRead, Prepared, Settings, _runs_on_cpu, prepare, worker_count
+from ..runtime import runs_on_cpu
+from ..settings import WORKER_CHUNK, Settings, worker_count
+from .analyze import Analyzer
+from .prepare import Prepared, prepare
+from .walk import NotRead
 
 WINDOW = 50_000   # folder entries per Ray Data dataset: bounds the driver's memory for the path list
 
@@ -121,7 +125,7 @@ def _decode_source(path: bytes, not_read: str):
 
 
 def _prepare_batch(batch: dict, settings: Settings) -> list[Prepared]:
-    """Decode and hash each file of a batch of encoded sources (engine.prepare, as local workers do)."""
+    """Decode and hash each file of a batch of encoded sources (prepare.prepare, as local workers do)."""
     return [prepare(_decode_source(p, n), rel, settings)
             for p, rel, n in zip(batch["path"], batch["rel"], batch["not_read"])]
 
@@ -142,7 +146,7 @@ class _AnalyzeFiles:
     settings: Settings
 
     def __init__(self):
-        cpu = _runs_on_cpu(self.settings.device)
+        cpu = runs_on_cpu(self.settings.device)
         self.analyzer = Analyzer(self.settings, intra_op_threads=1 if cpu else None)
 
     def __call__(self, batch: dict) -> dict:
@@ -167,11 +171,11 @@ def _actor_class(settings: Settings, base: type) -> type:
     return type("FacecheckAnalyzer", (base,), {"settings": settings})
 
 
-def ray_prepared_stream(sources: Iterable[tuple[object, str]], settings: Settings) -> Iterator[Prepared]:
-    """Prepared and analysed files, as engine._prepared_stream yields them, computed by Ray Data.
+def prepared_stream(sources: Iterable[tuple[object, str]], settings: Settings) -> Iterator[Prepared]:
+    """Prepared and analysed files, as local_scheduler.prepared_stream yields them, computed by Ray Data.
     Results come in completion order (the scan state is keyed by path)."""
     ray = connect(settings)
-    cpu = _runs_on_cpu(settings.device)
+    cpu = runs_on_cpu(settings.device)
     resources = ray.cluster_resources()
     # one actor per CPU (per GPU on CUDA) of the cluster, or --workers of them, never more than it has
     have = max(1, int(resources.get("CPU" if cpu else "GPU", 1)))
@@ -194,3 +198,10 @@ def ray_prepared_stream(sources: Iterable[tuple[object, str]], settings: Setting
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             for blob in batch["prepared"]:
                 yield pickle.loads(blob)
+
+
+def check_settings(settings: Settings, name=str) -> None:
+    """A cluster to join (--address) must answer before any work: its form, Ray Client for ray://, and a
+    TCP connect within CONNECT_TIMEOUT (see check_address)."""
+    if settings.ray_address is not None:
+        check_address(settings.ray_address, name("ray_address"))

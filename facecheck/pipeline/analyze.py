@@ -1,0 +1,197 @@
+"""The Analyzer: the models on batches of decoded images (faces and eyes, pixel detectors, fusion) and
+the judgement of each file (hash lists, verdict and reasons at the mode). Every ONNX model is reached
+from here, through one Runtime."""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..hashlists import load_lists
+from ..result import Result
+from ..settings import Settings
+from .prepare import Prepared
+
+
+@dataclass
+class Signals:
+    """What the models say about one decoded image."""
+    faces_found: int
+    face: object | None                   # facecheck.faces.Face of the scored (largest) face
+    geometry: dict | None                 # facecheck.geometry.geometry_features of that face
+    eye_score: float | None
+    spectral_score: float | None          # None when not computed (the shipped fusion does not use it)
+    backbone_score: float | None = None   # likewise
+    gan_score: float | None = None        # None when fusion was not asked for
+
+class Analyzer:
+    """Per-image GAN signals and the verdict, on batches of decoded images. Every ONNX model is
+    reached from here, through one Runtime (one session per model, one provider choice)."""
+
+    def __init__(self, settings: Settings, intra_op_threads: int | None = None):
+        """intra_op_threads: ONNX threads per run; None uses every core (one image, or no decoding
+        processes beside it); scan workers, which share the cores, pass 1."""
+        from ..verdict import MODES
+        if settings.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {settings.mode!r}")
+        self.settings = settings
+        self.intra_op_threads = intra_op_threads
+        self._models = None
+
+    def models(self):
+        """(face locator, eye template, spectral detector, fusion model, backbone detector), loaded on
+        first use (the spectral detector and the fusion model are factories, loaded when first called)."""
+        if self._models is None:
+            from ..backbone import BackboneDetector
+            from ..faces import FaceLocator
+            from ..geometry import EyeTemplate
+            from ..runtime import Runtime
+            from ..spectrum import SpectralDetector
+            from ..verdict import FusionModel
+            runtime = Runtime(self.settings.device, self.intra_op_threads)
+            self.runtime = runtime
+            # the spectral detector loads only when asked for: a fusion that does not use it never runs it
+            self._models = (FaceLocator(runtime), EyeTemplate.load(), _lazy(lambda: SpectralDetector(runtime)),
+                            _lazy(lambda: FusionModel(runtime)), BackboneDetector(runtime))
+        return self._models
+
+    def signals(self, images: list[np.ndarray], fuse: bool = True, geometry_of: list | None = None,
+                detectors: set[str] | frozenset[str] | None = None) -> list[Signals]:
+        """Face, eye geometry, the pixel detectors' scores and (with `fuse`) gan_score for each RGB image.
+        `detectors`: which pixel detectors to run ("spectral", "backbone"); by default those the fusion
+        uses when fusing, every one otherwise. `geometry_of` (evaluation only): objects with
+        faces_found, geometry and eye_score from an earlier run on the same images, in place of running
+        the face locator again."""
+        from ..geometry import eye_score, geometry_features
+        from ..verdict import fusion_features
+        locator, template, spectral, fusion, backbone = self.models()
+        if detectors is None:
+            detectors = fusion().uses if fuse else {"spectral", "backbone"}
+        none = [None] * len(images)
+        spectral_scores = spectral().score(images).tolist() if "spectral" in detectors else none
+        backbone_scores = backbone.score(images).tolist() if "backbone" in detectors else none
+        out = []
+        if geometry_of is not None:
+            out = [Signals(g.faces_found, None, g.geometry, g.eye_score, s, b)
+                   for g, s, b in zip(geometry_of, spectral_scores, backbone_scores)]
+        else:
+            for image, finding, s, b in zip(images, locator.locate(images), spectral_scores, backbone_scores):
+                geometry = score = None
+                if finding.face is not None:
+                    h, w = image.shape[:2]
+                    geometry = geometry_features(finding.face, w, h, template)
+                    score = eye_score(geometry, template)
+                out.append(Signals(finding.faces_found, finding.face, geometry, score, s, b))
+        if fuse and out:
+            model = fusion()
+            # a detector the fusion does not use enters as None (feature 0, weight 0), even when it was run
+            gan = model.score(np.stack([fusion_features(x.spectral_score if "spectral" in model.uses else None,
+                                                        x.backbone_score if "backbone" in model.uses else None,
+                                                        x.geometry, template) for x in out]))
+            for x, g in zip(out, gan.tolist()):
+                x.gan_score = float(g)
+        return out
+
+    def analyze(self, batch: list[Prepared]) -> None:
+        """Fill faces, eyes and scores of each Result in the batch and its evidence, then judge it
+        (judge_file: hash lists, verdict and reasons)."""
+        from ..verdict import ON_TEMPLATE_Z2
+        batch = [item for item in batch if not item.analyzed]
+        for item in batch:
+            if item.result.error is not None:
+                item.result.verdict = "error"
+        live = [item for item in batch if item.image is not None]
+        if not live:
+            return
+        fusion = self.models()[3]()
+        for item, sig in zip(live, self.signals([item.image for item in live])):
+            result = item.result
+            result.faces = sig.faces_found
+            if sig.spectral_score is not None:
+                result.spectral_score = round(sig.spectral_score, 4)
+            if sig.backbone_score is not None:
+                result.backbone_score = round(sig.backbone_score, 4)
+            result.gan_score = round(sig.gan_score, 4)
+            evidence = item.evidence
+            evidence.update(template_z2=None, template_distance=None, cut_by_border=False)
+            if sig.face is not None:
+                h, w = item.image.shape[:2]
+                to_full = result.width / w   # the loader may have decoded a large JPEG at reduced size
+                result.eyes = [[round(x * to_full, 1), round(y * to_full, 1)] for x, y in sig.face.eyes]
+                result.eye_score = round(sig.eye_score, 4)
+                result.on_template = bool(sig.geometry["template_z2"] <= ON_TEMPLATE_Z2)
+                # plain floats: the evidence is stored as JSON and must judge the same when read back
+                evidence.update(template_z2=float(sig.geometry["template_z2"]),
+                                template_distance=float(sig.geometry["template_distance"]),
+                                cut_by_border=bool(sig.face.cut_by_border))
+            judge_file(result, evidence, fusion, self.settings)
+
+def judge_file(result: Result, evidence: dict, fusion, settings: Settings) -> None:
+    """The cheap part of a file's analysis, which depends on the settings: matching the hash lists
+    (settings.known_hashes) and the verdict and reasons at settings.mode (verdict.judge). A fresh
+    file and a file kept from an earlier run (run_scan) both go through here, so a rerun with other
+    settings gives the rows a fresh scan with them gives."""
+    from ..verdict import judge
+    match_known_hashes(result, evidence, settings.known_hashes)
+    judge(result, evidence, fusion, settings.mode)
+
+def match_known_hashes(result: Result, evidence: dict, known_hashes) -> None:
+    """result.known_matches: the entries of the hash lists (None without lists) that the file's PDQ
+    probes (kept in its evidence), pHash or sha256 match."""
+    from ..hashing import Hash
+    result.known_matches = None
+    if known_hashes:
+        probes = [Hash.from_hex(h) for h in evidence["pdq_probes"]]
+        matches = load_lists(known_hashes).match(probes, Hash.from_hex(result.phash), result.sha256)
+        result.known_matches = [m.to_dict() for m in matches]
+
+def _lazy(make):
+    """A memoised factory: the model loads only when first asked for."""
+    made = []
+
+    def get():
+        if not made:
+            made.append(make())
+        return made[0]
+    return get
+
+# One loaded set of models per process and model settings, for score_image: loading them costs far
+# more than scoring one avatar. Keyed by what changes which model files run and where; the process id
+# is in the key because ONNX Runtime sessions must not be used across a fork.
+_loaded_models: dict[tuple, "Analyzer"] = {}
+
+_loaded_models_lock = threading.Lock()
+
+def model_settings_key(settings: Settings) -> tuple:
+    """What decides which models an Analyzer loads: the device, the float32 switch, the weights folder."""
+    from ..runtime import weights_dir
+    return (os.getpid(), settings.device, bool(os.environ.get("FACECHECK_FLOAT32")), str(weights_dir()))
+
+def loaded_analyzer(settings: Settings) -> Analyzer:
+    """An Analyzer for `settings` that shares this process's loaded models (loading them on first use).
+
+    Thread-safe: the models are loaded once under a lock, with every ONNX session created up front (no
+    lazy loader is left to race), and afterwards only read; ONNX Runtime's run is thread-safe. The
+    Analyzer itself is new on each call, so its settings (the mode) are never shared between calls."""
+    key = model_settings_key(settings)
+    with _loaded_models_lock:
+        loaded = _loaded_models.get(key)
+        if loaded is None:
+            loaded = Analyzer(Settings(device=settings.device))
+            _create_every_session(loaded)
+            _loaded_models[key] = loaded
+    analyzer = Analyzer(settings)
+    analyzer._models, analyzer.runtime = loaded.models(), loaded.runtime
+    return analyzer
+
+def _create_every_session(analyzer: Analyzer) -> None:
+    """Load every model an analysis may run, now: the face models' sessions are otherwise made on the
+    first image with a face, and the spectral detector and fusion model on first use."""
+    from ..faces import FACEMESH_FILE, YUNET_FILE
+    _, _, spectral, fusion, _ = analyzer.models()
+    if "spectral" in fusion().uses:
+        spectral()
+    for filename in (YUNET_FILE, FACEMESH_FILE):
+        analyzer.runtime.session(filename)
