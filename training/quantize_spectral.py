@@ -28,10 +28,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from facecheck.evaluation.dataset import read_manifest, split_of  # noqa: E402
-from facecheck.evaluation.degrade import random_platform  # noqa: E402
 from facecheck.evaluation.evaluate import auc  # noqa: E402
 from facecheck.runtime import QUANTIZED_ON_CPU, weights_path  # noqa: E402
 from facecheck.spectrum import MODEL_FILE, batch_features  # noqa: E402
+from training.degraded_cache import Degradation  # noqa: E402
 
 LABELS = ("stylegan", "real_ffhq", "real_natural")
 BATCH = 8
@@ -43,7 +43,7 @@ def degraded_copies(folds: set[int], n: int, seed: int):
     pool = [s for s in read_manifest() if s.label in LABELS and split_of(s) in folds]
     rng = np.random.default_rng(seed)
     picked = [pool[i] for i in rng.choice(len(pool), min(n, len(pool)), replace=False)]
-    images = [np.asarray(random_platform(Image.open(s.path).convert("RGB"), rng)) for s in picked]
+    images = [np.asarray(Degradation().apply(Image.open(s.path).convert("RGB"), rng)) for s in picked]
     return images, np.array([s.label == "stylegan" for s in picked])
 
 

@@ -41,6 +41,7 @@ from facecheck.evaluation.evaluate import auc, binomial_interval, threshold_at_f
 from facecheck.runtime import weights_path  # noqa: E402
 from training import backbone_model as bm  # noqa: E402
 from training.backbone_data import CACHE_DIR, calib_set, train_set  # noqa: E402
+from training.degraded_cache import ArrayCache  # noqa: E402
 
 TRAIN_LABELS = ("stylegan", "real_ffhq", "real_natural")
 LABEL_WEIGHT = {"stylegan": 0.5, "real_ffhq": 0.25, "real_natural": 0.25}
@@ -68,12 +69,12 @@ def features(model, x_uint8: np.ndarray, batch: int = 128) -> torch.Tensor:
 
 
 def cached_features(model, name: str, data: dict) -> torch.Tensor:
-    path = CACHE_DIR / f"prefix{bm.SPLIT}_{name}.pt"
-    if path.is_file():
-        return torch.load(path, weights_only=True)
+    cache, entry = ArrayCache(CACHE_DIR, suffix=".pt"), f"prefix{bm.SPLIT}_{name}"
+    if cache.has(entry):
+        return cache.load(entry)
     t0 = time.time()
     f = features(model, data["x"])
-    torch.save(f, path)
+    cache.save(entry, f)
     log(f"prefix features of {name}: {tuple(f.shape)} in {time.time() - t0:.0f} s")
     return f
 

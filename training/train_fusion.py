@@ -30,18 +30,20 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from facecheck.evaluation import degrade, evaluate as evaluation  # noqa: E402
+from facecheck.evaluation import evaluate as evaluation  # noqa: E402
 from facecheck.evaluation.dataset import read_manifest, split_of  # noqa: E402
 from facecheck.engine import Analyzer, Settings  # noqa: E402
 from facecheck.runtime import weights_path  # noqa: E402
 from facecheck.geometry import EyeTemplate  # noqa: E402
 from facecheck.verdict import (FEATURE_NAMES, MODEL_FILE, MODES, TARGET_FPR_FFHQ,  # noqa: E402
                                TARGET_FPR_NATURAL, fusion_features)
+from training.degraded_cache import Degradation  # noqa: E402
 
 FIT_FOLD = 1
 TRAIN_CONDITIONS = ["as_stored", "400px_q90", "400px_q70", "256px_q85", "256px_q70", "150px_q80",
                     "crop90_256px_q85", "mirror_256px_q85"]
 RANDOM_COPIES = 3                      # random platform copies per image, crops up to 15%
+RANDOM_DEGRADATION = Degradation(max_crop=0.15)
 BLINDED_WEIGHT = 0.3                   # weight of the face-hidden copies (the no-face path)
 LABEL_WEIGHT = {"stylegan": 1.0, "real_natural": 0.5, "real_ffhq": 0.5}   # total weight per label
 CPU_SPECTRAL_NOTE = ("Spectral scores: both the fold-1 fit rows and the test-fold eval were computed on the CPU, where "
@@ -68,9 +70,11 @@ def half_of(path: str) -> str:
 
 
 def random_copy(k: int):
+    """Copy number k as a condition: seeded by the image's pixels (a condition sees no file name), so the cached
+    fit rows stay the same images."""
     def apply(im):
         seed = int(hashlib.md5(im.tobytes()[:65536]).hexdigest()[:8], 16) + 7919 * k
-        return degrade.random_platform(im, np.random.default_rng(seed), max_crop=0.15)
+        return RANDOM_DEGRADATION.apply(im, np.random.default_rng(seed))
     return apply
 
 
