@@ -1,8 +1,10 @@
-"""training/degraded_cache.py: one way of seeding, degrading and caching copies for every training pipeline.
+"""training/degraded_cache.py and training/card_writer.py: one way of seeding, degrading and caching copies, and one
+way of writing the model cards, for every training pipeline.
 
 The seeds and degradations must give exactly the copies the earlier per-pipeline code gave (caches and published
-numbers stay reproducible). The references below are that code, as it stood in training/spectral_data.py,
-training/backbone_data.py, training/backbone3_data.py and training/train_fusion.py before they shared one module.
+numbers stay reproducible), and a card's numbers must read as before. The references below are that code, as it
+stood in training/spectral_data.py, training/backbone_data.py, training/backbone3_data.py, training/train_fusion.py,
+training/spectral_card.py and training/backbone_card.py before they shared these modules.
 Only torch-free modules are imported (the test venv has no torch).
 """
 from __future__ import annotations
@@ -15,7 +17,8 @@ from PIL import Image
 
 from facecheck.evaluation.dataset import Sample, read_manifest
 from facecheck.evaluation.degrade import random_platform
-from training import backbone_data, spectral_data
+from facecheck.evaluation.evaluate import binomial_interval
+from training import backbone_data, card_writer, spectral_data
 from training.degraded_cache import ArrayCache, Degradation, copy_rng, degraded_copy, seed_of
 
 from conftest import SAMPLES
@@ -41,6 +44,32 @@ def old_backbone_copy(img: Image.Image, rng: np.random.Generator) -> Image.Image
 def old_fusion_copy(im: Image.Image, k: int) -> Image.Image:
     seed = int(hashlib.md5(im.tobytes()[:65536]).hexdigest()[:8], 16) + 7919 * k
     return random_platform(im, np.random.default_rng(seed), max_crop=0.15)
+
+
+def old_backbone_card_pct(r):
+    if not r or r.get("n", 0) == 0:
+        return "n/a"
+    lo, hi = r["interval"]
+    return f"{100 * r['share']:.1f}% ({r['k']}/{r['n']}; {100 * lo:.1f}-{100 * hi:.1f})"
+
+
+def old_train_backbone_rate(scores, t):
+    k, n = int((scores >= t).sum()), len(scores)
+    return {"k": k, "n": n, "share": k / n if n else None, "interval": binomial_interval(k, n) if n else None}
+
+
+def old_fusion_flagged(scores, t):
+    scores = np.asarray(scores)
+    n = len(scores)
+    if n == 0:
+        return "n/a"
+    k = int(np.sum(scores >= t))
+    lo, hi = binomial_interval(k, n)
+    return f"{100 * k / n:.1f}% ({k}/{n}; {100 * lo:.1f}-{100 * hi:.1f})"
+
+
+def old_spectral_card_pct(x):
+    return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -141,3 +170,28 @@ def test_folder_entries_fill_fields_in_place_and_memory_map_them(tmp_path):
 def test_unknown_cache_form_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown cache form"):
         ArrayCache(tmp_path, suffix=".h5")
+
+
+def test_card_numbers_read_as_the_old_card_writers_wrote_them():
+    rng = np.random.default_rng(3)
+    # sizes of the test fold's classes, and shares on rounding edges (49/400 = 12.25%)
+    for n in (0, 1, 3, 8, 39, 98, 110, 112, 400, 477):
+        for _ in range(6):
+            scores, t = rng.random(n), float(rng.random())
+            rate = card_writer.rate_of(scores, t)
+            assert rate == old_train_backbone_rate(scores, t)
+            assert card_writer.counted_rate(rate) == old_backbone_card_pct(rate)
+            assert card_writer.flagged(scores, t) == old_fusion_flagged(scores, t)
+            assert card_writer.flagged(list(scores), t) == old_fusion_flagged(list(scores), t)
+    assert card_writer.counted_rate(None) == "n/a" == card_writer.flagged([], 0.5)
+    assert card_writer.counted(2, 110) == "1.8% (2/110; 0.2-6.4)"      # as the README quotes the FFHQ-aligned FPR
+    for x in (None, 0.0, 1.0, 0.1225, 49 / 400, 0.00049, 0.99951, 2 / 110):
+        assert card_writer.percent(x) == old_spectral_card_pct(x)
+    assert card_writer.four(None) == "n/a" and card_writer.four(0.97484) == "0.9748"
+
+
+def test_tables_are_markdown_with_a_rule_under_the_header():
+    assert card_writer.table(["condition", "AUC"], [["400px_q70-85", "0.9748"], ["128px", "n/a"]]) == [
+        "| condition | AUC |", "|---|---|", "| 400px_q70-85 | 0.9748 |", "| 128px | n/a |"]
+    assert card_writer.table(["a", "b", "c"]) == ["| a | b | c |", "|---|---|---|"]
+    assert card_writer.row(["x", 3, None]) == "| x | 3 | None |"
