@@ -11,14 +11,14 @@ Each copy of an image, every class alike:
 1. a colour change (training/colour_augment.py: greyscale, desaturated, sepia, colour cast, or none);
 2. for aligned faces (stylegan, real_ffhq) with probability OFF_TEMPLATE_P, a shift, zoom and small rotation off
    the FFHQ template (training/align_ffhq.off_template), so that alignment never tells the classes apart;
-3. the platform degradation of the v2 backbone (training/backbone_data.degraded_copy: a downscale within the
+3. the platform degradation of the v2 backbone (training/backbone_data.DEGRADATION: a downscale within the
    image's own size, JPEG, crops, mirroring, blur/sharpening).
 Two views of the copy: `whole`, the image squashed to 128 px (today's input, facecheck.backbone.model_input), and
 `patches`, PATCHES patches of PATCH px cut at native resolution from the central 2*PATCH square (a copy whose
 shorter side is under PATCH px has no native patches). Both go through the frozen prefix of EfficientNet-Lite0
 (training/backbone_model.prefix) once, stored as float16; training then only runs the rest of the network.
 
-Cache: scratch/bb3_cache/<dataset>_<split>_<shard>.pt, shards of SHARD images in manifest order, each holding
+Cache (training/degraded_cache.ArrayCache): scratch/bb3_cache/<dataset>_<split>_<shard>_<images>.pt, shards of SHARD images in manifest order, each holding
 whole [n, C, 32, 32], patches [m, K, C, 32, 32], patch_of [n] (row in patches, -1 for none) and per copy: label,
 source, fname, side (longer side of the degraded copy), colour (the colour change), off_template. A shard whose
 image count changed (a manifest still growing) is rebuilt.
@@ -41,10 +41,12 @@ from facecheck.backbone import INPUT_SIDE, model_input  # noqa: E402
 from facecheck.evaluation.dataset import read_manifest, split_of  # noqa: E402
 from training import backbone_model as bm  # noqa: E402
 from training.align_ffhq import off_template  # noqa: E402
-from training.backbone_data import degraded_copy, seed_of  # noqa: E402
+from training.backbone_data import DEGRADATION  # noqa: E402
 from training.colour_augment import random_colour  # noqa: E402
+from training.degraded_cache import ArrayCache, copy_rng  # noqa: E402
 
 CACHE_DIR = REPO / "scratch" / "bb3_cache"
+CACHE = ArrayCache(CACHE_DIR, suffix=".pt")
 DATASETS = {"shared": None, "mobilestylegan": REPO / "scratch" / "mobilestylegan" / "manifest.csv",
             "aligned": REPO / "scratch" / "aligned" / "manifest.csv"}
 SPLITS = {"train": (2, 3, 4), "calib": (1,)}
@@ -79,7 +81,7 @@ def training_copy(img: Image.Image, label: str, rng: np.random.Generator) -> tup
     moved = label in ("stylegan", "real_ffhq") and rng.random() < OFF_TEMPLATE_P
     if moved:
         img = off_template(img, rng)
-    return degraded_copy(img, rng), colour, moved
+    return DEGRADATION.apply(img, rng), colour, moved
 
 
 def complete_rows(manifest: Path) -> Path:
@@ -114,7 +116,7 @@ def build_shard(model, samples, split: str) -> dict:
             img = im.convert("RGB")
         copies = SMALL_COPIES if max(img.size) <= PATCH else COPIES[split]
         for c in range(copies):
-            rng = np.random.default_rng(seed_of(s.path.name + "|" + s.source, c, SALT + split))
+            rng = copy_rng(s.path.name + "|" + s.source, c, SALT + split)
             copy, colour, moved = training_copy(img, s.label, rng)
             rgb = np.asarray(copy.convert("RGB"))
             wholes.append(model_input(rgb, INPUT_SIDE))
@@ -132,34 +134,31 @@ def build_shard(model, samples, split: str) -> dict:
             "colour": list(cols[4]), "off_template": torch.tensor(cols[5])}
 
 
-def shard_path(dataset: str, split: str, index: int, n: int) -> Path:
-    return CACHE_DIR / f"{dataset}_{split}_{index:04d}_{n}.pt"
+def shard_name(dataset: str, split: str, index: int, n: int) -> str:
+    return f"{dataset}_{split}_{index:04d}_{n}"
 
 
 def build(split: str, datasets=tuple(DATASETS)) -> None:
     torch.set_num_threads(2)
     model = bm.build(INPUT_SIDE).eval()
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
     for dataset in datasets:
         samples = samples_of(dataset, split)
         for index in range(0, -(-len(samples) // SHARD)):
             chunk = samples[index * SHARD:(index + 1) * SHARD]
-            path = shard_path(dataset, split, index, len(chunk))
-            if path.is_file():
+            name = shard_name(dataset, split, index, len(chunk))
+            if CACHE.has(name):
                 continue
-            for stale in CACHE_DIR.glob(f"{dataset}_{split}_{index:04d}_*.pt"):
-                stale.unlink()
+            CACHE.remove(f"{dataset}_{split}_{index:04d}_*")
             t0 = time.time()
             shard = build_shard(model, chunk, split)
-            torch.save(shard, str(path) + ".part")
-            Path(str(path) + ".part").replace(path)
+            path = CACHE.save(name, shard)
             print(f"{path.name}: {len(chunk)} images, {len(shard['label'])} copies, {len(shard['patches'])} with "
                   f"native patches, {time.time() - t0:.0f} s", flush=True)
 
 
 def load(split: str) -> dict:
     """Every cached shard of a split, concatenated (patch_of re-indexed)."""
-    shards = [torch.load(p, weights_only=False) for p in sorted(CACHE_DIR.glob(f"*_{split}_*.pt"))]
+    shards = [CACHE.load(name) for name in CACHE.names(f"*_{split}_*")]
     if not shards:
         raise FileNotFoundError(f"no cached {split} shards under {CACHE_DIR}: run training/backbone3_data.py")
     out, offset = {}, 0

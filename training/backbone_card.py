@@ -12,24 +12,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from training.card_writer import counted_rate, four, percent, row, table  # noqa: E402
 from training.train_backbone import RESULTS  # noqa: E402
 
 CARD = REPO / "weights" / "backbone.md"
-
-
-def pct(r: dict | None) -> str:
-    if not r or r.get("n", 0) == 0:
-        return "n/a"
-    lo, hi = r["interval"]
-    return f"{100 * r['share']:.1f}% ({r['k']}/{r['n']}; {100 * lo:.1f}-{100 * hi:.1f})"
-
-
-def p(v) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f}%"
-
-
-def f4(v) -> str:
-    return "n/a" if v is None else f"{v:.4f}"
 
 
 CRITERION_WORDS = {"tpr_default": "TPR at the default operating point", "auc": "AUC",
@@ -57,10 +43,10 @@ def ship_section(res: dict) -> list[str]:
         return []
     L = ["## Why this model replaced the previous one (calibration fold only)\n"]
     L.append(f"Rule: {c['rule']}. Command: `{c['command']}`.\n")
-    L.append("| model | AUC | TPR at 1% real FPR | TPR at its own default point |")
-    L.append("|---|---|---|---|")
-    for k, name in (("old", "previous backbone (epoch by TPR at the default point)"), ("new", "this backbone")):
-        L.append(f"| {name} | {f4(c[k]['auc'])} | {p(c[k]['tpr_at_1pct_real_fpr'])} | {p(c[k]['tpr_default'])} |")
+    L.extend(table(["model", "AUC", "TPR at 1% real FPR", "TPR at its own default point"],
+                   ([name, four(c[k]["auc"]), percent(c[k]["tpr_at_1pct_real_fpr"]), percent(c[k]["tpr_default"])]
+                    for k, name in (("old", "previous backbone (epoch by TPR at the default point)"),
+                                    ("new", "this backbone")))))
     L.append("")
     L.append(f"Outcome: {'ships' if c['ship'] else 'does not ship'}. The new model's epoch was itself picked on this "
              "fold (the best of 4 by the criterion), so its calibration numbers lean its way; the previous model's epoch "
@@ -69,20 +55,26 @@ def ship_section(res: dict) -> list[str]:
         L.append(f"Only after that decision, the test fold (fold 0, same degraded images): the previous backbone's rows, "
                  f"copied from this card at commit {c['previous_card_commit'][:7]}, beside this one's (columns as in the "
                  "test-fold table below):\n")
-        L.append("| condition | model | StyleGAN / natural / FFHQ | AUC | ROC TPR @0.1% natural | ROC TPR @1% FFHQ | "
-                 "TPR, default | natural FPR, default | FFHQ FPR, default | SD2.1 flagged, default |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|")
+        L.extend(table(TEST_COLUMNS))
         old_rows = previous_test_rows(c["previous_card_commit"])
-        for cname, row in res.get("test", {}).items():
+        for cname, test_row in res.get("test", {}).items():
             if cname in old_rows:
                 L.append(old_rows[cname].replace("| backbone |", "| previous |", 1))
-            r = row["backbone"]
-            fx = r["fixed"]["default"]
-            L.append(f"| {cname} | this | {r['n_stylegan']} / {r['n_natural']} / {r['n_ffhq']} | {f4(r['auc'])} | "
-                     f"{p(r['roc_tpr_at_0.1pct_natural'])} | {p(r['roc_tpr_at_1pct_ffhq'])} | {pct(fx['tpr'])} | "
-                     f"{pct(fx['fpr_natural'])} | {pct(fx['fpr_ffhq'])} | {pct(fx['other_gen'])} |")
+            L.append(test_fold_row(cname, "this", test_row["backbone"]))
         L.append("")
     return L
+
+
+TEST_COLUMNS = ["condition", "model", "StyleGAN / natural / FFHQ", "AUC", "ROC TPR @0.1% natural", "ROC TPR @1% FFHQ",
+                "TPR, default", "natural FPR, default", "FFHQ FPR, default", "SD2.1 flagged, default"]
+
+
+def test_fold_row(condition: str, model: str, r: dict) -> str:
+    """One detector's row of the test-fold tables (columns TEST_COLUMNS; 'detector' in the main table)."""
+    fx = r["fixed"]["default"]
+    return row([condition, model, f"{r['n_stylegan']} / {r['n_natural']} / {r['n_ffhq']}", four(r["auc"]),
+                percent(r["roc_tpr_at_0.1pct_natural"]), percent(r["roc_tpr_at_1pct_ffhq"]), counted_rate(fx["tpr"]),
+                counted_rate(fx["fpr_natural"]), counted_rate(fx["fpr_ffhq"]), counted_rate(fx["other_gen"])])
 
 
 def previous_test_rows(commit: str) -> dict:
@@ -135,12 +127,12 @@ def write_card(res: dict, previous_loso_commit: str | None = None) -> str:
         L.append("Goal: on the test fold, TPR >= 90% at 400 px and 256 px q70-85 and >= 80% on the 90% crop, at <= 0.1% "
                  "natural and <= 1% FFHQ-aligned FPR. NOT MET by this model on its own (these are the detector's rates at "
                  "its own default threshold; the verdict's, through the fusion, are in weights/fusion.md): "
-                 + "; ".join(f"{c} {p(r['backbone']['fixed']['default']['tpr']['share'])} (spectral detector on the same images "
-                             f"{p(r['spectral']['fixed']['default']['tpr']['share'])})" for c, r in res["test"].items())
+                 + "; ".join(f"{c} {percent(r['backbone']['fixed']['default']['tpr']['share'])} (spectral detector on the same images "
+                             f"{percent(r['spectral']['fixed']['default']['tpr']['share'])})" for c, r in res["test"].items())
                  + ". It ranks better than the spectral detector in every condition (AUC in the table below).")
         for lo in res.get("loso", []):
             L.append(f"Leave-one-source-out (goal >= 75% at the default threshold), {', '.join(lo['held_out'])}: NOT MET, "
-                     + "; ".join(f"{c} {pct(r['flagged_default'])}" for c, r in lo["conditions"].items()) + ".")
+                     + "; ".join(f"{c} {counted_rate(r['flagged_default'])}" for c, r in lo["conditions"].items()) + ".")
         if prev_status:
             L.append("The leave-one-source-out models were NOT retrained for this model (no CPU time left before the "
                      f"deadline); the lines below are the PREVIOUS model's (epoch chosen by TPR at the default point), "
@@ -179,13 +171,12 @@ def write_card(res: dict, previous_loso_commit: str | None = None) -> str:
              "to 12%, mirroring, mild blur or sharpening. Labels: stylegan 1; real_ffhq and real_natural 0; other_gen "
              "(Stable Diffusion 2.1) left out of training and calibration and reported apart. Batches: stylegan, real_ffhq "
              "and real_natural weigh 1/2, 1/4, 1/4; a source of n images weighs sqrt(n) within its label.\n")
-    L.append(f"Calibration-fold copies: {json.dumps(cal['calib_counts'])}; AUC there: backbone {f4(cal['calib_auc']['backbone'])}, "
-             f"spectral {f4(cal['calib_auc']['spectral'])}.\n")
+    L.append(f"Calibration-fold copies: {json.dumps(cal['calib_counts'])}; AUC there: backbone {four(cal['calib_auc']['backbone'])}, "
+             f"spectral {four(cal['calib_auc']['spectral'])}.\n")
     L.append("Training history (calibration fold, each epoch):\n")
-    L.append("| epoch | train loss | AUC | TPR at the default point | TPR at 1% real FPR |")
-    L.append("|---|---|---|---|---|")
-    for h in m["history"]:
-        L.append(f"| {h['epoch']} | {h['train_loss']:.4f} | {f4(h['auc'])} | {p(h['tpr_default'])} | {p(h['tpr_at_1pct_real_fpr'])} |")
+    L.extend(table(["epoch", "train loss", "AUC", "TPR at the default point", "TPR at 1% real FPR"],
+                   ([h["epoch"], four(h["train_loss"]), four(h["auc"]), percent(h["tpr_default"]),
+                     percent(h["tpr_at_1pct_real_fpr"])] for h in m["history"])))
     L.append("")
     L.append("## Operating thresholds\n")
     L.append("Stored in the ONNX metadata (`BackboneDetector.thresholds()`), fixed on the calibration fold's real copies: "
@@ -204,44 +195,34 @@ def write_card(res: dict, previous_loso_commit: str | None = None) -> str:
                  "The spectral detector's scores here and in the calibration copies come from its int8 twin "
                  "(weights/spectral.int8.onnx), which facecheck runs on the CPU (`facecheck.runtime.QUANTIZED_ON_CPU`); "
                  "the previous card's spectral columns were from the float model.\n")
-        L.append("| condition | detector | StyleGAN / natural / FFHQ | AUC | ROC TPR @0.1% natural | ROC TPR @1% FFHQ | "
-                 "TPR, default | natural FPR, default | FFHQ FPR, default | SD2.1 flagged, default |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|")
-        for cname, row in res["test"].items():
+        L.extend(table(["detector" if c == "model" else c for c in TEST_COLUMNS]))
+        for cname, test_row in res["test"].items():
             for d in ("backbone", "spectral"):
-                r = row[d]
-                fx = r["fixed"]["default"]
-                L.append(f"| {cname} | {d} | {r['n_stylegan']} / {r['n_natural']} / {r['n_ffhq']} | {f4(r['auc'])} | "
-                         f"{p(r['roc_tpr_at_0.1pct_natural'])} | {p(r['roc_tpr_at_1pct_ffhq'])} | {pct(fx['tpr'])} | "
-                         f"{pct(fx['fpr_natural'])} | {pct(fx['fpr_ffhq'])} | {pct(fx['other_gen'])} |")
+                L.append(test_fold_row(cname, d, test_row[d]))
         L.append("")
         L.append("Per source, backbone at the default threshold (share flagged: TPR for stylegan, FPR for the reals):\n")
         names = list(res["test"])
-        L.append("| source | label | " + " | ".join(names) + " |")
-        L.append("|---|---|" + "---|" * len(names))
+        L.extend(table(["source", "label", *names]))
         sources = sorted({s for c in names for s in res["test"][c]["backbone"]["by_source"]})
         for src in sources:
             lab = next(res["test"][c]["backbone"]["by_source"][src]["label"] for c in names if src in res["test"][c]["backbone"]["by_source"])
-            cells = [pct(res["test"][c]["backbone"]["by_source"].get(src, {}).get("default")) for c in names]
-            L.append(f"| {src} | {lab} | " + " | ".join(cells) + " |")
+            cells = [counted_rate(res["test"][c]["backbone"]["by_source"].get(src, {}).get("default")) for c in names]
+            L.append(row([src, lab, *cells]))
         L.append("")
         L.append("StyleGAN3 (test fold) by truncation psi, flagged at the default threshold:\n")
-        L.append("| condition | psi | backbone | spectral |")
-        L.append("|---|---|---|---|")
-        for cname, row in res["test"].items():
-            for psi, r in row["sg3_by_psi_default"].items():
-                L.append(f"| {cname} | {psi} | {pct(r['backbone'])} | {pct(r['spectral'])} |")
+        L.extend(table(["condition", "psi", "backbone", "spectral"],
+                       ([cname, psi, counted_rate(r["backbone"]), counted_rate(r["spectral"])]
+                        for cname, test_row in res["test"].items() for psi, r in test_row["sg3_by_psi_default"].items())))
         L.append("")
     for lo in res.get("loso", []):
         L.append(f"## Leave-one-source-out: {', '.join(lo['held_out'])}\n")
         L.append(f"Trained without it (`{lo['train_command']}`), calibrated on the calibration fold without it; every image "
                  "of the held-out source (none was trained on) scored at that model's own default threshold "
                  f"({lo['thresholds']['default']:.6f}); AUC against the test fold's real photos under the same condition.\n")
-        L.append("| condition | flagged, default | flagged, sensitive | AUC vs test reals | test reals flagged, default |")
-        L.append("|---|---|---|---|---|")
-        for cname, r in lo["conditions"].items():
-            L.append(f"| {cname} | {pct(r['flagged_default'])} | {pct(r['flagged_sensitive'])} | {f4(r['auc_vs_test_reals'])} | "
-                     f"{pct(r['test_real_fpr_default'])} |")
+        L.extend(table(["condition", "flagged, default", "flagged, sensitive", "AUC vs test reals", "test reals flagged, default"],
+                       ([cname, counted_rate(r["flagged_default"]), counted_rate(r["flagged_sensitive"]),
+                         four(r["auc_vs_test_reals"]), counted_rate(r["test_real_fpr_default"])]
+                        for cname, r in lo["conditions"].items())))
         L.append("")
     if prev_sections:
         L.extend(prev_sections)

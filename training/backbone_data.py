@@ -14,7 +14,6 @@ both detectors get thresholds from the same rows. Never imported by facecheck.
 """
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
@@ -26,30 +25,24 @@ sys.path.insert(0, str(REPO))
 
 from facecheck.backbone import INPUT_SIDE, model_input  # noqa: E402
 from facecheck.evaluation.dataset import Sample, read_manifest, split_of  # noqa: E402
-from facecheck.evaluation.degrade import random_platform  # noqa: E402
+from training.degraded_cache import ArrayCache, Degradation, degraded_copy  # noqa: E402
 
 CACHE_DIR = REPO / "scratch" / "backbone_cache"
 TEST_FOLD, CALIB_FOLD = 0, 1
 TRAIN_COPIES = 3       # degraded copies per training image
 CALIB_COPIES = 2
 MAX_CROP = 0.12
-
-
-def seed_of(name: str, copy: int, salt: str) -> int:
-    return int(hashlib.sha1(f"{salt}:{name}:{copy}".encode()).hexdigest()[:12], 16)
-
-
-def degraded_copy(img: Image.Image, rng: np.random.Generator) -> Image.Image:
-    """One random platform degradation within the image's own size (96 px floor, or its own size if smaller)."""
-    side = max(img.size)
-    return random_platform(img, rng, min_side=min(96, side), max_side=side, max_crop=MAX_CROP)
+SALT = "backbone-v1"
+# One random platform degradation within the image's own size (96 px floor, or its own size if smaller);
+# training/backbone3_data.py degrades its copies the same way.
+DEGRADATION = Degradation(max_side=None, min_side=96, max_crop=MAX_CROP)
 
 
 def build(folds: tuple[int, ...], copies: int, name: str, spectral: bool = False, limit: int | None = None) -> dict:
     """Cache {x uint8 [N,S,S,3], label, source, fold, fname, side[, spectral]} for the given folds as one .npz."""
-    path = CACHE_DIR / f"{name}.npz"
-    if path.is_file():
-        return dict(np.load(path))
+    cache = ArrayCache(CACHE_DIR, suffix=".npz")
+    if cache.has(name):
+        return cache.load(name)
     samples = [s for s in read_manifest() if split_of(s) in folds]
     if limit:
         samples = samples[::max(1, len(samples) // limit)]
@@ -64,7 +57,7 @@ def build(folds: tuple[int, ...], copies: int, name: str, spectral: bool = False
         with Image.open(s.path) as im:
             img = im.convert("RGB")
         for c in range(copies):
-            d = degraded_copy(img, np.random.default_rng(seed_of(s.path.name, c, "backbone-v1")))
+            d = degraded_copy(img, s.path.name, c, SALT, DEGRADATION)
             arr = np.asarray(d.convert("RGB"))
             xs.append(model_input(arr))
             meta.append((s.label, s.source, split_of(s), s.path.name, max(d.size)))
@@ -82,8 +75,7 @@ def build(folds: tuple[int, ...], copies: int, name: str, spectral: bool = False
            "side": np.array([m[4] for m in meta])}
     if detector is not None:
         out["spectral"] = np.concatenate(spec_scores)
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **out)
+    cache.save(name, out)
     return out
 
 

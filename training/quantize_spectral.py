@@ -28,10 +28,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from facecheck.evaluation.dataset import read_manifest, split_of  # noqa: E402
-from facecheck.evaluation.degrade import random_platform  # noqa: E402
 from facecheck.evaluation.evaluate import auc  # noqa: E402
 from facecheck.runtime import QUANTIZED_ON_CPU, weights_path  # noqa: E402
 from facecheck.spectrum import MODEL_FILE, batch_features  # noqa: E402
+from training.card_writer import four, percent, table  # noqa: E402
+from training.degraded_cache import Degradation  # noqa: E402
 
 LABELS = ("stylegan", "real_ffhq", "real_natural")
 BATCH = 8
@@ -43,7 +44,7 @@ def degraded_copies(folds: set[int], n: int, seed: int):
     pool = [s for s in read_manifest() if s.label in LABELS and split_of(s) in folds]
     rng = np.random.default_rng(seed)
     picked = [pool[i] for i in rng.choice(len(pool), min(n, len(pool)), replace=False)]
-    images = [np.asarray(random_platform(Image.open(s.path).convert("RGB"), rng)) for s in picked]
+    images = [np.asarray(Degradation().apply(Image.open(s.path).convert("RGB"), rng)) for s in picked]
     return images, np.array([s.label == "stylegan" for s in picked])
 
 
@@ -109,7 +110,7 @@ def main() -> None:
     rows = []
     for name, s in (("float32 (spectral.onnx)", fp32), ("int8 (spectral.int8.onnx)", int8)):
         threshold = np.quantile(s[~is_gan], 0.99)
-        rows.append(f"| {name} | {auc(s[~is_gan], s[is_gan]):.4f} | {100 * np.mean(s[is_gan] >= threshold):.1f}% |")
+        rows.append([name, four(auc(s[~is_gan], s[is_gan])), percent(np.mean(s[is_gan] >= threshold))])
     card = f"""# spectral.int8.onnx: the spectral detector in int8, for CPU scans
 
 Built {datetime.date.today()} by `PYTHONPATH=. .venv/bin/python training/quantize_spectral.py` from `spectral.onnx`
@@ -127,9 +128,7 @@ on. The operating thresholds in the model's metadata are copied over unchanged.
 On {len(check_images)} degraded copies of fold 1 ({int(is_gan.sum())} StyleGAN, {int((~is_gan).sum())} real;
 never used for calibration), both models on the same inputs:
 
-| model | AUC | TPR at 1% FPR (each model's own threshold) |
-|---|---|---|
-{chr(10).join(rows)}
+{chr(10).join(table(["model", "AUC", "TPR at 1% FPR (each model's own threshold)"], rows))}
 
 - Logit moved by int8: mean {moved.mean():.3f}, 99th percentile {np.quantile(moved, 0.99):.3f}, largest {moved.max():.3f};
   correlation of the logits {np.corrcoef(logit(int8), logit(fp32))[0, 1]:.4f}.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from facecheck.runtime import weights_path
+from training.card_writer import four, percent, table
 from facecheck.spectrum import CAP_SIDE, GRID, TILE, TILES_PER_IMAGE, WHOLE_SIDE
 from training.spectral_data import CALIB_FOLD, COPIES, LFW_COPIES, SMALL_SIDE_FRACTION, TEST_FOLD
 from training.spectral_model import WHOLE_CONFIGS
@@ -9,15 +10,10 @@ from training.spectral_pack import LFW_KEEP, PACK_QUALITY, PACK_SIDE
 from training.train_spectral_gpu import AUX_WEIGHT, MAX_CROP
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
 def _source_table(by_source: dict) -> list[str]:
-    rows = ["| source | label | n | flagged at 1% FPR thr | flagged at 0.1% FPR thr |", "|---|---|---|---|---|"]
-    for src, r in sorted(by_source.items(), key=lambda kv: (kv[1]["label"], kv[0])):
-        rows.append(f"| {src} | {r['label']} | {r['n']} | {_pct(r['fpr_1pct'])} | {_pct(r['fpr_0.1pct'])} |")
-    return rows
+    return table(["source", "label", "n", "flagged at 1% FPR thr", "flagged at 0.1% FPR thr"],
+                 ([src, r["label"], r["n"], percent(r["fpr_1pct"]), percent(r["fpr_0.1pct"])]
+                  for src, r in sorted(by_source.items(), key=lambda kv: (kv[1]["label"], kv[0]))))
 
 
 def _goal_lines(results: dict) -> list[str]:
@@ -30,10 +26,10 @@ def _goal_lines(results: dict) -> list[str]:
     crop = c["crop90_256px_q85"]
     met = worst >= 0.99 and crop["tpr_at_fpr_0.1pct"] >= 0.95
     return [f"Goal: >= 99% of StyleGAN faces flagged at <= 0.1% FPR, >= 95% on crops. {'MET' if met else 'NOT MET'} "
-            f"on the test fold: at the fixed 0.1%-FPR threshold the named conditions flag {_pct(worst)} to "
-            f"{_pct(best)} of StyleGAN faces and the 90% crop {_pct(crop['tpr_at_fpr_0.1pct'])} (AUC "
+            f"on the test fold: at the fixed 0.1%-FPR threshold the named conditions flag {percent(worst)} to "
+            f"{percent(best)} of StyleGAN faces and the 90% crop {percent(crop['tpr_at_fpr_0.1pct'])} (AUC "
             f"{c['as_stored']['auc']:.4f} as stored, {crop['auc']:.4f} on the crop); on randomly degraded copies "
-            f"{_pct(results['test_random_platform']['tpr_at_fpr_0.1pct'])}. "
+            f"{percent(results['test_random_platform']['tpr_at_fpr_0.1pct'])}. "
             + ("" if met else "Use it as one signal among facecheck's others, not alone at 0.1% FPR."),
             "",
             "Against the previous model (CPU-trained native + overview tiles, card of commit c4a8123, same test fold "
@@ -44,14 +40,14 @@ def _goal_lines(results: dict) -> list[str]:
 def _dev_lines(dev: dict) -> list[str]:
     if not dev:
         return []
-    rows = ["### Development choices (calibration fold, degraded copies, ROC on each candidate's summed logit)",
+    return ["### Development choices (calibration fold, degraded copies, ROC on each candidate's summed logit)",
             dev.get("note", ""), "",
-            "| candidate | AUC | TPR@1% FPR | TPR@0.1% FPR | tiles-branch AUC | whole-branch AUC |", "|---|---|---|---|---|---|"]
-    for name, r in dev["candidates"].items():
-        rows.append(f"| {name} | {r['sum']['auc']:.4f} | {_pct(r['sum']['roc_tpr_at_1pct_fpr'])} | "
-                    f"{_pct(r['sum']['roc_tpr_at_0.1pct_fpr'])} | "
-                    + (f"{r['tiles']['auc']:.4f} | {r['whole']['auc']:.4f} |" if "tiles" in r else "- | - |"))
-    return rows + [""]
+            *table(["candidate", "AUC", "TPR@1% FPR", "TPR@0.1% FPR", "tiles-branch AUC", "whole-branch AUC"],
+                   ([name, four(r["sum"]["auc"]), percent(r["sum"]["roc_tpr_at_1pct_fpr"]),
+                     percent(r["sum"]["roc_tpr_at_0.1pct_fpr"]),
+                     *((four(r["tiles"]["auc"]), four(r["whole"]["auc"])) if "tiles" in r else ("-", "-"))]
+                    for name, r in dev["candidates"].items())),
+            ""]
 
 
 def write_card(results: dict, date: str = "2026-11-22") -> None:
@@ -89,8 +85,8 @@ def write_card(results: dict, date: str = "2026-11-22") -> None:
         "already downscaled 2-4x (1024 -> 512 or 256 px) and the previous tiles-only models stalled at AUC 0.91-0.96; "
         "the whole view sees how the generator renders the face as a whole. Per branch on the test fold's degraded "
         "copies (each branch's own logit, ROC): "
-        + "; ".join(f"{b}: AUC {r['auc']:.4f}, TPR {_pct(r['roc_tpr_at_1pct_fpr'])} at 1% FPR, "
-                    f"{_pct(r['roc_tpr_at_0.1pct_fpr'])} at 0.1%" for b, r in results["test_branches"].items()) + ".",
+        + "; ".join(f"{b}: AUC {r['auc']:.4f}, TPR {percent(r['roc_tpr_at_1pct_fpr'])} at 1% FPR, "
+                    f"{percent(r['roc_tpr_at_0.1pct_fpr'])} at 0.1%" for b, r in results["test_branches"].items()) + ".",
         "",
         "Calibration: Platt scaling (logistic regression on the summed logit) fitted on the calibration fold's "
         "degraded copies with the classes weighted equally, so 0.5 means even odds at a 50/50 prior; for another "
@@ -115,8 +111,8 @@ def write_card(results: dict, date: str = "2026-11-22") -> None:
         f"thumbnails subsampled 1 in {LFW_KEEP} to fit the 64 MiB transfer limit (the other real sources weigh as "
         "much anyway).",
         "On the GPU machine (`training/train_spectral_gpu.py`), 15 loader processes degrade every drawn image afresh "
-        f"with `facecheck.evaluation.degrade.random_platform` (random crop up to {_pct(MAX_CROP)} with probability 1/2, mirror, "
-        f"downscale to a longer side of 96-160 px for {_pct(SMALL_SIDE_FRACTION)} of draws (where LFW's thumbnails "
+        f"with `facecheck.evaluation.degrade.random_platform` (random crop up to {percent(MAX_CROP)} with probability 1/2, mirror, "
+        f"downscale to a longer side of 96-160 px for {percent(SMALL_SIDE_FRACTION)} of draws (where LFW's thumbnails "
         "are) and 96-512 px otherwise, never enlarged, blur or sharpen, JPEG q50-98 for 90%), then compute the "
         "scorer's features. Images are drawn with balanced weights: each label weighs the same in total, a source of "
         "n images weighs sqrt(n) within its label.",
@@ -135,11 +131,11 @@ def write_card(results: dict, date: str = "2026-11-22") -> None:
         *_dev_lines(results.get("dev_choices", {})),
         "## Results on the test fold",
         f"Randomly degraded copies (seeded per file; crop up to 8%, the rest as in training), {s['n_stylegan']} "
-        f"StyleGAN / {s['n_real']} real: AUC {s['auc']:.4f}; ROC TPR at 1% FPR {_pct(s['roc_tpr_at_1pct_fpr'])}, at 0.1% "
-        f"FPR {_pct(s['roc_tpr_at_0.1pct_fpr'])}. At the fixed thresholds: TPR {_pct(s['tpr_at_fpr_1pct'])} with FPR "
-        f"{_pct(s['fpr_at_fpr_1pct'])} (1% threshold); TPR {_pct(s['tpr_at_fpr_0.1pct'])} with FPR "
-        f"{_pct(s['fpr_at_fpr_0.1pct'])} (0.1% threshold). Stable Diffusion 2.1 copies flagged: "
-        f"{_pct(s['other_gen_flagged_at_fpr_1pct'])} / {_pct(s['other_gen_flagged_at_fpr_0.1pct'])}.",
+        f"StyleGAN / {s['n_real']} real: AUC {s['auc']:.4f}; ROC TPR at 1% FPR {percent(s['roc_tpr_at_1pct_fpr'])}, at 0.1% "
+        f"FPR {percent(s['roc_tpr_at_0.1pct_fpr'])}. At the fixed thresholds: TPR {percent(s['tpr_at_fpr_1pct'])} with FPR "
+        f"{percent(s['fpr_at_fpr_1pct'])} (1% threshold); TPR {percent(s['tpr_at_fpr_0.1pct'])} with FPR "
+        f"{percent(s['fpr_at_fpr_0.1pct'])} (0.1% threshold). Stable Diffusion 2.1 copies flagged: "
+        f"{percent(s['other_gen_flagged_at_fpr_1pct'])} / {percent(s['other_gen_flagged_at_fpr_0.1pct'])}.",
         "",
         *_source_table(results["test_by_source"]),
         "",
@@ -152,20 +148,19 @@ def write_card(results: dict, date: str = "2026-11-22") -> None:
             "off the same real photos (curve property); fixed columns use the stored thresholds (operating point). "
             "SD 2.1 = share of Stable Diffusion 2.1 images flagged.",
             "",
-            "| condition | AUC | ROC TPR@1% | ROC TPR@0.1% | TPR / FPR at 1% thr | TPR / FPR at 0.1% thr | SD 2.1 flagged (1% / 0.1% thr) |",
-            "|---|---|---|---|---|---|---|",
+            *table(["condition", "AUC", "ROC TPR@1%", "ROC TPR@0.1%", "TPR / FPR at 1% thr", "TPR / FPR at 0.1% thr",
+                    "SD 2.1 flagged (1% / 0.1% thr)"],
+                   ([name, four(r["auc"]), percent(r["roc_tpr_at_1pct_fpr"]), percent(r["roc_tpr_at_0.1pct_fpr"]),
+                     f"{percent(r['tpr_at_fpr_1pct'])} / {percent(r['fpr_at_fpr_1pct'])}",
+                     f"{percent(r['tpr_at_fpr_0.1pct'])} / {percent(r['fpr_at_fpr_0.1pct'])}",
+                     f"{percent(r['other_gen_flagged_at_fpr_1pct'])} / {percent(r['other_gen_flagged_at_fpr_0.1pct'])}"]
+                    for name, r in c["conditions"].items())),
         ]
-        for name, r in c["conditions"].items():
-            lines.append(f"| {name} | {r['auc']:.4f} | {_pct(r['roc_tpr_at_1pct_fpr'])} | {_pct(r['roc_tpr_at_0.1pct_fpr'])} "
-                         f"| {_pct(r['tpr_at_fpr_1pct'])} / {_pct(r['fpr_at_fpr_1pct'])} "
-                         f"| {_pct(r['tpr_at_fpr_0.1pct'])} / {_pct(r['fpr_at_fpr_0.1pct'])} "
-                         f"| {_pct(r['other_gen_flagged_at_fpr_1pct'])} / {_pct(r['other_gen_flagged_at_fpr_0.1pct'])} |")
         lines += ["", "StyleGAN TPR per source at the 0.1% threshold, per condition:", ""]
         gan_sources = sorted(k for k, v in next(iter(c["conditions"].values()))["by_source"].items() if v["label"] == "stylegan")
-        lines += ["| condition | " + " | ".join(gan_sources) + " |", "|---|" + "---|" * len(gan_sources)]
-        for name, r in c["conditions"].items():
-            lines.append(f"| {name} | " + " | ".join(f"{_pct(r['by_source'][g]['fpr_0.1pct'])} (n={r['by_source'][g]['n']})"
-                                                     for g in gan_sources) + " |")
+        lines += table(["condition", *gan_sources],
+                       ([name, *(f"{percent(r['by_source'][g]['fpr_0.1pct'])} (n={r['by_source'][g]['n']})"
+                                 for g in gan_sources)] for name, r in c["conditions"].items()))
         lines += ["", f"Speed (`score()`: features + model, batched 32, ONNX Runtime CPU, this machine's 2 cores, shared "
                   f"with other agents' work, load about 5): {c['ms_per_image']} ms per image."]
         if results.get("speed_compare"):
@@ -181,11 +176,10 @@ def write_card(results: dict, date: str = "2026-11-22") -> None:
                   "Trained in the same GPU run without any image of the source (importance weight 0), calibrated on "
                   "the calibration fold of the other sources; the held-out source's degraded copies (all folds) "
                   "scored at that model's fixed thresholds; AUC against the test fold's opposite class.", "",
-                  "| held-out source | label | n | AUC | flagged at 1% thr | flagged at 0.1% thr |", "|---|---|---|---|---|---|"]
-        for r in results["loso"]:
-            lines.append(f"| {r['source']} | {r['label']} | {r['n']} | {r['auc_vs_test_fold']:.4f} | "
-                         f"{_pct(r['flagged_at_fpr_1pct'])} | {_pct(r['flagged_at_fpr_0.1pct'])} |")
-        lines.append("")
+                  *table(["held-out source", "label", "n", "AUC", "flagged at 1% thr", "flagged at 0.1% thr"],
+                         ([r["source"], r["label"], r["n"], four(r["auc_vs_test_fold"]), percent(r["flagged_at_fpr_1pct"]),
+                           percent(r["flagged_at_fpr_0.1pct"])] for r in results["loso"])),
+                  ""]
     lines += ["## Limits",
               "- 0.1% FPR thresholds rest on about two thousand real copies of about a thousand photos in the "
               "calibration fold: a handful of photos decide them, and the test fold has about as few.",

@@ -9,7 +9,6 @@ leave-one-source-out scoring; training itself degrades on the fly (training/trai
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
@@ -18,17 +17,19 @@ import numpy as np
 from PIL import Image
 
 from facecheck.evaluation.dataset import Sample, read_manifest, split_of
-from facecheck.evaluation.degrade import random_platform
 from facecheck.spectrum import image_features
+from training.degraded_cache import ArrayCache, Degradation
+from training.degraded_cache import degraded_copy as seeded_copy
 
 CACHE_DIR = Path(__file__).resolve().parent.parent / "scratch" / "spectral_cache"
-FEATURE_DIR = CACHE_DIR / "features_v2"
+FEATURES = "features_v2"   # the cache entry: CACHE_DIR/features_v2/<field>.npy
 TEST_FOLD = 0          # never trained or tuned on; the benchmark reports on it
 CALIB_FOLD = 1         # calibration, the operating thresholds and development choices
 SMALL_SIDE_FRACTION = 0.35
 # Degraded copies per image: the rare classes get more, so that classes are roughly balanced.
 COPIES = {"stylegan": 8, "real_ffhq": 5, "real_natural": 5, "other_gen": 2}
 LFW_COPIES = 1         # 3700 thumbnails already dominate the small sizes
+DEGRADATION = Degradation(min_side=96, max_side=512, small_fraction=SMALL_SIDE_FRACTION, small_side=160)
 
 
 @dataclass
@@ -49,15 +50,9 @@ def copies_of(sample: Sample) -> int:
     return LFW_COPIES if sample.source.startswith("lfw") else COPIES[sample.label]
 
 
-def _seed(sample: Sample, copy: int, salt: str) -> int:
-    return int(hashlib.sha1(f"{salt}:{sample.path.name}:{copy}".encode()).hexdigest()[:12], 16)
-
-
 def degraded_copy(sample: Sample, copy: int, salt: str = "spectral-v1") -> Image.Image:
-    rng = np.random.default_rng(_seed(sample, copy, salt))
-    max_side = 160 if rng.random() < SMALL_SIDE_FRACTION else 512
     with Image.open(sample.path) as im:
-        return random_platform(im.convert("RGB"), rng, max_side=max_side)
+        return seeded_copy(im.convert("RGB"), sample.path.name, copy, salt, DEGRADATION)
 
 
 def _features_of(job):
@@ -70,26 +65,23 @@ def _features_of(job):
 def cached_feature_set(rebuild: bool = False, workers: int = 2) -> FeatureSet:
     """Features of degraded copies of every manifest image (all folds; callers pick folds). ~3 GB on disk,
     one .npy per field, memory-mapped."""
-    fields = list(FeatureSet.__dataclass_fields__)
-    paths = {f: FEATURE_DIR / f"{f}.npy" for f in fields}
-    if all(p.is_file() for p in paths.values()) and not rebuild:
-        return FeatureSet(**{f: np.load(p, mmap_mode="r" if f in ("tiles", "whole") else None)
-                             for f, p in paths.items()})
+    cache = ArrayCache(CACHE_DIR, suffix="")
+    if cache.has(FEATURES) and not rebuild:
+        return FeatureSet(**cache.load(FEATURES, mmap=("tiles", "whole")))
     samples = read_manifest()
     jobs = [(s, c) for s in samples for c in range(copies_of(s))]
-    FEATURE_DIR.mkdir(parents=True, exist_ok=True)
     probe_tiles, probe_whole = image_features(np.zeros((64, 64, 3), np.uint8))
-    tiles = np.lib.format.open_memmap(paths["tiles"], "w+", np.uint8, (len(jobs), *probe_tiles.shape))
-    whole = np.lib.format.open_memmap(paths["whole"], "w+", np.uint8, (len(jobs), *probe_whole.shape))
+    tiles = cache.array_writer(FEATURES, "tiles", np.uint8, (len(jobs), *probe_tiles.shape))
+    whole = cache.array_writer(FEATURES, "whole", np.uint8, (len(jobs), *probe_whole.shape))
     side = np.zeros(len(jobs), np.int64)
     with Pool(workers) as pool:
         for i, (t, w, sd) in enumerate(pool.imap(_features_of, jobs, chunksize=32)):
             tiles[i], whole[i], side[i] = t, w, sd
     tiles.flush(), whole.flush()
     del tiles, whole
-    np.save(paths["side"], side)
-    np.save(paths["is_gan"], np.array([s.is_stylegan for s, _ in jobs], dtype=np.float32))
-    np.save(paths["label"], np.array([s.label for s, _ in jobs]))
-    np.save(paths["source"], np.array([s.source for s, _ in jobs]))
-    np.save(paths["fold"], np.array([split_of(s) for s, _ in jobs]))   # written last: marks the cache complete
+    cache.save(FEATURES, {"side": side,
+                          "is_gan": np.array([s.is_stylegan for s, _ in jobs], dtype=np.float32),
+                          "label": np.array([s.label for s, _ in jobs]),
+                          "source": np.array([s.source for s, _ in jobs]),
+                          "fold": np.array([split_of(s) for s, _ in jobs])})
     return cached_feature_set()

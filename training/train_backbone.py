@@ -37,10 +37,12 @@ sys.path.insert(0, str(REPO))
 
 from facecheck.evaluation import degrade  # noqa: E402
 from facecheck.backbone import INPUT_SIDE, MODEL_FILE  # noqa: E402
-from facecheck.evaluation.evaluate import auc, binomial_interval, threshold_at_fpr, tpr_at_fpr  # noqa: E402
+from facecheck.evaluation.evaluate import auc, threshold_at_fpr, tpr_at_fpr  # noqa: E402
 from facecheck.runtime import weights_path  # noqa: E402
 from training import backbone_model as bm  # noqa: E402
 from training.backbone_data import CACHE_DIR, calib_set, train_set  # noqa: E402
+from training.card_writer import rate_of  # noqa: E402
+from training.degraded_cache import ArrayCache  # noqa: E402
 
 TRAIN_LABELS = ("stylegan", "real_ffhq", "real_natural")
 LABEL_WEIGHT = {"stylegan": 0.5, "real_ffhq": 0.25, "real_natural": 0.25}
@@ -68,12 +70,12 @@ def features(model, x_uint8: np.ndarray, batch: int = 128) -> torch.Tensor:
 
 
 def cached_features(model, name: str, data: dict) -> torch.Tensor:
-    path = CACHE_DIR / f"prefix{bm.SPLIT}_{name}.pt"
-    if path.is_file():
-        return torch.load(path, weights_only=True)
+    cache, entry = ArrayCache(CACHE_DIR, suffix=".pt"), f"prefix{bm.SPLIT}_{name}"
+    if cache.has(entry):
+        return cache.load(entry)
     t0 = time.time()
     f = features(model, data["x"])
-    torch.save(f, path)
+    cache.save(entry, f)
     log(f"prefix features of {name}: {tuple(f.shape)} in {time.time() - t0:.0f} s")
     return f
 
@@ -281,11 +283,6 @@ def score_conditions(samples, detectors: dict) -> dict:
     return out
 
 
-def rate(scores: np.ndarray, t: float) -> dict:
-    k, n = int((scores >= t).sum()), len(scores)
-    return {"k": k, "n": n, "share": k / n if n else None, "interval": binomial_interval(k, n) if n else None}
-
-
 def condition_metrics(row: dict, det: str, thresholds: dict) -> dict:
     s, lab = np.asarray(row[det], np.float64), row["label"]
     pos, nat, ffhq = s[lab == "stylegan"], s[lab == "real_natural"], s[lab == "real_ffhq"]
@@ -297,10 +294,10 @@ def condition_metrics(row: dict, det: str, thresholds: dict) -> dict:
             "roc_tpr_at_0.1pct_natural": tpr_at_fpr(nat, pos, FPR_NATURAL) if len(nat) else None,
             "roc_tpr_at_1pct_ffhq": tpr_at_fpr(ffhq, pos, FPR_FFHQ) if len(ffhq) else None,
             "roc_tpr_at_both": float(np.mean(pos >= roc_t)) if len(pos) else None,
-            "fixed": {name: {"tpr": rate(pos, t), "fpr_natural": rate(nat, t), "fpr_ffhq": rate(ffhq, t),
-                             "other_gen": rate(s[lab == "other_gen"], t)} for name, t in thresholds.items()},
+            "fixed": {name: {"tpr": rate_of(pos, t), "fpr_natural": rate_of(nat, t), "fpr_ffhq": rate_of(ffhq, t),
+                             "other_gen": rate_of(s[lab == "other_gen"], t)} for name, t in thresholds.items()},
             "by_source": {str(src): {"label": str(lab[row["source"] == src][0]),
-                                     **{name: rate(s[row["source"] == src], t) for name, t in thresholds.items()}}
+                                     **{name: rate_of(s[row["source"] == src], t) for name, t in thresholds.items()}}
                           for src in np.unique(row["source"])}}
 
 
@@ -353,7 +350,7 @@ def cmd_test(args) -> int:
         for p in sorted(set(psi.values())):
             m = np.array([psi.get(f) == p for f in row["fname"]])
             if m.any():
-                by_psi[p] = {d: rate(np.asarray(row[d])[m], (cal["thresholds"] if d == "backbone" else cal["spectral_thresholds"])["default"])
+                by_psi[p] = {d: rate_of(np.asarray(row[d])[m], (cal["thresholds"] if d == "backbone" else cal["spectral_thresholds"])["default"])
                              for d in ("backbone", "spectral")}
         test[cname]["sg3_by_psi_default"] = by_psi
         b, sp = test[cname]["backbone"], test[cname]["spectral"]
@@ -390,10 +387,10 @@ def loso(path: Path) -> dict:
         if not h.any():
             continue
         real = np.isin(lab, ("real_ffhq", "real_natural"))
-        out["conditions"][cname] = {"flagged_default": rate(s[h], cal["thresholds"]["default"]),
-                                    "flagged_sensitive": rate(s[h], cal["thresholds"]["sensitive"]),
+        out["conditions"][cname] = {"flagged_default": rate_of(s[h], cal["thresholds"]["default"]),
+                                    "flagged_sensitive": rate_of(s[h], cal["thresholds"]["sensitive"]),
                                     "auc_vs_test_reals": auc(s[real], s[h]),
-                                    "test_real_fpr_default": rate(s[real], cal["thresholds"]["default"])}
+                                    "test_real_fpr_default": rate_of(s[real], cal["thresholds"]["default"])}
         log(f"LOSO {held} {cname}: {json.dumps(out['conditions'][cname]['flagged_default'])} AUC {out['conditions'][cname]['auc_vs_test_reals']:.4f}")
     return out
 

@@ -30,7 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from facecheck.evaluation import degrade, evaluate as evaluation  # noqa: E402
+from facecheck.evaluation import evaluate as evaluation  # noqa: E402
 from facecheck.evaluation.dataset import read_manifest, split_of  # noqa: E402
 from facecheck.pipeline.analyze import Analyzer  # noqa: E402
 from facecheck.settings import Settings  # noqa: E402
@@ -38,11 +38,14 @@ from facecheck.runtime import weights_path  # noqa: E402
 from facecheck.geometry import EyeTemplate  # noqa: E402
 from facecheck.verdict import (FEATURE_NAMES, MODEL_FILE, MODES, TARGET_FPR_FFHQ,  # noqa: E402
                                TARGET_FPR_NATURAL, fusion_features)
+from training.card_writer import flagged, four, percent, percent_of, row, table  # noqa: E402
+from training.degraded_cache import Degradation  # noqa: E402
 
 FIT_FOLD = 1
 TRAIN_CONDITIONS = ["as_stored", "400px_q90", "400px_q70", "256px_q85", "256px_q70", "150px_q80",
                     "crop90_256px_q85", "mirror_256px_q85"]
 RANDOM_COPIES = 3                      # random platform copies per image, crops up to 15%
+RANDOM_DEGRADATION = Degradation(max_crop=0.15)
 BLINDED_WEIGHT = 0.3                   # weight of the face-hidden copies (the no-face path)
 LABEL_WEIGHT = {"stylegan": 1.0, "real_natural": 0.5, "real_ffhq": 0.5}   # total weight per label
 CPU_SPECTRAL_NOTE = ("Spectral scores: both the fold-1 fit rows and the test-fold eval were computed on the CPU, where "
@@ -69,9 +72,11 @@ def half_of(path: str) -> str:
 
 
 def random_copy(k: int):
+    """Copy number k as a condition: seeded by the image's pixels (a condition sees no file name), so the cached
+    fit rows stay the same images."""
     def apply(im):
         seed = int(hashlib.md5(im.tobytes()[:65536]).hexdigest()[:8], 16) + 7919 * k
-        return degrade.random_platform(im, np.random.default_rng(seed), max_crop=0.15)
+        return RANDOM_DEGRADATION.apply(im, np.random.default_rng(seed))
     return apply
 
 
@@ -224,23 +229,10 @@ def export(coef: np.ndarray, intercept: float, path: Path, metadata: dict[str, s
     onnx.save(model, str(path))
 
 
-pct = evaluation.percent
-rate = evaluation.percent_of
 GOAL_CONDITIONS = ("400px_q70-85", "256px_q70-85", "crop90_256px_q80", "128px_q70-85")   # evaluation.sized_conditions
 EVAL_CONDITIONS = ("as_stored",) + GOAL_CONDITIONS
 EVAL_COMMAND = ("facecheck eval --folds 0 --per-source 300 --conditions " + ",".join(EVAL_CONDITIONS)
                 + " --out scratch/eval_fold0 --device cpu --quiet")
-
-
-def flagged(scores: np.ndarray, t: float) -> str:
-    """'57.1% (64/112; 47.4-66.5)': share flagged, the counts and the exact 95% interval; 'n/a' when empty."""
-    scores = np.asarray(scores)
-    n = len(scores)
-    if n == 0:
-        return "n/a"
-    k = int(np.sum(scores >= t))
-    lo, hi = evaluation.binomial_interval(k, n)
-    return f"{100 * k / n:.1f}% ({k}/{n}; {100 * lo:.1f}-{100 * hi:.1f})"
 
 
 def ok_rows(rows: list[evaluation.Row]) -> list[evaluation.Row]:
@@ -269,14 +261,13 @@ def choose_variant(fitted: dict, thr_rows) -> tuple[str, str]:
     """The shipping rule, decided on fold 1 half B only (never on the test fold)."""
     b, c = pooled_tpr(fitted, "b", thr_rows), pooled_tpr(fitted, "c", thr_rows)
     ship = "b" if b >= c - SHIP_MARGIN else "c"
-    why = (f"pooled TPR at each fusion's own default threshold on fold 1 half B: (b) {pct(b)}, (c) {pct(c)}; "
+    why = (f"pooled TPR at each fusion's own default threshold on fold 1 half B: (b) {percent(b)}, (c) {percent(c)}; "
            f"(b) ships only if it is no more than {SHIP_MARGIN * 100:g} point below (c), so ({ship}) ships")
     return ship, why
 
 
 def ablation_table(fitted: dict, rows: list[evaluation.Row], conditions: list[str], pooled_label: str | None) -> list[str]:
-    lines = ["| condition | fusion | threshold (default) | TPR | FPR natural | FPR FFHQ | SD 2.1 flagged |",
-             "|---|---|---|---|---|---|---|"]
+    lines = table(["condition", "fusion", "threshold (default)", "TPR", "FPR natural", "FPR FFHQ", "SD 2.1 flagged"])
     rows = ok_rows(rows)
     groups = [(c, [r for r in rows if r.condition == c]) for c in conditions]
     if pooled_label:
@@ -289,9 +280,8 @@ def ablation_table(fitted: dict, rows: list[evaluation.Row], conditions: list[st
             s = predict(coef, intercept, group, uses)
             labels = np.array([r.label for r in group])
             t = thresholds["default"]
-            lines.append(f"| {cname} | ({v}) {name} | {t:.4f} | {flagged(s[labels == 'stylegan'], t)} | "
-                         f"{flagged(s[labels == 'real_natural'], t)} | {flagged(s[labels == 'real_ffhq'], t)} | "
-                         f"{flagged(s[labels == 'other_gen'], t)} |")
+            lines.append(row([cname, f"({v}) {name}", four(t), *(flagged(s[labels == label], t) for label in
+                                                                 ("stylegan", "real_natural", "real_ffhq", "other_gen"))]))
     return lines
 
 
@@ -301,7 +291,7 @@ def resolution_note(rows: list[evaluation.Row], condition: str) -> str:
     n_ffhq = sum(r.label == "real_ffhq" for r in rows if r.condition == condition)
     upper_nat, upper_ffhq = (evaluation.binomial_interval(0, n)[1] if n else 1.0 for n in (n_nat, n_ffhq))
     return (f"At {condition} the test fold holds {n_nat} natural and {n_ffhq} FFHQ-aligned real photos: even with no "
-            f"false positive at all, the upper ends would be {pct(upper_nat)} and {pct(upper_ffhq)}; showing an FPR of "
+            f"false positive at all, the upper ends would be {percent(upper_nat)} and {percent(upper_ffhq)}; showing an FPR of "
             "0.1% takes about 3,700 independent natural photos without a false positive, and 1% about 370 "
             "FFHQ-aligned ones.")
 
@@ -317,8 +307,8 @@ def goal_gaps(rows: list[evaluation.Row], thresholds: dict[str, float]) -> str:
         if len(s):
             tpr = float(np.mean(s >= thresholds["default"]))
             upper = evaluation.binomial_interval(int(np.sum(s >= thresholds["default"])), len(s))[1]
-            parts.append(f"{c} {pct(tpr)} against {pct(goal)} ({100 * (goal - tpr):.1f} points short; upper end of "
-                         f"the 95% interval {pct(upper)})")
+            parts.append(f"{c} {percent(tpr)} against {percent(goal)} ({100 * (goal - tpr):.1f} points short; upper end of "
+                         f"the 95% interval {percent(upper)})")
     def fpr(label):
         out = []
         for c in GOAL_TPR:
@@ -329,7 +319,7 @@ def goal_gaps(rows: list[evaluation.Row], thresholds: dict[str, float]) -> str:
 
     ffhq, natural = fpr("real_ffhq"), fpr("real_natural")
     return ("By how much: " + "; ".join(parts) + f". FFHQ-aligned FPR in these conditions: up to "
-            f"{pct(max(f for f, _ in ffhq))} (target 1%); natural photos flagged: {sum(k for _, k in natural)} in all "
+            f"{percent(max(f for f, _ in ffhq))} (target 1%); natural photos flagged: {sum(k for _, k in natural)} in all "
             "(target 0.1%, which a few hundred photos per condition cannot show).")
 
 
@@ -356,8 +346,8 @@ def by_truncation(eval_rows: list[evaluation.Row], thresholds: dict[str, float])
     rows = [r for r in ok_rows(eval_rows) if Path(r.file).name in psi]
     if not rows:
         return []
-    lines = ["| condition | truncation psi | flagged, default | flagged, sensitive | median backbone score | "
-             "median spectral score |", "|---|---|---|---|---|---|"]
+    lines = table(["condition", "truncation psi", "flagged, default", "flagged, sensitive", "median backbone score",
+                   "median spectral score"])
     for c in GOAL_CONDITIONS:
         for value in sorted({psi[Path(r.file).name] for r in rows}, key=float):
             group = [r for r in rows if r.condition == c and psi[Path(r.file).name] == value]
@@ -365,9 +355,9 @@ def by_truncation(eval_rows: list[evaluation.Row], thresholds: dict[str, float])
                 continue
             s = np.array([r.gan_score for r in group])
             spectral = [r.spectral_score for r in group if r.spectral_score is not None]
-            lines.append(f"| {c} | {value} | {flagged(s, thresholds['default'])} | {flagged(s, thresholds['sensitive'])} | "
-                         f"{np.median([r.backbone_score for r in group]):.2f} | "
-                         f"{np.median(spectral) if spectral else float('nan'):.2f} |")
+            lines.append(row([c, value, flagged(s, thresholds["default"]), flagged(s, thresholds["sensitive"]),
+                              f"{np.median([r.backbone_score for r in group]):.2f}",
+                              f"{np.median(spectral) if spectral else float('nan'):.2f}"]))
     return lines
 
 
@@ -388,8 +378,7 @@ def truncation_summary(eval_rows: list[evaluation.Row], thresholds: dict[str, fl
 def loso(fit_rows, thr_rows, eval_rows, variant: str, min_images: int = 30) -> list[str]:
     """Leave one StyleGAN source out of the fusion fit and thresholds; score it on the test fold."""
     uses = VARIANTS[variant][1]
-    lines = ["| held-out source | condition | flagged, default | flagged, sensitive | test reals flagged, default |",
-             "|---|---|---|---|---|"]
+    lines = table(["held-out source", "condition", "flagged, default", "flagged, sensitive", "test reals flagged, default"])
     ok = ok_rows(eval_rows)
     for source in sorted({r.source for r in ok if r.label == "stylegan"}):
         images = {r.file for r in ok if r.source == source}
@@ -404,8 +393,8 @@ def loso(fit_rows, thr_rows, eval_rows, variant: str, min_images: int = 30) -> l
             if not held:
                 continue
             s, sr = predict(coef, b, held, uses), predict(coef, b, reals, uses)
-            lines.append(f"| {source} | {c} | {flagged(s, thresholds['default'])} | "
-                         f"{flagged(s, thresholds['sensitive'])} | {flagged(sr, thresholds['default'])} |")
+            lines.append(row([source, c, flagged(s, thresholds["default"]), flagged(s, thresholds["sensitive"]),
+                              flagged(sr, thresholds["default"])]))
     return lines
 
 
@@ -419,14 +408,12 @@ def write_card(path: Path, variant: str, fitted: dict, why: str, fit_rows, thr_r
             key = (half_of(r.file), r.label)
             counts[key] = counts.get(key, 0) + 1
     images = {h: len({r.file for r in fit_rows + thr_rows if half_of(r.file) == h}) for h in "AB"}
-    weights_table = ["| feature | " + " | ".join(f"({v}) {VARIANTS[v][0]}" for v in VARIANTS) + " |",
-                     "|---|" + "---|" * len(VARIANTS)]
-    for i, feature in enumerate(FEATURE_NAMES):
-        weights_table.append(f"| {feature} | " + " | ".join(
-            "-" if (feature == "spectral_logit" and "spectral" not in VARIANTS[v][1])
-            or (feature == "backbone_logit" and "backbone" not in VARIANTS[v][1])
-            else f"{fitted[v][0][i]:+.4f}" for v in VARIANTS) + " |")
-    weights_table.append("| intercept | " + " | ".join(f"{fitted[v][1]:+.4f}" for v in VARIANTS) + " |")
+    weights_table = table(["feature", *(f"({v}) {VARIANTS[v][0]}" for v in VARIANTS)],
+                          ([feature, *("-" if (feature == "spectral_logit" and "spectral" not in VARIANTS[v][1])
+                                       or (feature == "backbone_logit" and "backbone" not in VARIANTS[v][1])
+                                       else f"{fitted[v][0][i]:+.4f}" for v in VARIANTS)]
+                           for i, feature in enumerate(FEATURE_NAMES)))
+    weights_table.append(row(["intercept", *(f"{fitted[v][1]:+.4f}" for v in VARIANTS)]))
     half_b_conditions = list(dict.fromkeys(r.condition for r in thr_rows))
     lines = [
         "# fusion.onnx: one gan_score from eye geometry and the pixel detectors",
@@ -485,19 +472,17 @@ def write_card(path: Path, variant: str, fitted: dict, why: str, fit_rows, thr_r
         "every class alike. Weights: stylegan 1, real_natural 0.5, real_ffhq 0.5 in total; other_gen (Stable "
         "Diffusion) is not fitted on.",
         "",
-        "| split | images | stylegan | real_ffhq | real_natural (copies) |",
-        "|---|---|---|---|---|",
-        *[f"| fold 1 half {h} | {images[h]} | {counts.get((h, 'stylegan'), 0)} | {counts.get((h, 'real_ffhq'), 0)} | "
-          f"{counts.get((h, 'real_natural'), 0)} |" for h in "AB"],
+        *table(["split", "images", "stylegan", "real_ffhq", "real_natural (copies)"],
+               ([f"fold 1 half {h}", images[h], *(counts.get((h, label), 0) for label in ("stylegan", "real_ffhq", "real_natural"))]
+                for h in "AB")),
         "",
         "## Operating points (in the ONNX metadata; `--mode` in the CLI, `Settings(mode=...)` in the API)",
         "Each threshold is the larger of two, both on fold 1 half B: the natural-photo threshold at the mode's target "
         "FPR and the FFHQ-aligned threshold at its own target.",
         "",
-        "| mode | target FPR natural | target FPR FFHQ | threshold | set by |",
-        "|---|---|---|---|---|",
-        *[f"| {m} | {TARGET_FPR_NATURAL[m] * 100:g}% | {TARGET_FPR_FFHQ[m] * 100:g}% | {thresholds[m]:.4f} | {how[m]} |"
-          for m in MODES],
+        *table(["mode", "target FPR natural", "target FPR FFHQ", "threshold", "set by"],
+               ([m, f"{TARGET_FPR_NATURAL[m] * 100:g}%", f"{TARGET_FPR_FFHQ[m] * 100:g}%", four(thresholds[m]), how[m]]
+                for m in MODES)),
         "",
         f"Reason lines: 'pixels look like a StyleGAN face to the backbone detector' at backbone score >= "
         f"{backbone_flag:.4f} (the backbone's own default threshold, weights/backbone.md)"
@@ -533,9 +518,9 @@ def write_card(path: Path, variant: str, fitted: dict, why: str, fit_rows, thr_r
                   "natural photos and <= 1% on FFHQ-aligned real photos; >= 75% on a StyleGAN source left out. "
                   "**Not met.** The shipped fusion in default mode on the test fold (`facecheck eval`, the "
                   "scanner's own code path):", "",
-                  "| condition | TPR | FPR natural | FPR FFHQ | SD 2.1 flagged |", "|---|---|---|---|---|",
-                  *[f"| {c} | {at(c, 'stylegan')} | {at(c, 'real_natural')} | {at(c, 'real_ffhq')} | "
-                    f"{at(c, 'other_gen')} |" for c in goal],
+                  *table(["condition", "TPR", "FPR natural", "FPR FFHQ", "SD 2.1 flagged"],
+                         ([c, *(at(c, label) for label in ("stylegan", "real_natural", "real_ffhq", "other_gen"))]
+                          for c in goal)),
                   "", goal_gaps(ok, thresholds), "", resolution_note(ok, "400px_q70-85") if goal else ""]
     if eval_json is not None:
         record = json.loads(Path(eval_json).read_text())
@@ -546,20 +531,19 @@ def write_card(path: Path, variant: str, fitted: dict, why: str, fit_rows, thr_r
                   "Operating-point rates: share flagged at the stored thresholds, with 95% intervals in brackets. ROC "
                   "columns: TPR when the threshold is read off this fold's own natural photos (a property of the curve, "
                   "not an operating point).", "",
-                  "| condition | AUC vs natural | AUC vs FFHQ | ROC TPR @0.1% natural | TPR default | FPR natural | "
-                  "FPR FFHQ | TPR strict | TPR sensitive | SD 2.1 flagged (default) |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        auc = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
-        for c, b in list(summary["by_condition"].items()) + [("all conditions", summary["all_conditions"])]:
-            d = b["default"]
-            lines.append(f"| {c} | {auc(b['auc_vs_real_natural'])} | {auc(b['auc_vs_real_ffhq'])} | "
-                         f"{pct(b['roc_tpr_at_0.001_fpr_real_natural'])} | {rate(d, 'tpr')} | "
-                         f"{rate(d, 'flagged_real_natural')} | {rate(d, 'flagged_real_ffhq')} | {pct(b['strict']['tpr'])} | "
-                         f"{pct(b['sensitive']['tpr'])} | {pct(d['flagged_other_gen'])} |")
+                  *table(["condition", "AUC vs natural", "AUC vs FFHQ", "ROC TPR @0.1% natural", "TPR default",
+                          "FPR natural", "FPR FFHQ", "TPR strict", "TPR sensitive", "SD 2.1 flagged (default)"],
+                         ([c, four(b["auc_vs_real_natural"]), four(b["auc_vs_real_ffhq"]),
+                           percent(b["roc_tpr_at_0.001_fpr_real_natural"]), percent_of(b["default"], "tpr"),
+                           percent_of(b["default"], "flagged_real_natural"), percent_of(b["default"], "flagged_real_ffhq"),
+                           percent(b["strict"]["tpr"]), percent(b["sensitive"]["tpr"]),
+                           percent(b["default"]["flagged_other_gen"])]
+                          for c, b in list(summary["by_condition"].items())
+                          + [("all conditions", summary["all_conditions"])]))]
         lines += ["", "Per source (all conditions; share flagged):", "",
-                  "| source | copies | default | strict | sensitive |", "|---|---|---|---|---|"]
-        for src, b in summary["by_source"].items():
-            lines.append(f"| {src} | {b['n']} | {pct(b['default'])} | {pct(b['strict'])} | {pct(b['sensitive'])} |")
+                  *table(["source", "copies", "default", "strict", "sensitive"],
+                         ([src, b["n"], percent(b["default"]), percent(b["strict"]), percent(b["sensitive"])]
+                          for src, b in summary["by_source"].items()))]
     if eval_rows:
         sd = [r for r in ok_rows(eval_rows) if r.label == "other_gen"]
         lines += ["", "## Stable Diffusion 2.1 (reported apart)",
@@ -567,10 +551,10 @@ def write_card(path: Path, variant: str, fitted: dict, why: str, fit_rows, thr_r
                   "test fold's other_gen images (sdfd_sd21) that the shipped fusion flags. Both pixel detectors were "
                   "trained on StyleGAN only, so a low rate here says the detector is specific, not that SD faces are "
                   "caught.", "",
-                  "| condition | flagged, default | flagged, sensitive |", "|---|---|---|",
-                  *[f"| {c} | {flagged([r.gan_score for r in sd if r.condition == c], thresholds['default'])} | "
-                    f"{flagged([r.gan_score for r in sd if r.condition == c], thresholds['sensitive'])} |"
-                    for c in EVAL_CONDITIONS if any(r.condition == c for r in sd)]]
+                  *table(["condition", "flagged, default", "flagged, sensitive"],
+                         ([c, *(flagged([r.gan_score for r in sd if r.condition == c], thresholds[mode])
+                                for mode in ("default", "sensitive"))]
+                          for c in EVAL_CONDITIONS if any(r.condition == c for r in sd)))]
         lines += ["", "## Leave one source out (fusion layer)",
                   f"For every StyleGAN source with at least 30 test-fold images, the ({variant}) fusion fit (half A) "
                   "and thresholds (half B) are redone without the source; its test-fold images are then scored in the "

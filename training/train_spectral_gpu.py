@@ -44,12 +44,13 @@ if "facecheck" not in sys.modules:
 import torch.nn.functional as F
 from PIL import Image
 
-from facecheck.evaluation.degrade import random_platform
 from facecheck.spectrum import image_features
+from training.degraded_cache import Degradation
 from training.spectral_model import SpectralNet, balanced_weights
 
 SMALL_SIDE_FRACTION = 0.35
 MAX_CROP = 0.15
+DEGRADATION = Degradation(min_side=96, max_side=512, small_fraction=SMALL_SIDE_FRACTION, small_side=160, max_crop=MAX_CROP)
 AUX_WEIGHT = 0.3
 
 
@@ -79,8 +80,7 @@ class DegradedStream(torch.utils.data.IterableDataset):
         rng = np.random.default_rng([self.seed, info.id if info else 0, os.getpid()])
         while True:
             i = int(rng.choice(len(self.p), p=self.p))
-            max_side = 160 if rng.random() < SMALL_SIDE_FRACTION else 512
-            img = random_platform(self.pack.image(i), rng, max_side=max_side, max_crop=MAX_CROP)
+            img = DEGRADATION.apply(self.pack.image(i), rng)
             tiles, whole = image_features(np.asarray(img))
             yield {"tiles": tiles, "whole": whole, "idx": i}
 

@@ -71,6 +71,11 @@ def brightness_gamma(img: Image.Image, gain: float = 1.0, gamma: float = 1.0) ->
     return Image.fromarray((arr * 255 + 0.5).astype(np.uint8))
 
 
+def greyscale(img: Image.Image) -> Image.Image:
+    """Converted to greyscale (PIL's "L": ITU-R 601 luma) and back to RGB, as a black-and-white avatar is stored."""
+    return img.convert("L").convert("RGB")
+
+
 def blur(img: Image.Image, radius: float) -> Image.Image:
     return img.filter(ImageFilter.GaussianBlur(radius))
 

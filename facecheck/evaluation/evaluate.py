@@ -51,13 +51,19 @@ def _at_least(side: int, apply: Callable) -> Callable:
 
 def sized_conditions() -> dict[str, Callable]:
     """The issue's goal conditions, each counting only images at least as large as its size: JPEG
-    quality drawn per image in 70-85; the 90% crop at 256 px, q80 (as in weights/backbone.md)."""
+    quality drawn per image in 70-85; the 90% crop at 256 px, q80 (as in weights/backbone.md). The grey_
+    conditions convert to greyscale first, then degrade as their colour twin, at the same JPEG quality for
+    each image (drawn from the colour original), so the two differ by the colour alone."""
     return {
         "400px_q70-85": _at_least(400, lambda im: degrade.jpeg(degrade.downscale(im, 400), _quality(im))),
         "256px_q70-85": _at_least(256, lambda im: degrade.jpeg(degrade.downscale(im, 256), _quality(im))),
         "crop90_256px_q80": _at_least(256, lambda im: degrade.jpeg(
             degrade.downscale(degrade.crop_fraction(im, 0.10), 256), 80)),
         "128px_q70-85": _at_least(128, lambda im: degrade.jpeg(degrade.downscale(im, 128), _quality(im))),
+        "grey_400px_q70-85": _at_least(400, lambda im: degrade.jpeg(degrade.downscale(degrade.greyscale(im), 400),
+                                                                    _quality(im))),
+        "grey_256px_q70-85": _at_least(256, lambda im: degrade.jpeg(degrade.downscale(degrade.greyscale(im), 256),
+                                                                    _quality(im))),
     }
 
 
