@@ -12,7 +12,7 @@ from . import duplicates
 from .known import KnownAvatars, check_index
 from .loading import LoadError, check_loadable, read_stream
 from .pipeline.analyze import loaded_analyzer
-from .pipeline.checks import check_output_dir, check_settings
+from .pipeline.checks import check_index_takes, check_output_dir, check_settings
 from .pipeline.prepare import prepare
 from .pipeline.run import run_scan
 from .pipeline.summary import ScanSummary
@@ -53,6 +53,7 @@ def scan(target, out: str | Path | None = None, settings: Settings | None = None
             raise
         return _read_then_remove(tmp)
     out = Path(out)
+    check_index_takes(settings, out, folder)   # IndexUnusable before --out is made
     check_output_dir(folder, out)
     _warn_of_index_error(run_scan(sources, out, settings, progress, folder))
     return read_results(out)

@@ -17,7 +17,7 @@ from rich.text import Text
 from .api import score_image
 from .loading import DEFAULT_MAX_PIXELS
 from .pipeline.analyze import Analyzer
-from .pipeline.checks import check_output_dir, check_settings
+from .pipeline.checks import check_index_takes, check_output_dir, check_settings
 from .pipeline.run import run_scan
 from .pipeline.walk import check_folder, walk
 from .settings import Settings, worker_cap_note
@@ -155,6 +155,10 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
             connect(settings)
         except (ValueError, RuntimeError, ConnectionError) as e:
             _fail(str(e))
+    try:   # a damaged, read-only or locked index is refused before --out exists
+        check_index_takes(settings, out_dir, folder, notice=lambda message: err.print(Text(message)))
+    except IndexUnusable as e:
+        _fail(str(e))
     try:
         check_output_dir(folder, out_dir)   # creates --out: every check that can refuse comes first
     except ValueError as e:

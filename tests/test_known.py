@@ -57,7 +57,7 @@ def test_a_name_taken_by_another_output_folder_is_refused_before_any_work(tmp_pa
         before = db.execute("SELECT scan, path, sha256, origin FROM avatars").fetchall()
     with pytest.raises(known.IndexUnusable, match="already holds a scan named 'march'"):
         list(facecheck.scan(two, out=tmp_path / "b", index=index, scan_name="march", workers=0, device="cpu"))
-    assert not (tmp_path / "b" / "state.sqlite").exists()
+    assert not (tmp_path / "b").exists()   # refused before --out is made
     with sqlite3.connect(index) as db:
         assert db.execute("SELECT scan, path, sha256, origin FROM avatars").fetchall() == before
     # and the CLI: exit 2, one line
@@ -117,7 +117,7 @@ def test_a_read_only_index_is_refused_before_any_work(tmp_path):
         subprocess.run(["chattr", "-i", str(index)], check=True)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "cannot be written" in run.stderr and len(run.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "out" / "state.sqlite").exists()
+    assert not (tmp_path / "out").exists()   # refused before --out is made
 
 
 def hold_write_lock(index):
@@ -141,7 +141,7 @@ def test_a_locked_index_is_waited_for_with_a_message_then_refused(tmp_path, monk
         holder.rollback()
         holder.close()
     assert len(said) == 1 and "waiting" in said[0]
-    assert not (tmp_path / "out" / "state.sqlite").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_lock_released_while_waiting_lets_the_scan_go_on(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import REPO, SAMPLES
 
@@ -57,8 +58,7 @@ def test_data_root_finds_shared_data_beside_the_checkout_from_anywhere(tmp_path,
 
 # ------------------------------------------------------------------ the house's rules, read from the source
 
-def _package_modules() -> dict[str, "Path"]:
-    from pathlib import Path
+def _package_modules() -> dict[str, Path]:
     import facecheck
     root = Path(facecheck.__file__).resolve().parent
     modules = {}

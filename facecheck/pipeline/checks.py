@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Callable
 
 from ..hashlists import load_lists
-from ..known import check_index
+from ..known import check_index, check_index_for_scan
 from ..settings import MAX_WORKERS, Settings
+from .finish import default_scan_name
 from .schedulers import ENGINES, scheduler_module
 
 
@@ -55,3 +56,15 @@ def check_settings(settings: Settings, name: Callable[[str], str] = str) -> None
     if settings.ray_address is not None and settings.engine != "ray":
         raise ValueError(f"{name('ray_address')} goes with {name('engine')} ray")
     scheduler_module(settings.engine).check_settings(settings, name)   # e.g. Ray: the address answers
+
+
+def check_index_takes(settings: Settings, out_dir: Path, folder: Path | None,
+                      notice: Callable[[str], None] | None = None) -> str:
+    """The scan's name in --index (--name, or default_scan_name), after checking that the index can
+    take this scan's entries: writable, not locked for long (`notice` is told while it waits), and the
+    name not another output folder's. Raises IndexUnusable with one line. Creates nothing, so callers
+    run it before --out is made."""
+    scan_name = settings.scan_name or default_scan_name(out_dir, folder)
+    if settings.index:
+        check_index_for_scan(settings.index, scan_name, str(out_dir.resolve()), notice=notice)
+    return scan_name

@@ -13,7 +13,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..known import check_index_for_scan
 from ..loading import file_sha256
 from ..report import write_report
 from ..scanstate import ScanState
@@ -21,8 +20,8 @@ from ..settings import Settings
 from ..writers import PartialResults, read_results
 from .analyze import Analyzer, judge_file
 from .batches import batches
-from .checks import check_settings
-from .finish import default_scan_name, finish, settings_record
+from .checks import check_index_takes, check_settings
+from .finish import finish, settings_record
 from .prepare import MODEL_MIN_SIDE
 from .schedulers import scheduler
 from .summary import ScanSummary
@@ -42,9 +41,7 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
     Raises IndexUnusable before any work when the index cannot take this scan's entries."""
     started = time.time()
     check_settings(settings)   # a bad index, list or option fails now, not after the whole scan
-    scan_name = settings.scan_name or default_scan_name(out_dir, folder)
-    if settings.index:   # writable, not locked for long, and the name not another output folder's
-        check_index_for_scan(settings.index, scan_name, str(out_dir.resolve()), notice=notice)
+    scan_name = check_index_takes(settings, out_dir, folder, notice)   # writable, not locked, name free
     if total is None and hasattr(sources, "__len__"):
         total = len(sources)
     out_dir.mkdir(parents=True, exist_ok=True)
