@@ -202,13 +202,15 @@ class RecordingLook(second_look.SecondLook):
     """The second look on the benchmark's images (decoded again from their bytes), remembering what it
     measured on each pair it was asked about."""
 
-    def __init__(self, items):
+    def __init__(self, items, sigs):
         super().__init__(lambda i: load_image(items[i][0], min_side=second_look.LOOK_SIDE).image)
-        self.seen = []   # (file a, file b, Comparison)
+        self.sigs = sigs
+        self.seen = []   # (file a, file b, Comparison, thumbnail score)
 
     def __call__(self, a: int, b: int) -> bool | None:
         answer = super().__call__(a, b)
-        self.seen.append((a, b, self.last))
+        score = duplicates.registered_similarity(self.sigs[a].thumbnail, self.sigs[b].thumbnail)
+        self.seen.append((a, b, self.last, score))
         return answer
 
 
@@ -242,7 +244,7 @@ def quality(args) -> np.ndarray:
             print(f"verification bar {bar}, " + (f"second look in {duplicates.SECOND_LOOK_BAND} "
                   f"(>= {second_look.MIN_INLIERS} inliers, detail >= {second_look.MIN_DETAIL_CORRELATION})"
                   if with_look else "no second look"))
-            look = RecordingLook(items) if with_look else None
+            look = RecordingLook(items, sigs) if with_look else None
             t = time.perf_counter()
             labels = group(loaded, sigs, look)
             report(items, labels, time.perf_counter() - t, args)
@@ -294,14 +296,15 @@ def report(items, labels, match_s, args) -> None:
 def second_look_scores(items, seen, args) -> None:
     """What the second look measured, on pairs of one photo and on pairs of different photos."""
     for same in (True, False):
-        rows = [(c.inliers, c.correlation, a, b) for a, b, c in seen
+        rows = [(c.inliers, c.correlation, a, b, score) for a, b, c, score in seen
                 if c is not None and (items[a][1] == items[b][1]) == same]
         print(f"  second look on {len(rows)} {'same-photo' if same else 'different-photo'} pairs "
               f"(worst first); inliers by decile: {np.percentile([r[0] for r in rows], range(0, 101, 10)).round().tolist() if rows else []}; "
-              f"detail by decile: {np.percentile([r[1] for r in rows], range(0, 101, 10)).round(2).tolist() if rows else []}")
-        for inliers, corr, a, b in sorted(rows, key=lambda r: r[1], reverse=not same)[:args.show]:
-            print(f"    inliers {inliers:4d}  detail {corr:6.3f}  {items[a][2]} ({items[a][3]}) / {items[b][2]} ({items[b][3]})")
-    unread = sum(c is None for *_, c in seen)
+              f"detail by decile: {np.percentile([r[1] for r in rows], range(0, 101, 10)).round(2).tolist() if rows else []}; "
+              f"thumbnail score by decile: {np.percentile([r[4] for r in rows], range(0, 101, 10)).round(3).tolist() if rows else []}")
+        for inliers, corr, a, b, score in sorted(rows, key=lambda r: r[1], reverse=not same)[:args.show]:
+            print(f"    inliers {inliers:4d}  detail {corr:6.3f}  thumbnail {score:.3f}  {items[a][2]} ({items[a][3]}) / {items[b][2]} ({items[b][3]})")
+    unread = sum(c is None for _, _, c, _ in seen)
     if unread:
         print(f"  {unread} pairs could not be read")
 
