@@ -82,16 +82,17 @@ COPIES = {
 }
 
 
-def copy_in_band(face: Image.Image, transform) -> tuple[Image.Image, float]:
+def copy_below_the_bar(face: Image.Image, transform) -> tuple[Image.Image, float]:
     """The copy by `transform` of the face turned by the smallest of a few small angles (a repost
-    straightened or photographed off a screen) that takes its thumbnail score into the band: the
-    thumbnail registration tries scale and shift, not rotation, so such copies score near the bar."""
-    for degrees in (1.5, 2.0, 2.5, 3.0, 3.5, 4.0):
+    straightened or photographed off a screen) that takes its thumbnail score into the band below
+    VERIFY_MIN, where the bar alone leaves it apart: the thumbnail registration tries scale and
+    shift, not rotation."""
+    for degrees in (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0):
         copy = transform(face.rotate(degrees, resample=Image.Resampling.BICUBIC))
         score = thumbnail_score(face, copy)
-        if in_band(score):
+        if in_band(score) and score < duplicates.VERIFY_MIN:
             return copy, score
-    raise AssertionError("no small turn takes this copy's thumbnail score into the band")
+    raise AssertionError("no small turn takes this copy's thumbnail score into the band below the bar")
 
 
 @pytest.mark.parametrize("kind", list(COPIES))
@@ -99,24 +100,23 @@ def copy_in_band(face: Image.Image, transform) -> tuple[Image.Image, float]:
 def test_copies_scoring_near_the_bar_are_grouped_by_the_second_look(shared_data, kind, source):
     face_sample = sorted((s for s in read_manifest() if s.source == source), key=lambda s: s.path.name)[0]
     face = load_image(face_sample.path).image
-    copy, score = copy_in_band(face, COPIES[kind])
+    copy, score = copy_below_the_bar(face, COPIES[kind])
+    assert group([face, copy]) == [0, 1]    # the bar alone (no second look) leaves it apart
     look = CountingLook([face, copy])
     assert group([face, copy], look) == [0, 0], f"{kind} copy at thumbnail score {score:.3f} left apart"
     assert look.answers == [True]           # the band was reached and the second look decided
 
 
 def test_without_an_answer_the_bar_decides(shared_data):
-    """A second look that cannot read the files (None) leaves the thumbnail decision: a copy above the
-    bar still joins, a pair below it stays apart."""
+    """A second look that cannot read the files (None) leaves the thumbnail decision: a copy below the
+    bar stays apart, as does the look-alike."""
     by_name = {s.path.name: s for s in read_manifest() if s.source == "bhunakit_tpdne_128"}
     face = load_image(by_name["6d4ce46a08f5.jpg"].path).image
     other = load_image(by_name["7218fb3adc32.jpg"].path).image
-    copy, score = copy_in_band(face, COPIES["jpeg q60"])
+    copy, _ = copy_below_the_bar(face, COPIES["jpeg q60"])
     unreadable = CountingLook([None, None, None])
-    labels = group([face, copy, other], unreadable)
+    assert group([face, copy, other], unreadable) == [0, 1, 2]
     assert unreadable.answers and set(unreadable.answers) == {None}
-    assert (labels[0] == labels[1]) == (score >= duplicates.VERIFY_MIN)
-    assert labels[2] == 2
 
 
 # -- second_look_for: a scan's files read again from their paths --------------------------------
@@ -145,7 +145,7 @@ def test_a_scan_s_files_are_read_again_from_their_paths(tmp_path, shared_data):
     by_name = {s.path.name: s for s in read_manifest() if s.source == "bhunakit_tpdne_128"}
     face = load_image(by_name["6d4ce46a08f5.jpg"].path).image
     other = load_image(by_name["7218fb3adc32.jpg"].path).image
-    copy, _ = copy_in_band(face, COPIES["crop 92%"])
+    copy, _ = copy_below_the_bar(face, COPIES["crop 92%"])
     state = scanned(tmp_path, {"face.png": face, "copy.png": copy, "other.png": other, "gone.png": face,
                                "changed.png": copy})
     ids = ids_of(state)
