@@ -17,6 +17,12 @@ path: encoded bytes, decoded by load_image, grouped by sha256 and by verified ma
 
 `--split dev` draws from fold 0 of ../shared/data, on which the matching's thresholds were chosen;
 `--split test` (the default, the numbers the README reports) from folds 1-4.
+
+`--second-look on|off|both` (default both): group with facecheck.second_look deciding the pairs
+whose thumbnail score lies in duplicates.SECOND_LOOK_BAND (each image decoded again from its bytes,
+as a scan re-reads its files), or with the thumbnail bar alone (as for the known index), or both, one
+after the other. `--second-look-scores` prints what the second look measured on the pairs it was
+asked about, same photo or not (choose its thresholds on --split dev only).
 """
 from __future__ import annotations
 
@@ -30,7 +36,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from facecheck import duplicates
+from facecheck import duplicates, second_look
 from facecheck.evaluation import degrade
 from facecheck.evaluation.dataset import data_root, read_manifest, split_of
 from facecheck.pipeline.finish import GROUPING_CHUNK
@@ -192,9 +198,25 @@ def build_set(args):
     return items, len(originals), n_aligned, n_natural, len(lookalike)
 
 
-def group(loaded, sigs) -> np.ndarray:
+class RecordingLook(second_look.SecondLook):
+    """The second look on the benchmark's images (decoded again from their bytes), remembering what it
+    measured on each pair it was asked about."""
+
+    def __init__(self, items, sigs):
+        super().__init__(lambda i: load_image(items[i][0], min_side=second_look.LOOK_SIDE).image)
+        self.sigs = sigs
+        self.seen = []   # (file a, file b, Comparison, thumbnail score)
+
+    def __call__(self, a: int, b: int) -> bool | None:
+        answer = super().__call__(a, b)
+        score = duplicates.registered_similarity(self.sigs[a].thumbnail, self.sigs[b].thumbnail)
+        self.seen.append((a, b, self.last, score))
+        return answer
+
+
+def group(loaded, sigs, look=None) -> np.ndarray:
     """Group labels as a scan assigns them (facecheck.grouping, in the scan's chunks): files with the
-    same bytes, then verified matches."""
+    same bytes, then verified matches (with `look` deciding the pairs near the bar)."""
     by_sha = collections.defaultdict(list)
     for i, image in enumerate(loaded):
         by_sha[image.sha256].append(i)
@@ -203,7 +225,8 @@ def group(loaded, sigs) -> np.ndarray:
     probes, thumbs = np.stack([s.probes for s in sigs]), np.stack([s.thumbnail for s in sigs])
     chunks = ((ids[i:i + GROUPING_CHUNK], probes[i:i + GROUPING_CHUNK], thumbs[i:i + GROUPING_CHUNK])
               for i in range(0, len(ids), GROUPING_CHUNK))
-    return group_files(ids, codes, chunks, thumbnail_of=lambda i: thumbs[i], same_bytes=by_sha.values()).roots
+    return group_files(ids, codes, chunks, thumbnail_of=lambda i: thumbs[i], same_bytes=by_sha.values(),
+                       second_look=look).roots
 
 
 def quality(args) -> np.ndarray:
@@ -212,12 +235,23 @@ def quality(args) -> np.ndarray:
     t = time.perf_counter()
     sigs = signatures([image.image for image in loaded])
     hash_s = time.perf_counter() - t
+    if args.band:
+        duplicates.SECOND_LOOK_BAND = tuple(args.band)
+    looks = {"on": [True], "off": [False], "both": [False, True]}[args.second_look]
     for bar in args.verify_min or [duplicates.VERIFY_MIN]:
         duplicates.VERIFY_MIN = bar
-        print(f"verification bar {bar}")
-        t = time.perf_counter()
-        labels = group(loaded, sigs)
-        report(items, labels, time.perf_counter() - t, args)
+        for with_look in looks:
+            print(f"verification bar {bar}, " + (f"second look in {duplicates.SECOND_LOOK_BAND} "
+                  f"(>= {second_look.MIN_INLIERS} inliers, detail >= {second_look.MIN_DETAIL_CORRELATION})"
+                  if with_look else "no second look"))
+            look = RecordingLook(items, sigs) if with_look else None
+            t = time.perf_counter()
+            labels = group(loaded, sigs, look)
+            report(items, labels, time.perf_counter() - t, args)
+            if look is not None:
+                print(f"second looks: {look.calls} ({look.calls / len(items) * 1000:.1f} per 1,000 files)")
+                if args.second_look_scores:
+                    second_look_scores(items, look.seen, args)
     print(f"hashing: {len(items) / hash_s:.0f} images/s in one process "
           f"({hash_s / len(items) * 1000:.2f} ms/image, decoded images of up to 512 px)")
     return np.stack([s.probes for s in sigs])
@@ -259,6 +293,22 @@ def report(items, labels, match_s, args) -> None:
     print(f"matching (sha256, probe + verify): {match_s / len(items) * 1000:.2f} ms/image")
 
 
+def second_look_scores(items, seen, args) -> None:
+    """What the second look measured, on pairs of one photo and on pairs of different photos."""
+    for same in (True, False):
+        rows = [(c.inliers, c.correlation, a, b, score) for a, b, c, score in seen
+                if c is not None and (items[a][1] == items[b][1]) == same]
+        print(f"  second look on {len(rows)} {'same-photo' if same else 'different-photo'} pairs "
+              f"(worst first); inliers by decile: {np.percentile([r[0] for r in rows], range(0, 101, 10)).round().tolist() if rows else []}; "
+              f"detail by decile: {np.percentile([r[1] for r in rows], range(0, 101, 10)).round(2).tolist() if rows else []}; "
+              f"thumbnail score by decile: {np.percentile([r[4] for r in rows], range(0, 101, 10)).round(3).tolist() if rows else []}")
+        for inliers, corr, a, b, score in sorted(rows, key=lambda r: r[1], reverse=not same)[:args.show]:
+            print(f"    inliers {inliers:4d}  detail {corr:6.3f}  thumbnail {score:.3f}  {items[a][2]} ({items[a][3]}) / {items[b][2]} ({items[b][3]})")
+    unread = sum(c is None for _, _, c, _ in seen)
+    if unread:
+        print(f"  {unread} pairs could not be read")
+
+
 def index_speed(probes: np.ndarray, sizes: list[int], seed: int) -> None:
     """Index of `size` codes: the real hashes plus structured synthetic ones (real codes with 30% of
     bits flipped, as distinct faces differ); queries are the real images' probe codes."""
@@ -295,6 +345,12 @@ def main() -> None:
                     help="extra distractors: for this many aligned originals, the most similar other aligned face")
     ap.add_argument("--verify-min", type=float, nargs="*",
                     help="verification bars to group at (default: facecheck's VERIFY_MIN); choose on --split dev")
+    ap.add_argument("--second-look", choices=("on", "off", "both"), default="both",
+                    help="group with the second look near the bar, without it (the bar alone), or both")
+    ap.add_argument("--band", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                    help="thumbnail scores that get the second look (default: duplicates.SECOND_LOOK_BAND)")
+    ap.add_argument("--second-look-scores", action="store_true",
+                    help="print the second look's inliers and detail correlation on the pairs it saw")
     ap.add_argument("--show", type=int, default=12, help="list this many missed and wrong pairs")
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--seed", type=int, default=11)

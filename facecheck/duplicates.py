@@ -6,13 +6,16 @@ hash, its mirror, and crop variants) within MATCH_RADIUS bits of another image's
 lie close together in any global hash, so each candidate is then verified: the two 64x64 thumbnails
 are registered over scale and shift, and their high-pass detail must correlate above VERIFY_MIN.
 Distinct faces share the layout but not the detail, while copies of one photo keep it (see
-VERIFY_MIN for the measured margins). facecheck.grouping runs this over a whole scan: groups are
+VERIFY_MIN for the measured margins). Look-alike faces of different people can score near the bar;
+a pair inside SECOND_LOOK_BAND is decided by a second look at the files when the caller passes one
+(same_photo; facecheck.second_look builds it, as this module reads no files). facecheck.grouping runs this over a whole scan: groups are
 the connected components of verified matches, joined with the groups of byte-identical files (which
 never depend on the hashes).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -27,6 +30,11 @@ MATCH_RADIUS = 64       # bits of 256: generous, since every candidate is verifi
 # that keeps every dev pair keeps look-alike faces of different people furthest apart: 0.81 let
 # 128 px StyleGAN faces of two people join at 0.825.
 VERIFY_MIN = 0.84
+# Pairs whose thumbnail score falls in [low, high) get a second look at the files themselves when
+# the caller can read them (facecheck.second_look: keypoints under one transform, then detail at
+# 320 px), which then decides; without one (a known index's stored avatars) VERIFY_MIN decides.
+# Chosen on the development split: see the README, "How reused avatars are found".
+SECOND_LOOK_BAND = (0.70, 0.90)
 # In a folder of aligned faces the number of codes within MATCH_RADIUS grows with the folder. Two
 # bounds keep memory and time per image flat: queries are searched a block at a time, and only the
 # MAX_CANDIDATES nearest distinct images are verified (true copies are the nearest; a photo with
@@ -103,6 +111,24 @@ class Match:
     b: int
     bits: int          # Hamming distance of the closest probe
     similarity: float  # verified correlation
+
+
+def same_photo(similarity: float, second_look: Callable[[], bool | None] | None = None) -> bool:
+    """The verification's decision on a pair whose thumbnails correlate at `similarity`.
+
+    second_look(): the second look at this pair (True, False, or None when the files cannot be
+    read), asked only inside SECOND_LOOK_BAND; outside it, or without an answer, the bar decides."""
+    low, high = SECOND_LOOK_BAND
+    if second_look is not None and low <= similarity < high:
+        answer = second_look()
+        if answer is not None:
+            return answer
+    return similarity >= VERIFY_MIN
+
+
+def enough_similarity(with_second_look: bool) -> float:
+    """The score at which a verification may stop early: past it, nothing more can change the decision."""
+    return max(VERIFY_MIN, SECOND_LOOK_BAND[1]) if with_second_look else VERIFY_MIN
 
 
 def find_matches(probes: np.ndarray, thumbnails: np.ndarray, index: HashIndex, *, query_ids: np.ndarray,

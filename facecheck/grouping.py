@@ -98,16 +98,22 @@ class Grouper:
     files in id order (their probes and thumbnails), then `groups()`.
 
     ids: every hashed file's id, ascending; codes: their packed dct256 codes [N, 32];
-    thumbnail_of(id): a file's 64x64 verification thumbnail (called from this thread only)."""
+    thumbnail_of(id): a file's 64x64 verification thumbnail (called from this thread only).
+    second_look(id, id): True, False or None (cannot tell), for pairs whose thumbnails score inside
+    duplicates.SECOND_LOOK_BAND (called from this thread only; see facecheck.second_look); without
+    it the bar decides. `second_looks` counts the pairs it was asked about."""
 
     def __init__(self, ids: np.ndarray, codes: np.ndarray, thumbnail_of: Callable[[int], np.ndarray],
-                 threads: int | None = None):
+                 threads: int | None = None, second_look: Callable[[int, int], bool | None] | None = None):
         self.ids = np.asarray(ids, dtype=np.int64)
         self.index = HashIndex(codes, self.ids)
         self.sets = UnionFind(len(self.ids))
         self.thumbnail_of = thumbnail_of
         self.pool = ThreadPoolExecutor(threads or os.cpu_count() or 1)
         self.rejected: set[int] = set()   # pairs (as lower * 2**32 + upper position) found apart
+        self.second_look = second_look
+        self.second_looks = 0
+        self.enough = duplicates.enough_similarity(second_look is not None)
 
     def _position(self, file_id: int) -> int:
         return int(np.searchsorted(self.ids, file_id))
@@ -141,35 +147,46 @@ class Grouper:
                     key = min(a, b) << 32 | max(a, b)
                     if key not in keys and key not in self.rejected and self.sets.find(a) != self.sets.find(b):
                         keys.add(key)
-                        pairs.append((a, b, thumbnails[qi], self.thumbnail_of(other), orientations))
+                        pairs.append((a, b, thumbnails[qi], self.thumbnail_of(other), orientations, self.enough))
             if not pairs and all(rank >= len(mine) for mine in candidates):
                 return
             if len(self.rejected) > MAX_REMEMBERED_REJECTIONS:
                 self.rejected.clear()
-            for (a, b, *_), same in zip(pairs, self.pool.map(_verified, pairs)):
-                if same:
+            for (a, b, *_), similarity in zip(pairs, self.pool.map(_similarity, pairs)):
+                if duplicates.same_photo(similarity, self._second_look_at(a, b)):
                     self.sets.union(a, b)
                 else:
                     self.rejected.add(min(a, b) << 32 | max(a, b))
             rank += 1
+
+    def _second_look_at(self, a: int, b: int) -> Callable[[], bool | None] | None:
+        """The second look at positions a and b, as duplicates.same_photo asks for it (counted)."""
+        if self.second_look is None:
+            return None
+
+        def look() -> bool | None:
+            self.second_looks += 1
+            return self.second_look(int(self.ids[a]), int(self.ids[b]))
+        return look
 
     def groups(self) -> FileGroups:
         self.pool.shutdown()
         return FileGroups(self.ids, self.sets.roots())
 
 
-def _verified(pair) -> bool:
-    _, _, mine, theirs, orientations = pair
-    return duplicates.registered_similarity(mine, theirs, enough=duplicates.VERIFY_MIN,
-                                            orientations=orientations) >= duplicates.VERIFY_MIN
+def _similarity(pair) -> float:
+    _, _, mine, theirs, orientations, enough = pair
+    return duplicates.registered_similarity(mine, theirs, enough=enough, orientations=orientations)
 
 
 def group_files(ids: np.ndarray, codes: np.ndarray, chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
                 thumbnail_of: Callable[[int], np.ndarray], same_bytes: Iterable[Iterable[int]] = (),
-                threads: int | None = None) -> FileGroups:
+                threads: int | None = None,
+                second_look: Callable[[int, int], bool | None] | None = None) -> FileGroups:
     """The groups of files given as (ids ascending, codes) and their chunks of (ids, probes,
-    thumbnails) in id order; `same_bytes`: sets of ids known to be identical files."""
-    grouper = Grouper(ids, codes, thumbnail_of, threads)
+    thumbnails) in id order; `same_bytes`: sets of ids known to be identical files; `second_look`:
+    see Grouper."""
+    grouper = Grouper(ids, codes, thumbnail_of, threads, second_look)
     for same in same_bytes:
         grouper.same_bytes(same)
     for chunk_ids, probes, thumbnails in chunks:

@@ -139,6 +139,11 @@ class ScanState:
     def has_path(self, path: str) -> bool:
         return self.db.execute("SELECT 1 FROM files WHERE path=?", (path,)).fetchone() is not None
 
+    def file_on_disk(self, file_id: int) -> tuple[str, int, int] | None:
+        """(path as recorded, size, mtime_ns) a file was scanned with; None when unknown."""
+        row = self.db.execute("SELECT path, size, mtime_ns FROM files WHERE id=?", (int(file_id),)).fetchone()
+        return None if row is None or row[1] is None or row[2] is None else (row[0], int(row[1]), int(row[2]))
+
     def _thumbnail(self, file_id: int) -> np.ndarray:
         blob = self.db.execute("SELECT thumbnail FROM files WHERE id=?", (int(file_id),)).fetchone()[0]
         return np.frombuffer(blob, dtype=np.uint8).reshape(64, 64)
