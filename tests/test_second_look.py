@@ -3,6 +3,7 @@ bar are decided on the files themselves, by keypoints under one transform and de
 import io
 import os
 
+import facecheck
 import numpy as np
 import pytest
 from PIL import Image
@@ -172,3 +173,18 @@ def test_a_file_that_no_longer_decodes_gives_no_answer(tmp_path, shared_data):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert second_look_for(state, tmp_path / "folder")(ids["face.png"], ids["broken.png"]) is None
     state.close()
+
+
+def test_a_scan_groups_a_copy_below_the_bar_by_the_second_look(tmp_path, shared_data):
+    """Through the scan (pipeline.finish builds the second look from its state and folder)."""
+    by_name = {s.path.name: s for s in read_manifest() if s.source == "bhunakit_tpdne_128"}
+    face = load_image(by_name["6d4ce46a08f5.jpg"].path).image
+    copy, _ = copy_below_the_bar(face, COPIES["resize 150->400"])
+    folder = tmp_path / "in"
+    folder.mkdir()
+    face.save(folder / "face.png")
+    copy.save(folder / "copy.png")
+    load_image(by_name["7218fb3adc32.jpg"].path).image.save(folder / "look-alike.png")
+    rows = {r.path: r for r in facecheck.scan(folder, out=tmp_path / "out", workers=0)}
+    assert rows["face.png"].cluster is not None and rows["face.png"].cluster == rows["copy.png"].cluster
+    assert rows["face.png"].cluster_size == 2 and rows["look-alike.png"].cluster is None

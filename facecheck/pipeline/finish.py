@@ -12,6 +12,7 @@ from .. import duplicates
 from ..grouping import Grouper
 from ..known import KnownAvatars
 from ..scanstate import ScanState
+from ..second_look import second_look_for
 from ..settings import Settings
 from ..verdict import flagged_copy_reason, reuse_reason
 from ..writers import write_results
@@ -37,12 +38,15 @@ def settings_record(settings: Settings, analyzer: "Analyzer") -> dict:
 GROUPING_CHUNK = 512   # files matched between two progress reports while grouping
 
 def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSummary,
-           progress: Callable[[int, int], None] | None = None, scan_name: str | None = None) -> None:
+           progress: Callable[[int, int], None] | None = None, scan_name: str | None = None,
+           folder: Path | None = None) -> None:
     """Group reused avatars, look them up in (and add them to) the known index as `scan_name`
     (run_scan's choice), write the results. `progress(done, total)` is told how many of the decoded
     files have been matched so far. An index that fails now leaves summary.index_error, not an exception."""
     ids, codes = state.hashed()
-    grouper = Grouper(ids, codes, state.thumbnail)
+    # pairs near the bar get a second look at their files, under `folder` (None: listed paths)
+    grouper = Grouper(ids, codes, state.thumbnail,
+                      second_look=second_look_for(state, folder, settings.max_pixels, settings.max_bytes))
     for same in state.identical_files():   # the same bytes are the same photo, whatever the hashes say
         grouper.same_bytes(same)
     scan_name = scan_name or settings.scan_name or default_scan_name(out_dir, None)

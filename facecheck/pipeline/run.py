@@ -93,7 +93,7 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
             progress(summary.rejudged + summary.scanned, total)
         state.drop_missing()
         summary.analysis_seconds = time.time() - started
-        finish(state, out_dir, settings, summary, grouping_progress, scan_name)
+        finish(state, out_dir, settings, summary, grouping_progress, scan_name, folder)
         summary.grouping_seconds = time.time() - started - summary.analysis_seconds
         finished = True
     finally:
