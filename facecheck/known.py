@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -62,20 +63,39 @@ def check_index(path: str | Path) -> None:
 
 def _check_intact(path: Path) -> None:
     """PRAGMA quick_check: a damaged page would otherwise surface only when a scan's look-ups reach
-    it, after the whole scan (it reads every page once: seconds for a million avatars)."""
+    it, after the whole scan (it reads every page once: seconds for a million avatars). Run once per
+    state of the file: the CLI, run_scan and each score_image call check the same index, and the
+    answer holds until the file or its write-ahead log changes."""
+    first = _first_problem(str(path.resolve()), _file_state(path), _file_state(Path(f"{path}-wal")))
+    if first is not None:
+        raise ValueError(f"index {path} is damaged ({first}); restore it from a copy or give a new --index file")
+
+
+def _file_state(path: Path) -> tuple[int, int] | None:
     try:
-        db = _read_only(path)
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+@lru_cache(maxsize=16)
+def _first_problem(path: str, state: tuple[int, int] | None, wal_state: tuple[int, int] | None) -> str | None:
+    """quick_check's first finding on the file at `path` in this state (size and mtime of the file and of
+    its write-ahead log), or None when it is intact."""
+    try:
+        db = _read_only(Path(path))
         try:
             problems = [row[0] for row in db.execute("PRAGMA quick_check")]
         finally:
             db.close()
     except sqlite3.Error as e:
         problems = [str(e)]
-    if problems != ["ok"]:
-        # quick_check's first finding, past its "*** in database main ***" header lines
-        lines = [line for p in problems for line in p.strip().splitlines() if not line.startswith("***")]
-        first = lines[0] if lines else "quick_check failed"
-        raise ValueError(f"index {path} is damaged ({first}); restore it from a copy or give a new --index file")
+    if problems == ["ok"]:
+        return None
+    # past quick_check's "*** in database main ***" header lines
+    lines = [line for p in problems for line in p.strip().splitlines() if not line.startswith("***")]
+    return lines[0] if lines else "quick_check failed"
 
 
 LOCK_WAIT_SECONDS = 60.0   # how long a scan waits for another process's write lock on the index

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
@@ -43,8 +44,19 @@ def model_digests() -> dict[str, str]:
     """sha256 (first 16 hex digits) of each shipped model file, so a result names what produced it."""
     names = ("yunet.onnx", "facemesh.onnx", "eye_template.json", "spectral.onnx", "spectral.int8.onnx",
              "backbone.onnx", "fusion.onnx")
-    return {n: hashlib.sha256(weights_path(n).read_bytes()).hexdigest()[:16]
-            for n in names if weights_path(n).is_file()}
+    digests = {}
+    for n in names:
+        path = weights_path(n)
+        if path.is_file():
+            st = path.stat()
+            digests[n] = _file_digest(str(path), st.st_size, st.st_mtime_ns)
+    return digests
+
+
+@lru_cache(maxsize=32)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """Once per file state: a scan asks twice (its signals key, its report's settings), ~21 MB each time."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def cuda_available() -> bool:
