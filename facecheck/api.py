@@ -58,10 +58,12 @@ def scan(target, out: str | Path | None = None, settings: Settings | None = None
     _warn_of_index_error(run_scan(sources, out, settings, progress, folder))
     return read_results(out)
 
+
 def _warn_of_index_error(summary: ScanSummary) -> None:
     if summary.index_error:   # the results are complete; the index is not (RuntimeWarning, as CLI exit 1)
         import warnings
         warnings.warn(summary.index_error, RuntimeWarning, stacklevel=3)
+
 
 def _read_then_remove(tmp: tempfile.TemporaryDirectory) -> Iterator[Result]:
     """The results in a temporary folder, which is removed once they are read (or, if the iterator
@@ -70,6 +72,7 @@ def _read_then_remove(tmp: tempfile.TemporaryDirectory) -> Iterator[Result]:
         yield from read_results(Path(tmp.name))
     finally:
         tmp.cleanup()
+
 
 def score_image(source, settings: Settings | None = None, **options) -> Result:
     """Score one image: a path, bytes, a binary file object (BytesIO, an open file), a PIL image or a

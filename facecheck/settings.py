@@ -28,11 +28,13 @@ class Settings:
     ray_address: str | None = None       # with engine "ray": a cluster to join; None starts a local one
     known_hashes: tuple = ()             # files of PDQ / pHash hashes to match every file against
 
+
 def worker_count(settings: Settings) -> int:
     """Processes that decode (and on the CPU analyse) files on this machine: --workers, or one per core
     by default, and never more than the cores (see worker_cap_note)."""
     cores = os.cpu_count() or 1
     return cores if settings.workers is None else min(settings.workers, cores)
+
 
 def worker_cap_note(settings: Settings) -> str | None:
     """A line saying that --workers asks for more processes than this machine has cores, and gets one

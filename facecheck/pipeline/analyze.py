@@ -3,6 +3,7 @@ the judgement of each file (hash lists, verdict and reasons at the mode). Every 
 from here, through one Runtime."""
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ class Signals:
     spectral_score: float | None          # None when not computed (the shipped fusion does not use it)
     backbone_score: float | None = None   # likewise
     gan_score: float | None = None        # None when fusion was not asked for
+
 
 class Analyzer:
     """Per-image GAN signals and the verdict, on batches of decoded images. Every ONNX model is
@@ -53,8 +55,9 @@ class Analyzer:
             runtime = Runtime(self.settings.device, self.intra_op_threads)
             self.runtime = runtime
             # the spectral detector loads only when asked for: a fusion that does not use it never runs it
-            self._models = (FaceLocator(runtime), EyeTemplate.load(), _lazy(lambda: SpectralDetector(runtime)),
-                            _lazy(lambda: FusionModel(runtime)), BackboneDetector(runtime))
+            self._models = (FaceLocator(runtime), EyeTemplate.load(),
+                            functools.cache(lambda: SpectralDetector(runtime)),
+                            functools.cache(lambda: FusionModel(runtime)), BackboneDetector(runtime))
         return self._models
 
     def signals(self, images: list[np.ndarray], fuse: bool = True, geometry_of: list | None = None,
@@ -128,6 +131,7 @@ class Analyzer:
                                 cut_by_border=bool(sig.face.cut_by_border))
             judge_file(result, evidence, fusion, self.settings)
 
+
 def judge_file(result: Result, evidence: dict, fusion, settings: Settings) -> None:
     """The cheap part of a file's analysis, which depends on the settings: matching the hash lists
     (settings.known_hashes) and the verdict and reasons at settings.mode (verdict.judge). A fresh
@@ -136,6 +140,7 @@ def judge_file(result: Result, evidence: dict, fusion, settings: Settings) -> No
     from ..verdict import judge
     match_known_hashes(result, evidence, settings.known_hashes)
     judge(result, evidence, fusion, settings.mode)
+
 
 def match_known_hashes(result: Result, evidence: dict, known_hashes) -> None:
     """result.known_matches: the entries of the hash lists (None without lists) that the file's PDQ
@@ -147,27 +152,19 @@ def match_known_hashes(result: Result, evidence: dict, known_hashes) -> None:
         matches = load_lists(known_hashes).match(probes, Hash.from_hex(result.phash), result.sha256)
         result.known_matches = [m.to_dict() for m in matches]
 
-def _lazy(make):
-    """A memoised factory: the model loads only when first asked for."""
-    made = []
-
-    def get():
-        if not made:
-            made.append(make())
-        return made[0]
-    return get
 
 # One loaded set of models per process and model settings, for score_image: loading them costs far
 # more than scoring one avatar. Keyed by what changes which model files run and where; the process id
 # is in the key because ONNX Runtime sessions must not be used across a fork.
 _loaded_models: dict[tuple, "Analyzer"] = {}
-
 _loaded_models_lock = threading.Lock()
+
 
 def model_settings_key(settings: Settings) -> tuple:
     """What decides which models an Analyzer loads: the device, the float32 switch, the weights folder."""
     from ..runtime import weights_dir
     return (os.getpid(), settings.device, bool(os.environ.get("FACECHECK_FLOAT32")), str(weights_dir()))
+
 
 def loaded_analyzer(settings: Settings) -> Analyzer:
     """An Analyzer for `settings` that shares this process's loaded models (loading them on first use).
@@ -185,6 +182,7 @@ def loaded_analyzer(settings: Settings) -> Analyzer:
     analyzer = Analyzer(settings)
     analyzer._models, analyzer.runtime = loaded.models(), loaded.runtime
     return analyzer
+
 
 def _create_every_session(analyzer: Analyzer) -> None:
     """Load every model an analysis may run, now: the face models' sessions are otherwise made on the

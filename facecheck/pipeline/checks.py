@@ -29,6 +29,7 @@ def check_output_dir(folder: Path | None, out_dir: Path) -> None:
     except OSError as e:
         raise ValueError(f"cannot write to {out_dir}: {e.strerror or e}") from None
 
+
 def check_settings(settings: Settings, name: Callable[[str], str] = str) -> None:
     """Refuse settings that cannot work, before any work starts: ValueError (RuntimeError for a
     device that is not there), naming each setting as `name` spells it (the CLI: its option)."""

@@ -35,7 +35,9 @@ def settings_record(settings: Settings, analyzer: "Analyzer") -> dict:
     record["models (sha256)"] = model_digests()
     return record
 
+
 GROUPING_CHUNK = 512   # files matched between two progress reports while grouping
+
 
 def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSummary,
            progress: Callable[[int, int], None] | None = None, scan_name: str | None = None,
@@ -142,6 +144,7 @@ def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSum
         finally:
             with contextlib.suppress(sqlite3.Error):
                 known.close()
+
 
 def default_scan_name(out_dir: Path, folder: Path | None) -> str:
     """How a scan without --name is named in the index: the output folder's name and the scanned

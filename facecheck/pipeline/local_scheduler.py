@@ -21,7 +21,9 @@ from .prepare import Prepared, prepare
 
 IN_FLIGHT_PER_WORKER = 16   # files submitted to the workers and not yet consumed, per worker (bounds memory)
 
+
 _worker_analyzer: "Analyzer | None" = None   # one per worker process, when the models run there
+
 
 def _prepare_chunk(job) -> list[Prepared]:
     """Prepare a few files in a worker; with `analyze_here` (CPU scans) also run the models on them,
@@ -37,7 +39,9 @@ def _prepare_chunk(job) -> list[Prepared]:
             item.image, item.analyzed = None, True
     return prepared
 
+
 _SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
 
 @contextlib.contextmanager
 def _single_threaded_env():
@@ -52,12 +56,14 @@ def _single_threaded_env():
             else:
                 os.environ[k] = v
 
+
 def _worker_init():
     """Each decoding process uses one core: BLAS and OpenCV thread pools would oversubscribe the CPU.
     (Ctrl-C, which reaches every process of the terminal's group, is ignored by the workers from their
     start, see _workers_born_ignoring_sigint: the main process alone stops the scan.)"""
     import cv2
     cv2.setNumThreads(1)
+
 
 @contextlib.contextmanager
 def _workers_born_ignoring_sigint():
@@ -73,6 +79,7 @@ def _workers_born_ignoring_sigint():
     finally:
         signal.signal(signal.SIGINT, previous)
 
+
 @contextlib.contextmanager
 def _caller_main_hidden():
     """Spawned processes re-run the caller's __main__ (its script, or the notebook's or `python -c`'s
@@ -86,6 +93,7 @@ def _caller_main_hidden():
     finally:
         if caller is not None:
             sys.modules["__main__"] = caller
+
 
 def prepared_stream(sources: Iterable[tuple[object, str]], settings: Settings) -> Iterator[Prepared]:
     """Prepared files, decoded in worker processes, WORKER_CHUNK files per task. At most

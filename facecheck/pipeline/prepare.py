@@ -17,6 +17,7 @@ from .walk import NotRead
 
 MODEL_MIN_SIDE = 1024   # JPEGs larger than twice this are decoded at reduced size
 
+
 @dataclass
 class Prepared:
     """What a worker hands back for one file: its Result (scored already when `analyzed`), what the
@@ -31,6 +32,7 @@ class Prepared:
     # it again without decoding it: PDQ probes for hash lists ("pdq_probes"), then face geometry
     # (see verdict.judge); None for files that were not decoded
     evidence: dict | None = None
+
 
 def prepare(source, rel_path: str, settings: Settings) -> Prepared:
     """Load and hash one image; never raises: a bad file becomes a Result with `error` set."""

@@ -107,10 +107,12 @@ def run_scan(sources: Iterable[tuple[object, str]], out_dir: Path, settings: Set
     summary.seconds = time.time() - started
     return summary
 
+
 def _fusion_model(settings: Settings):
     from ..runtime import Runtime
     from ..verdict import FusionModel
     return FusionModel(Runtime(settings.device))
+
 
 def signals_key(settings: Settings) -> str:
     """What a file's expensive signals (decoding, hashes, face, detector scores, gan_score) depend on

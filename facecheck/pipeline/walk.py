@@ -14,6 +14,7 @@ class NotRead:
     """A folder entry that gets a row but is not read: why (a link leaving the folder, a FIFO...)."""
     reason: str
 
+
 def walk(folder: Path, *, follow_links: bool = False, exclude: Path | None = None) -> Iterator[tuple[object, str]]:
     """Every non-hidden entry under `folder` that gets a row, depth first in name order, as (source,
     path relative to `folder` with '/' separators). The source is a Path to read, or a NotRead saying
@@ -68,6 +69,7 @@ def walk(folder: Path, *, follow_links: bool = False, exclude: Path | None = Non
 
     yield from visit(folder, "")
 
+
 def display_name(name: str) -> str:
     """A file name as text for the results. Bytes that are not UTF-8 (Python keeps them as lone
     surrogates, which neither SQLite nor a UTF-8 file can store) are written as \\xNN escapes."""
@@ -76,6 +78,7 @@ def display_name(name: str) -> str:
         return name
     except UnicodeEncodeError:
         return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
 
 def check_folder(folder: Path) -> None:
     """Refuse a folder to scan that is missing (FileNotFoundError) or not a folder (NotADirectoryError)."""
