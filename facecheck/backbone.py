@@ -1,10 +1,16 @@
-"""StyleGAN detector v2: an ImageNet-pretrained EfficientNet-Lite0 fine-tuned on degraded faces (weights/backbone.onnx).
+"""StyleGAN detector: an ImageNet-pretrained EfficientNet-Lite0 fine-tuned on degraded faces (weights/backbone.onnx).
 
-The whole image is resized to INPUT_SIDE x INPUT_SIDE (area-averaged when shrinking, bilinear when enlarging) and
-scored by the ONNX model, which takes float32 [N, S, S, 3] values 0..255 (RGB), normalises them as the pretrained
-weights expect ((x - 127) / 128) inside the graph, and returns a Platt-calibrated probability of a StyleGAN-family
-face. Built by training/train_backbone.py (card: weights/backbone.md). No torch here: ONNX Runtime only, through
-facecheck.runtime.Runtime.
+The model reads up to two views of an image (card: weights/backbone.md, which says which views it reads):
+- the whole image resized (squashed) to INPUT_SIDE x INPUT_SIDE, area-averaged when shrinking, bilinear when
+  enlarging;
+- native patches: a 2x2 grid of PATCH px patches cut from the central 2*PATCH square at the stored resolution, where
+  resizing has not averaged the generator's traces away. An image whose shorter side is under PATCH has none; the
+  model then reads its whole view in their place.
+
+ONNX inputs, float32 values 0..255 (RGB), normalised as the pretrained weights expect inside the graph:
+`image` [N, S, S, 3] always; `patches` [P, S, S, 3] and `pool` [N, P] when the model reads patches (`pool` row i
+averages image i's patches and is all zero when it has none). Outputs: a Platt-calibrated probability of a
+StyleGAN-family face, and the logit. No torch here: ONNX Runtime only, through facecheck.runtime.Runtime.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import numpy as np
 
 MODEL_FILE = "backbone.onnx"
 INPUT_SIDE = 128
+PATCH = 128
 BATCH_IMAGES = 32
 
 
@@ -27,12 +34,46 @@ def model_input(image: np.ndarray, side: int = INPUT_SIDE) -> np.ndarray:
     return cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
+def native_patches(image: np.ndarray, patch: int = PATCH) -> np.ndarray | None:
+    """uint8 [4, patch, patch, 3]: a 2x2 grid of patches at native resolution over the central 2*patch square
+    (overlapping on images under 2*patch px), or None when the shorter side is under `patch`."""
+    from .spectrum import as_rgb
+    rgb = as_rgb(image)
+    h, w = rgb.shape[:2]
+    if min(h, w) < patch:
+        return None
+
+    def starts(d):
+        region = min(2 * patch, d)
+        first = (d - region) // 2
+        return first, first + region - patch
+    ys, xs = starts(h), starts(w)
+    return np.stack([rgb[y:y + patch, x:x + patch] for y in ys for x in xs])
+
+
+def patch_inputs(images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """The `patches` and `pool` inputs for a batch of images (see the module docstring)."""
+    sets = [native_patches(im) for im in images]
+    found = [p for p in sets if p is not None]
+    # a batch of small images still passes one (zero, unpooled) patch: a graph input of length 0 is not portable
+    patches = np.concatenate(found) if found else np.zeros((1, PATCH, PATCH, 3), np.uint8)
+    pool = np.zeros((len(images), len(patches)), np.float32)
+    at = 0
+    for row, p in enumerate(sets):
+        if p is not None:
+            pool[row, at:at + len(p)] = 1.0 / len(p)
+            at += len(p)
+    return {"patches": patches.astype(np.float32), "pool": pool}
+
+
 class BackboneDetector:
     """Scores RGB images for StyleGAN faces with the fine-tuned pretrained backbone."""
 
     def __init__(self, runtime):
         self.runtime = runtime
-        self.input_name = runtime.input_names(MODEL_FILE)[0]
+        names = runtime.input_names(MODEL_FILE)
+        self.input_name = names[0]
+        self.reads_patches = {"patches", "pool"} <= set(names)
 
     def thresholds(self) -> dict[str, float]:
         meta = self.runtime.session(MODEL_FILE).get_modelmeta().custom_metadata_map
@@ -41,7 +82,10 @@ class BackboneDetector:
     def score(self, images: Sequence[np.ndarray]) -> np.ndarray:
         out = []
         for i in range(0, len(images), BATCH_IMAGES):
-            batch = np.stack([model_input(im) for im in images[i:i + BATCH_IMAGES]]).astype(np.float32)
-            scores = self.runtime.run(MODEL_FILE, {self.input_name: batch})[0]   # outputs: score, logit
+            batch = images[i:i + BATCH_IMAGES]
+            feeds = {self.input_name: np.stack([model_input(im) for im in batch]).astype(np.float32)}
+            if self.reads_patches:
+                feeds |= patch_inputs(batch)
+            scores = self.runtime.run(MODEL_FILE, feeds)[0]   # outputs: score, logit
             out.append(np.asarray(scores, dtype=np.float32).reshape(-1))
         return np.concatenate(out) if out else np.zeros(0, np.float32)

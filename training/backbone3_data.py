@@ -37,7 +37,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from facecheck.backbone import INPUT_SIDE, model_input  # noqa: E402
+from facecheck.backbone import INPUT_SIDE, PATCH, model_input, native_patches  # noqa: E402
 from facecheck.evaluation.dataset import read_manifest, split_of  # noqa: E402
 from training import backbone_model as bm  # noqa: E402
 from training.align_ffhq import off_template  # noqa: E402
@@ -52,27 +52,11 @@ DATASETS = {"shared": None, "mobilestylegan": REPO / "scratch" / "mobilestylegan
 SPLITS = {"train": (2, 3, 4), "calib": (1,)}
 COPIES = {"train": 2, "calib": 2}
 SMALL_COPIES = 1          # copies of images of at most PATCH px (the 128 px thumbnails): they have no native view
-PATCH = 128
-PATCHES = 4
+PATCHES = 4               # facecheck.backbone.native_patches: a 2x2 grid
 OFF_TEMPLATE_P = 0.3
 SHARD = 400
 SALT = "backbone-v3"
 LABELS = ("stylegan", "real_ffhq", "real_natural")
-
-
-def native_patches(rgb: np.ndarray, patch: int = PATCH) -> np.ndarray | None:
-    """[4, patch, patch, 3] uint8: a 2x2 grid of patches at native resolution over the central 2*patch square
-    (overlapping on images under 2*patch px), or None when the shorter side is under `patch`."""
-    h, w = rgb.shape[:2]
-    if min(h, w) < patch:
-        return None
-
-    def starts(d):
-        region = min(2 * patch, d)
-        first = (d - region) // 2
-        return first, first + region - patch
-    ys, xs = starts(h), starts(w)
-    return np.stack([rgb[y:y + patch, x:x + patch] for y in ys for x in xs])
 
 
 def training_copy(img: Image.Image, label: str, rng: np.random.Generator) -> tuple[Image.Image, str, bool]:

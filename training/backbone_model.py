@@ -83,11 +83,16 @@ class Scorer(nn.Module):
 
 
 def export_onnx(model, platt, side: int, path: Path, metadata: dict[str, str]) -> None:
-    import onnx
     scorer = Scorer(model.eval(), platt).eval()
     torch.onnx.export(scorer, (torch.zeros(2, side, side, 3),), str(path), input_names=["image"],
                       output_names=["score", "logit"], dynamic_axes={"image": {0: "n"}, "score": {0: "n"}, "logit": {0: "n"}},
                       opset_version=17, dynamo=False)
+    add_metadata(path, metadata)
+
+
+def add_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """Key-value pairs into an ONNX file's metadata (ONNX Runtime's custom_metadata_map)."""
+    import onnx
     m = onnx.load(str(path))
     for k, v in metadata.items():
         entry = m.metadata_props.add()

