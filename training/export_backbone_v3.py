@@ -3,7 +3,7 @@
     /work/venv-train/bin/python training/export_backbone_v3.py export --run both     # -> weights/backbone.onnx
     /work/venv-train/bin/python training/export_backbone_v3.py test --run both \\
         --previous <git commit>                   # fold 0: this model, the previous one, this one without patches
-    PYTHONPATH=. .venv/bin/python training/backbone3_card.py --run both              # -> weights/backbone.md
+    /work/venv-train/bin/python training/backbone3_card.py --run both              # -> weights/backbone.md
 
 export: the run's best epoch (chosen on the calibration fold by train_backbone_v3.py) becomes a graph with the
 inputs of facecheck.backbone (`image`, and `patches` and `pool` when the view reads patches). Platt scaling and the
