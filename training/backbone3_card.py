@@ -74,8 +74,38 @@ def fold1_comparison(old_rows: Path, new_rows: Path) -> list[str]:
     return out
 
 
+def ablation_section(main_run: str, runs: list[str]) -> list[str]:
+    """Runs trained with one change (e.g. --without 'aligned_*'), beside the main run: the calibration subset at each
+    run's best epoch, and the test fold when the run was exported and tested."""
+    L = ["## Ablations\n", "Each run differs from the main one only by its `--without` sources (left out of training; the "
+         "calibration subset is the same), at its own best epoch:\n"]
+    L.extend(table(["run", "left out of training", "best epoch", "calibration AUC", "TPR at 1% real FPR", "AUC vs FFHQ originals",
+                    "AUC vs aligned copies", "MobileStyleGAN TPR at 1%", "greyscale / colour TPR at 1%"]))
+    tested = {}
+    for run in [main_run, *runs]:
+        c = json.loads((RUNS_DIR / run / "curves.json").read_text())
+        h = next(x for x in c["history"] if x["epoch"] == c["best_epoch"])
+        L.append(row([run, ", ".join(c["options"]["without"]) or "-", h["epoch"], four(h["auc"]), percent(h["tpr_at_1pct_real_fpr"]),
+                      four(h["auc_vs_ffhq_original"]), four(h["auc_vs_aligned_copies"]), percent(h["mobilestylegan_tpr_at_1pct"]),
+                      f"{percent(h['greyscale_tpr_at_1pct'])} / {percent(h['colour_tpr_at_1pct'])}"]))
+        results = RUNS_DIR / run / "results.json"
+        if results.is_file() and "test" in json.loads(results.read_text()):
+            tested[run] = json.loads(results.read_text())["test"]
+    L.append("")
+    if len(tested) > 1:
+        L.append("Test fold, each run's model at its own default threshold (calibrated on the whole calibration fold):\n")
+        L.extend(table(["condition", "run", "TPR, default", "FFHQ FPR, default", "AUC vs FFHQ-aligned", "AUC vs natural"]))
+        for cname in next(iter(tested.values())):
+            for run, test in tested.items():
+                m = test[cname]["v3"]
+                L.append(row([cname, run, counted_rate(m["fixed"]["default"]["tpr"]), counted_rate(m["fixed"]["default"]["fpr_ffhq"]),
+                              four(m["auc_vs_ffhq"]), four(m["auc_vs_natural"])]))
+        L.append("")
+    return L
+
+
 def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: str | None = None,
-               fold1_rows: list[Path] | None = None) -> str:
+               fold1_rows: list[Path] | None = None, ablations: list[str] | None = None) -> str:
     ex, cal = res["export"], res["export"]["calibration"]
     opts = ex["options"]
     if decision is None:
@@ -187,10 +217,16 @@ def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: 
                        ([c, p, counted_rate(r), counted_rate(test[c]["previous"]["by_psi_default"].get(p))]
                         for c in names for p, r in test[c]["v3"]["by_psi_default"].items())))
         L.append("")
+    if ablations:
+        L.extend(ablation_section(run, ablations))
     L.append("## Not measured for this model\n")
-    L.append("- Leave-one-source-out with the backbone retrained without each source, and the ablations without "
-             "MobileStyleGAN and without the aligned copies (`--hold-out` and `--without` in "
-             "training/train_backbone_v3.py): each is a training run of the size above; not run yet.\n")
+    done = " ".join(json.loads((RUNS_DIR / r / "curves.json").read_text())["options"]["without"][0] for r in ablations or [])
+    missing = [name for w, name in (("mobilestylegan", "without MobileStyleGAN"), ("aligned_*", "without the aligned copies"))
+               if w not in done]
+    L.append("- Leave-one-source-out with the backbone retrained without each source (`--hold-out` in "
+             "training/train_backbone_v3.py): one training run of the size above per source; not run."
+             + (f" The ablation{'s' if len(missing) > 1 else ''} {' and '.join(missing)} (`--without`): "
+                "not run." if missing else "") + "\n")
     if speed:
         L.append("## Cost\n")
         L.append(f"`{speed['command']}`: {speed['text']}\n")
@@ -205,6 +241,7 @@ def main(argv=None) -> int:
     ap.add_argument("--run", required=True)
     ap.add_argument("--speed-json", type=Path, help='{"command": ..., "text": ...} of a bench_scan run')
     ap.add_argument("--card", type=Path, default=CARD, help="where to write it (default: weights/backbone.md)")
+    ap.add_argument("--ablation", nargs="*", default=[], metavar="RUN", help="runs trained with one change, set beside this one")
     ap.add_argument("--decision", help="not shipped: why (the ship rule and its outcome)")
     ap.add_argument("--fold1-rows", type=Path, nargs=2, metavar=("SHIPPED", "THIS"),
                     help="train_fusion.py signal rows of fold 1 under the shipped backbone and under this one")
@@ -213,7 +250,7 @@ def main(argv=None) -> int:
     curves = json.loads((RUNS_DIR / args.run / "curves.json").read_text())
     speed = json.loads(args.speed_json.read_text()) if args.speed_json else None
     args.card.parent.mkdir(parents=True, exist_ok=True)
-    args.card.write_text(write_card(args.run, res, curves, speed, args.decision, args.fold1_rows))
+    args.card.write_text(write_card(args.run, res, curves, speed, args.decision, args.fold1_rows, args.ablation))
     print(f"wrote {args.card}")
     return 0
 
