@@ -1,5 +1,6 @@
 """Train weights/fusion.onnx: gan_score from the eye-geometry and spectral signals, and its thresholds.
 
+    .venv/bin/pip install -e ".[fit]"                                      # scikit-learn, scipy, onnx
     PYTHONPATH=. .venv/bin/python training/train_fusion.py                 # collect, fit, export, card
     PYTHONPATH=. .venv/bin/python training/train_fusion.py --eval-rows facecheck-eval/rows.jsonl \\
         --eval-json facecheck-eval/eval.json                               # + results and LOSO in the card
