@@ -66,6 +66,12 @@ def patch_inputs(images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     return {"patches": patches.astype(np.float32), "pool": pool}
 
 
+def model_feeds(images: Sequence[np.ndarray], reads_patches: bool, input_name: str = "image") -> dict[str, np.ndarray]:
+    """Everything the ONNX model is fed for a batch of images: the whole view, and the patches when it reads them."""
+    feeds = {input_name: np.stack([model_input(im) for im in images]).astype(np.float32)}
+    return (feeds | patch_inputs(images)) if reads_patches else feeds
+
+
 class BackboneDetector:
     """Scores RGB images for StyleGAN faces with the fine-tuned pretrained backbone."""
 
@@ -82,10 +88,7 @@ class BackboneDetector:
     def score(self, images: Sequence[np.ndarray]) -> np.ndarray:
         out = []
         for i in range(0, len(images), BATCH_IMAGES):
-            batch = images[i:i + BATCH_IMAGES]
-            feeds = {self.input_name: np.stack([model_input(im) for im in batch]).astype(np.float32)}
-            if self.reads_patches:
-                feeds |= patch_inputs(batch)
+            feeds = model_feeds(images[i:i + BATCH_IMAGES], self.reads_patches, self.input_name)
             scores = self.runtime.run(MODEL_FILE, feeds)[0]   # outputs: score, logit
             out.append(np.asarray(scores, dtype=np.float32).reshape(-1))
         return np.concatenate(out) if out else np.zeros(0, np.float32)

@@ -34,7 +34,7 @@ from torch import nn
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from facecheck.backbone import INPUT_SIDE, MODEL_FILE, PATCH, model_input, patch_inputs  # noqa: E402
+from facecheck.backbone import INPUT_SIDE, MODEL_FILE, PATCH, model_feeds  # noqa: E402
 from facecheck.evaluation import degrade  # noqa: E402
 from facecheck.evaluation.dataset import read_manifest, split_of  # noqa: E402
 from facecheck.runtime import weights_path  # noqa: E402
@@ -96,9 +96,8 @@ def calibrate(model: V3Detector, hold_out: list[str]) -> dict:
 
 
 def feeds(images: list[np.ndarray], view: str) -> dict[str, np.ndarray]:
-    """What facecheck.backbone.BackboneDetector feeds the graph."""
-    out = {"image": np.stack([model_input(im) for im in images]).astype(np.float32)}
-    return out if view == "whole" else out | patch_inputs(images)
+    """What facecheck.backbone.BackboneDetector feeds a graph of this view (its own code)."""
+    return model_feeds(images, reads_patches=view != "whole")
 
 
 def export(model: V3Detector, platt, path: Path, metadata: dict[str, str]) -> None:
