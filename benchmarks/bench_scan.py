@@ -1,15 +1,19 @@
 """Whole-scan throughput against the cost of just decoding the files (the scan-speed issue).
 
     python benchmarks/bench_scan.py [--n 1000] [--workers 2,1] [--batch-size 32] [--threads auto]
-                                    [--device cpu] [--repeat 1] [--json out.json]
+                                    [--device cpu] [--depth cascade,full] [--mix labels|natural]
+                                    [--repeat 1] [--json out.json]
 
 1. Builds (once; reused afterwards) a folder of N avatars, longer side 400 px, JPEG q85, drawn in turn
-   from every label of ../shared/data (fixed seed), under scratch/bench_scan/ (git-ignored).
+   from every label of ../shared/data (fixed seed), under scratch/bench_scan/ (git-ignored); `--mix natural`
+   draws them from the real natural photos only, the bulk of a real archive.
 2. Decode-only baseline, in this one process: `facecheck.loading.load_image` on every file (as the
    scan's workers call it), and plain PIL open + convert("RGB") for reference. Images per second.
    Beside them, what a rerun spends on each unchanged file: reading and hashing its bytes again.
 3. The full scan, `run_scan(list(walk(folder)), fresh_out, Settings(...))`, in a
-   fresh subprocess per configuration (engine x workers x batch size x ONNX intra-op threads; `--engine
+   fresh subprocess per configuration (engine x depth x workers x batch size x ONNX intra-op threads; `--depth`
+   cascade skips the spectral detector where it cannot change the verdict (facecheck.cascade), and the share of
+   files that reached it is reported; `--engine
    local,ray` compares the local worker processes with Ray Data on a local cluster, whose start-up is
    included in the wall time): wall time, images per second, ratio to single-process Pillow decode
    (`pil` above, the issue's yardstick; goal <= 6.0, long-run 2.0), the scan's own phases (decoding
@@ -25,7 +29,7 @@
    load, hashes (`hashing.signatures`), PDQ, YuNet (resize + run + decode), FaceMesh (crops + run, on
    the images YuNet found a face in, cost spread over all images), spectral (`SpectralDetector`),
    backbone (`BackboneDetector`), then the two halves a worker runs: `prepare` (load and every hash)
-   and `analyze` (every model, the fusion and the verdict, in batches of WORKER_CHUNK).
+   and `analyze` (every model, the fusion and the verdict, in batches of WORKER_CHUNK) at each depth.
 
 Every timing line carries the load average: the machine has 2 cores that other jobs may share.
 """
@@ -58,12 +62,17 @@ def load_avg() -> str:
     return f"{os.getloadavg()[0]:.2f}"
 
 
-def build_folder(n: int, seed: int = 0) -> Path | None:
-    """N avatars (longer side SIDE px, JPEG q85) drawn round-robin over the labels; cached."""
+MIXES = ("labels", "natural")
+
+
+def build_folder(n: int, seed: int = 0, mix: str = "labels") -> Path | None:
+    """N avatars (longer side SIDE px, JPEG q85) drawn round-robin over the labels (mix "labels"), or from
+    the real natural photos only (mix "natural": an archive's bulk, ~99.9% real photos in natural framing,
+    which the cascade mostly stops early); cached."""
     from facecheck.evaluation.dataset import data_root, read_manifest
     if data_root() is None:
         return None
-    folder = CACHE / f"avatars_{n}_{SIDE}px_q{QUALITY}_seed{seed}"
+    folder = CACHE / (f"avatars_{n}_{SIDE}px_q{QUALITY}_seed{seed}" + ("" if mix == "labels" else f"_{mix}"))
     done = folder / ".complete"
     if done.is_file():
         return folder
@@ -73,7 +82,8 @@ def build_folder(n: int, seed: int = 0) -> Path | None:
     rng = np.random.default_rng(seed)
     by_label: dict[str, list] = {}
     for s in read_manifest():
-        by_label.setdefault(s.label, []).append(s)
+        if mix == "labels" or s.label == "real_natural":
+            by_label.setdefault(s.label, []).append(s)
     pools = {k: [v[i] for i in rng.permutation(len(v))] for k, v in sorted(by_label.items())}
     picked, i = [], 0
     while len(picked) < n:
@@ -152,23 +162,25 @@ if threads is not None:
             super().__init__(device, threads if intra_op_threads is None else intra_op_threads)
     rt.Runtime = Runtime
 folder = Path({folder!r})
-settings = Settings(device={device!r}, workers={workers!r}, batch_size={batch!r}, engine={engine!r})
+settings = Settings(device={device!r}, workers={workers!r}, batch_size={batch!r}, engine={engine!r}, depth={depth!r})
 with tempfile.TemporaryDirectory(prefix="bench-scan-") as tmp:
     start = time.perf_counter()
     summary = run_scan(list(walk(folder)), Path(tmp) / "out", settings)
     wall = time.perf_counter() - start
+    depths = [json.loads(line)["depth"] for line in open(Path(tmp) / "out" / "results.jsonl")]
 me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print("RESULT " + json.dumps(dict(wall=wall, files=summary.files, scanned=summary.scanned, errors=summary.errors,
                                   analysis_s=summary.analysis_seconds, grouping_s=summary.grouping_seconds,
-                                  report_s=summary.report_seconds,
+                                  report_s=summary.report_seconds, reached_full=depths.count("full") / len(depths),
                                   rss_main_mb=me.ru_maxrss / 1024, rss_child_mb=kids.ru_maxrss / 1024,
                                   cpu_main_s=me.ru_utime + me.ru_stime, cpu_child_s=kids.ru_utime + kids.ru_stime)))
 """
 
 
-def full_scan(folder: Path, workers, batch: int, threads, device: str, engine: str = "local") -> dict:
+def full_scan(folder: Path, workers, batch: int, threads, device: str, engine: str = "local",
+              depth: str = "cascade") -> dict:
     code = CHILD.format(repo=str(REPO), folder=str(folder), workers=workers, batch=batch, threads=threads,
-                        device=device, engine=engine)
+                        device=device, engine=engine, depth=depth)
     load_before = load_avg()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -179,7 +191,7 @@ def full_scan(folder: Path, workers, batch: int, threads, device: str, engine: s
              cpu_ms_per_img=(r["cpu_main_s"] + r["cpu_child_s"]) * 1000 / r["files"],
              after_share=(r["grouping_s"] + r["report_s"]) / r["analysis_s"],
              workers=workers, batch_size=batch, threads=threads if threads is not None else "ort default",
-             engine=engine)
+             engine=engine, depth=depth)
     return r
 
 
@@ -188,6 +200,7 @@ def stage_profile(files: list[Path], device: str, threads, count: int, repeat: i
     from facecheck.pipeline.prepare import MODEL_MIN_SIDE, prepare
     from facecheck.settings import WORKER_CHUNK, Settings
     from facecheck.backbone import BackboneDetector
+    from facecheck.cascade import DEPTHS
     from facecheck.faces import FaceLocator, dominant, frame_from_detection
     from facecheck.hashing import signatures
     from facecheck.loading import load_image
@@ -208,14 +221,18 @@ def stage_profile(files: list[Path], device: str, threads, count: int, repeat: i
     spectral.score(images[:4])
     backbone.score(images[:4])
     settings = Settings(device=device, workers=0)
-    analyzer = Analyzer(settings, intra_op_threads=threads)
-    analyzer.analyze([prepare(p, p.name, settings) for p in files[:4]])   # warm-up
+    analyzers = {depth: Analyzer(Settings(device=device, workers=0, depth=depth), intra_op_threads=threads)
+                 for depth in DEPTHS}
+    for analyzer in analyzers.values():
+        analyzer.analyze([prepare(p, p.name, settings) for p in files[:4]])   # warm-up
+    reached = {}
 
-    def analyze():
+    def analyze(depth):
         prepared = [prepare(p, p.name, settings) for p in files]
         start = time.process_time()
         for i in range(0, len(prepared), WORKER_CHUNK):
-            analyzer.analyze(prepared[i:i + WORKER_CHUNK])
+            analyzers[depth].analyze(prepared[i:i + WORKER_CHUNK])
+        reached[depth] = sum(item.result.depth == "full" for item in prepared) / len(prepared)
         return time.process_time() - start
 
     def yunet():
@@ -241,7 +258,9 @@ def stage_profile(files: list[Path], device: str, threads, count: int, repeat: i
            "load_average": load_avg()}
     for name, fn in stages.items():
         out[name] = min(_cpu_timed(fn) for _ in range(repeat)) * 1000 / n
-    out["analyze (models, fusion, verdict)"] = min(analyze() for _ in range(repeat)) * 1000 / n
+    for depth in DEPTHS:
+        out[f"analyze, depth {depth}"] = min(analyze(depth) for _ in range(repeat)) * 1000 / n
+    out["share reaching the spectral detector (cascade)"] = reached["cascade"]
     return out
 
 
@@ -264,6 +283,9 @@ def main() -> None:
                     help="comma list of ONNX intra-op thread counts; auto = what the engine does today")
     ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--engine", default="local", help="comma list of scan engines: local, ray (default local)")
+    ap.add_argument("--depth", default="cascade,full", help="comma list of scan depths (facecheck.cascade)")
+    ap.add_argument("--mix", default="labels", choices=MIXES,
+                    help="labels: round-robin over the labels (default); natural: real natural photos only")
     ap.add_argument("--repeat", type=int, default=1, help="full-scan runs per configuration (best is kept)")
     ap.add_argument("--stage-images", type=int, default=64, help="files for the per-stage profile (default 64)")
     ap.add_argument("--stage-threads", default="1",
@@ -273,7 +295,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write every number to this file")
     args = ap.parse_args()
 
-    folder = build_folder(args.n)
+    folder = build_folder(args.n, mix=args.mix)
     if folder is None:
         print("bench_scan: no labelled data (../shared/data or $FACECHECK_DATA); nothing to measure. Skipped.")
         return
@@ -281,8 +303,8 @@ def main() -> None:
     worker_list = parse_list(args.workers, int)
     batch_list = parse_list(args.batch_size, int)
     thread_list = parse_list(args.threads, int)
-    report = {"n": len(files), "folder": str(folder), "cpus": os.cpu_count(), "device": args.device}
-    print(f"bench_scan: {len(files)} avatars, {SIDE} px JPEG q{QUALITY}, {os.cpu_count()} cores, "
+    report = {"n": len(files), "folder": str(folder), "cpus": os.cpu_count(), "device": args.device, "mix": args.mix}
+    print(f"bench_scan: {len(files)} avatars ({args.mix}), {SIDE} px JPEG q{QUALITY}, {os.cpu_count()} cores, "
           f"load average {load_avg()} at start\n")
 
     base = decode_baseline(files, max(2, args.repeat))
@@ -295,24 +317,27 @@ def main() -> None:
 
     if not args.skip_scan:
         print(f"2. full scan (run_scan, device {args.device}), one fresh subprocess per configuration")
-        print(f"   {'engine':>6s} {'workers':>7s} {'batch':>5s} {'threads':>11s} {'wall s':>7s} {'img/s':>7s} {'ratio':>6s} "
-              f"{'after':>6s} {'RSS main MB':>11s} {'RSS child MB':>12s} {'CPU ms/img':>10s}  load before/after")
+        print(f"   {'engine':>6s} {'depth':>7s} {'workers':>7s} {'batch':>5s} {'threads':>11s} {'wall s':>7s} {'img/s':>7s} "
+              f"{'ratio':>6s} {'after':>6s} {'RSS main MB':>11s} {'RSS child MB':>12s} {'CPU ms/img':>10s} {'full':>5s}  "
+              "load before/after")
         report["scan"] = []
-        for engine_name, workers, batch, threads in itertools.product(args.engine.split(","), worker_list, batch_list,
-                                                                      thread_list):
-            runs = [full_scan(folder, workers, batch, threads, args.device, engine_name)
+        for engine_name, depth, workers, batch, threads in itertools.product(
+                args.engine.split(","), args.depth.split(","), worker_list, batch_list, thread_list):
+            runs = [full_scan(folder, workers, batch, threads, args.device, engine_name, depth)
                     for _ in range(args.repeat)]
             r = min(runs, key=lambda x: x["wall"])
             r["ratio"] = ref / r["img_per_s"]
             report["scan"].append(r)
             w = "auto" if workers is None else str(workers)
-            print(f"   {engine_name:>6s} {w:>7s} {batch:5d} {str(r['threads']):>11s} {r['wall']:7.2f} {r['img_per_s']:7.1f} "
-                  f"{r['ratio']:6.2f} {100 * r['after_share']:5.1f}% {r['rss_main_mb']:11.0f} {r['rss_child_mb']:12.0f} {r['cpu_ms_per_img']:10.1f}  "
+            print(f"   {engine_name:>6s} {depth:>7s} {w:>7s} {batch:5d} {str(r['threads']):>11s} {r['wall']:7.2f} "
+                  f"{r['img_per_s']:7.1f} {r['ratio']:6.2f} {100 * r['after_share']:5.1f}% {r['rss_main_mb']:11.0f} "
+                  f"{r['rss_child_mb']:12.0f} {r['cpu_ms_per_img']:10.1f} {100 * r['reached_full']:4.0f}%  "
                   f"{r['load_before']}/{r['load_after']}", flush=True)
         print("   ratio = single-process Pillow decode img/s (pil) / scan img/s; goal <= 6.0, long-run 2.0. After = time once\n"
               "   the last file is in (grouping, results, report), as a share of the decoding-and-analysis phase. CPU ms/img = user+sys of the\n"
               "   scan's processes per file (main + its decoding workers, the subprocess's own start included): steadier\n"
-              "   than wall time when other jobs share the cores\n")
+              "   than wall time when other jobs share the cores. Full = share of files that reached the expensive stage\n"
+              "   (the spectral detector; facecheck.cascade)\n")
 
     if not args.skip_stages:
         print(f"3. per stage, CPU ms per image, on {min(args.stage_images, len(files))} files in this process "

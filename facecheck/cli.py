@@ -73,6 +73,8 @@ out = Console()
 
 MODE_HELP = ("Operating point: default flags <= 0.1% of real natural photos, strict <= 0.01%, "
              "sensitive <= 1% (see weights/fusion.md).")
+DEPTH_HELP = ("cascade: skip the spectral detector where it cannot change the verdict at any mode (its score is "
+              "then empty); full: run every model on every file.")
 
 
 def _show_version(value: bool) -> None:
@@ -119,6 +121,7 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
          scan_name: Optional[str] = typer.Option(None, "--name", help="Name of this scan in the index (default: the --out folder's name and FOLDER's path)."),
          device: str = typer.Option("auto", help="auto | cpu | cuda"),
          mode: str = typer.Option("default", help=MODE_HELP),
+         depth: str = typer.Option("cascade", help=DEPTH_HELP),
          workers: Optional[int] = typer.Option(None, help="Decoding processes (default, and at most: one per core; "
                                                "0: none). With --engine ray on a cluster: actors."),
          batch_size: int = typer.Option(32, help="Images per model batch; also how often state is committed."),
@@ -134,7 +137,7 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
          version: bool = VERSION):
     """Scan FOLDER; write results.jsonl and results.csv to --out."""
     settings = Settings(device=device, workers=workers, batch_size=batch_size, max_pixels=max_pixels, index=index,
-                               scan_name=scan_name, mode=mode, follow_links=follow_links, engine=engine_name,
+                               scan_name=scan_name, mode=mode, depth=depth, follow_links=follow_links, engine=engine_name,
                                ray_address=address, known_hashes=tuple(str(p) for p in known_hashes or ()))
     if engine_name == "ray":
         from .pipeline.ray_scheduler import require_ray
@@ -247,10 +250,11 @@ def check(image: str = typer.Argument(..., help="One image file; - reads it from
           index: Optional[Path] = typer.Option(None, "--index", help="Look the image up in this index of known avatars."),
           device: str = typer.Option("auto", help="auto | cpu | cuda"),
           mode: str = typer.Option("default", help=MODE_HELP),
+          depth: str = typer.Option("cascade", help=DEPTH_HELP),
           known_hashes: Optional[list[Path]] = typer.Option(None, "--known-hashes", help=KNOWN_HASHES_HELP),
           version: bool = VERSION):
     """Give a readable verdict on one IMAGE. Exit status 1 when none was reached (not an image, unreadable)."""
-    settings = Settings(device=device, workers=0, index=index, mode=mode,
+    settings = Settings(device=device, workers=0, index=index, mode=mode, depth=depth,
                                known_hashes=tuple(str(p) for p in known_hashes or ()))
     _check_options(settings)
     if image == "-":
@@ -326,12 +330,13 @@ def eval_command(data: Optional[Path] = typer.Argument(None, help="Manifest CSV,
                  reuse_geometry: Optional[Path] = typer.Option(None, help="rows.jsonl of an earlier eval with the same face "
                                                                           "models: skip the face locator for those copies."),
                  device: str = typer.Option("auto", help="auto | cpu | cuda"),
+                 depth: str = typer.Option("full", help=DEPTH_HELP + " Default full: every score measured."),
                  quiet: bool = flag("--quiet", "-q", help="No progress bar or summary table."),
                  version: bool = VERSION):
     """Measure detection on labelled images: ROC, TPR at fixed FPR, by source and degradation."""
     from .evaluation import evaluate as evaluation
     from .evaluation.dataset import data_root
-    settings = Settings(device=device)
+    settings = Settings(device=device, depth=depth)
     _check_options(settings)
     if per_source is not None and per_source < 1:
         _fail(f"--per-source must be a whole number >= 1, not {per_source}")

@@ -27,6 +27,7 @@ class Settings:
     engine: str = "local"                # local (worker processes) | ray (Ray Data; facecheck[ray] extra)
     ray_address: str | None = None       # with engine "ray": a cluster to join; None starts a local one
     known_hashes: tuple = ()             # files of PDQ / pHash hashes to match every file against
+    depth: str = "cascade"               # cascade (skip a model where it cannot change the verdict) | full
 
 
 def worker_count(settings: Settings) -> int:

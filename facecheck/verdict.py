@@ -51,7 +51,9 @@ ON_TEMPLATE_Z2 = 12.0   # template_z2 up to which a face counts as "on the templ
 ON_TEMPLATE_CAVEAT = "eyes where StyleGAN puts them"   # how on_template_caveat begins
 FEATURE_NAMES = (["spectral_logit", "backbone_logit", "has_face", "geometry_log1p_z2"]
                  + [f"geometry_hinge_{k:g}" for k in GEOMETRY_KNOTS]
-                 + ["cut_by_border", "eye_mid_dx_sq", "eye_mid_dy_sq", "scale_sq", "roll_sq", "box_w", "box_h"])
+                 + ["cut_by_border", "eye_mid_dx_sq", "eye_mid_dy_sq", "scale_sq", "roll_sq", "box_w", "box_h"]
+                 + ["colourless", "colourless_spectral_logit", "colourless_backbone_logit"])
+COLOURLESS = FEATURE_NAMES.index("colourless")
 
 
 def logit(p: float, clip: float = SPECTRAL_CLIP) -> float:
@@ -60,16 +62,20 @@ def logit(p: float, clip: float = SPECTRAL_CLIP) -> float:
 
 
 def fusion_features(spectral_score: float | None, backbone_score: float | None, geometry: dict | None,
-                    template) -> np.ndarray:
+                    template, colourless: bool = False) -> np.ndarray:
     """float32 [len(FEATURE_NAMES)]: the fusion model's input for one image. A detector's score is
     None when the shipped fusion does not use it (its feature is then 0, and so is its weight).
     `geometry` is facecheck.geometry.geometry_features() of the scored face, or None when no face was
     found; `template` the EyeTemplate, whose spreads are the units of the squared deviations. Those let
     the fit weigh horizontal, vertical, scale and roll deviations apart (StyleGAN's truncation keeps its
-    faces tighter on the template than real FFHQ-aligned photos)."""
+    faces tighter on the template than real FFHQ-aligned photos). `colourless`
+    (facecheck.colour.is_colourless) repeats the pixel logits in columns of their own, so a black-and-white
+    image gets its own weights for them: the detectors score grey StyleGAN faces far lower than colour ones."""
     x = np.zeros(len(FEATURE_NAMES), np.float32)
     x[0] = 0.0 if spectral_score is None else logit(spectral_score, SPECTRAL_CLIP)
     x[1] = 0.0 if backbone_score is None else logit(backbone_score, BACKBONE_CLIP)
+    if colourless:
+        x[COLOURLESS:COLOURLESS + 3] = (1.0, x[0], x[1])
     if geometry is not None:
         g = min(math.log1p(geometry["template_z2"]), GEOMETRY_CAP)
         x[2] = 1.0
@@ -79,12 +85,12 @@ def fusion_features(spectral_score: float | None, backbone_score: float | None, 
             x[i] = max(g - knot, 0.0)
             i += 1
         squared = lambda v, spread: min((v / spread) ** 2, SQUARED_CAP) / 100.0  # noqa: E731
-        x[i:] = [geometry["cut_by_border"],
-                 squared(geometry["eye_mid_dx"], template.distance_spread),
-                 squared(geometry["eye_mid_dy"], template.distance_spread),
-                 squared(geometry["scale_error"], template.scale_spread),
-                 squared(geometry["roll_deg"] - template.roll_deg, template.roll_spread_deg),
-                 geometry["box_w"], geometry["box_h"]]
+        x[i:COLOURLESS] = [geometry["cut_by_border"],
+                           squared(geometry["eye_mid_dx"], template.distance_spread),
+                           squared(geometry["eye_mid_dy"], template.distance_spread),
+                           squared(geometry["scale_error"], template.scale_spread),
+                           squared(geometry["roll_deg"] - template.roll_deg, template.roll_spread_deg),
+                           geometry["box_w"], geometry["box_h"]]
     return x
 
 
@@ -112,6 +118,14 @@ class FusionModel:
                                f"{FEATURE_NAMES}: rebuild it with training/train_fusion.py")
         # the pixel detectors whose feature carries a weight (the others are not run for the verdict)
         self.uses = frozenset(meta.get("uses", ",".join(PIXEL_FEATURES.values())).split(","))
+        # how far the spectral term can move the logit (SPECTRAL_CLIP x |its weight|), for colour and for
+        # colourless images (facecheck.cascade); absent from a fusion built before the cascade
+        self._spectral_reach = ({False: float(meta["spectral_reach"]), True: float(meta["spectral_reach_colourless"])}
+                                if "spectral_reach" in meta else None)
+
+    def spectral_reach(self, colourless: bool) -> float | None:
+        """The most the spectral detector can add to (or take from) this fusion's logit; None when unknown."""
+        return None if self._spectral_reach is None else self._spectral_reach[bool(colourless)]
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """float32 [N] in [0, 1] from float32 [N, len(FEATURE_NAMES)]."""
@@ -189,6 +203,10 @@ def spectral_reason(spectral_score: float, flag_at: float) -> str:
                             "spectrum typical of camera photos", "spectrum inconclusive", "spectral")
 
 
+SKIPPED_SPECTRAL_REASON = ("spectral detector not run: it could not change the verdict at any mode "
+                           "(the cascade; --depth full runs it)")
+
+
 def geometry_reason(geometry: dict, faces_found: int, cut_by_border: bool) -> str:
     distance = geometry["template_distance"] * 100
     if geometry["template_z2"] <= ON_TEMPLATE_Z2:
@@ -256,6 +274,8 @@ def judge(result, evidence: dict, fusion: FusionModel, mode: str) -> None:
         reasons.append(backbone_reason(result.backbone_score, fusion.backbone_flag))
     if result.spectral_score is not None:
         reasons.append(spectral_reason(result.spectral_score, fusion.spectral_flag))
+    elif getattr(result, "depth", None) == "cheap":
+        reasons.append(SKIPPED_SPECTRAL_REASON)
     caveat = on_template_caveat(decision, geometry, fusion.thresholds)
     if caveat:
         reasons.append(caveat)

@@ -106,7 +106,7 @@ def test_the_spectral_weight_matches_whether_the_fusion_uses_it(fusion):
 def test_the_backbone_score_reaches_gan_score_through_the_analyzer(monkeypatch):
     """The Analyzer runs the backbone on every image and feeds it to the fusion: with everything else
     the same, a higher backbone score gives a higher gan_score (the fitted weight is positive)."""
-    analyzer = Analyzer(Settings(device="cpu"))
+    analyzer = Analyzer(Settings(device="cpu", depth="full"))   # the cascade would skip the spectral detector
     backbone = analyzer.models()[4]
     with Image.open(SAMPLES / "account_a.png") as im:
         image = np.asarray(im.convert("RGB"))
@@ -118,7 +118,7 @@ def test_the_backbone_score_reaches_gan_score_through_the_analyzer(monkeypatch):
         gan.append(sig.gan_score)
     assert (np.diff(gan) > 0).all(), gan
     # the detectors the shipped fusion does not use are not run (not even loaded) for the verdict
-    fresh = Analyzer(Settings(device="cpu"))
+    fresh = Analyzer(Settings(device="cpu", depth="full"))
     (sig,) = fresh.signals([image])
     uses_spectral = "spectral" in fresh.models()[3]().uses
     assert (sig.spectral_score is None) == (not uses_spectral)
@@ -154,8 +154,8 @@ def test_reasons_are_short_and_the_operating_point_is_said_apart():
 
 
 def test_real_photo_is_not_flagged_and_explained(fusion):
-    result = score_image(SAMPLES / "account_a.png", workers=0, device="cpu")
-    assert result.verdict == "real"
+    result = score_image(SAMPLES / "account_a.png", workers=0, device="cpu", depth="full")
+    assert result.verdict == "real" and result.depth == "full"
     assert 0 <= result.gan_score < 0.5
     assert 0 <= result.backbone_score < 0.5 and result.backbone_score == round(result.backbone_score, 4)
     assert result.reasons[0].startswith("not flagged: gan_score")
@@ -165,6 +165,12 @@ def test_real_photo_is_not_flagged_and_explained(fusion):
         assert any(r.startswith("spectrum") for r in result.reasons) and result.spectral_score is not None
     else:
         assert result.spectral_score is None and not any(r.startswith("spectrum") for r in result.reasons)
+    # through the cascade (the default depth) the spectral detector is skipped where it cannot matter, and
+    # the reasons say so
+    cascade = score_image(SAMPLES / "account_a.png", workers=0, device="cpu")
+    assert cascade.verdict == "real"
+    if cascade.depth == "cheap":
+        assert cascade.spectral_score is None and any(r.startswith("spectral detector not run") for r in cascade.reasons)
 
 
 def test_backbone_reason_says_what_the_score_means():
@@ -323,3 +329,13 @@ def test_fit_row_cache_key_covers_every_model_behind_the_signals(tmp_path, monke
     after = train_fusion.models_digest()
     assert after != before and after.split("_")[0] == before.split("_")[0]
     assert "backbone.onnx" in train_fusion.MODEL_DIGESTS
+
+
+def test_colourless_images_repeat_the_pixel_logits_in_their_own_columns():
+    from facecheck.verdict import COLOURLESS
+    colour = fusion_features(0.9, 0.8, geometry(3.0), TEMPLATE)
+    grey = fusion_features(0.9, 0.8, geometry(3.0), TEMPLATE, colourless=True)
+    assert FEATURE_NAMES[COLOURLESS:] == ["colourless", "colourless_spectral_logit", "colourless_backbone_logit"]
+    assert (colour[COLOURLESS:] == 0).all()
+    assert grey[COLOURLESS:].tolist() == pytest.approx([1.0, colour[0], colour[1]])
+    assert (grey[:COLOURLESS] == colour[:COLOURLESS]).all()

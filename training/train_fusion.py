@@ -35,10 +35,11 @@ from facecheck.evaluation import evaluate as evaluation  # noqa: E402
 from facecheck.evaluation.dataset import read_manifest, split_of  # noqa: E402
 from facecheck.pipeline.analyze import Analyzer  # noqa: E402
 from facecheck.settings import Settings  # noqa: E402
+from facecheck.colour import COLOURLESS_CHROMA  # noqa: E402
 from facecheck.runtime import weights_path  # noqa: E402
 from facecheck.geometry import EyeTemplate  # noqa: E402
-from facecheck.verdict import (FEATURE_NAMES, MODEL_FILE, MODES, TARGET_FPR_FFHQ,  # noqa: E402
-                               TARGET_FPR_NATURAL, fusion_features)
+from facecheck.verdict import (COLOURLESS, FEATURE_NAMES, MODEL_FILE, MODES, SPECTRAL_CLIP,  # noqa: E402
+                               TARGET_FPR_FFHQ, TARGET_FPR_NATURAL, fusion_features)
 from training.card_writer import flagged, four, percent, percent_of, row, table  # noqa: E402
 from training.degraded_cache import Degradation  # noqa: E402
 
@@ -46,6 +47,10 @@ FIT_FOLD = 1
 TRAIN_CONDITIONS = ["as_stored", "400px_q90", "400px_q70", "256px_q85", "256px_q70", "150px_q80",
                     "crop90_256px_q85", "mirror_256px_q85"]
 RANDOM_COPIES = 3                      # random platform copies per image, crops up to 15%
+# Black-and-white copies (facecheck.colour): greyscale first, then degraded as their colour twin; the last is
+# a greyscale random platform copy (the number after the colour ones, so a different draw)
+GREY_CONDITIONS = ["400px_q70", "256px_q85", f"random_{RANDOM_COPIES}"]
+ROWS_FORMAT = "colour"                 # in the cache's name: rows written before it lack `colourless`
 RANDOM_DEGRADATION = Degradation(max_crop=0.15)
 BLINDED_WEIGHT = 0.3                   # weight of the face-hidden copies (the no-face path)
 LABEL_WEIGHT = {"stylegan": 1.0, "real_natural": 0.5, "real_ffhq": 0.5}   # total weight per label
@@ -81,6 +86,18 @@ def random_copy(k: int):
     return apply
 
 
+def fit_conditions() -> dict:
+    """The fold-1 copies: TRAIN_CONDITIONS, the random platform copies and the grey ones."""
+    from facecheck.evaluation.degrade import greyscale
+    named = evaluation.conditions(TRAIN_CONDITIONS) | {f"random_{k}": random_copy(k) for k in range(RANDOM_COPIES + 1)}
+    grey = {f"grey_{c}": (lambda apply: lambda im: apply(greyscale(im)))(named[c]) for c in GREY_CONDITIONS}
+    return {name: named[name] for name in named if name != f"random_{RANDOM_COPIES}"} | grey
+
+
+def is_grey_condition(condition: str) -> bool:
+    return condition.startswith("grey_")
+
+
 def digest(names) -> str:
     h = hashlib.sha256()
     for name in names:
@@ -99,7 +116,7 @@ def models_digest() -> str:
 def collect_fit_rows(cache_dir: Path, per_source: int | None = None) -> list[evaluation.Row]:
     """Fold-1 signals, cached by model digests; a new spectral model reuses the cached geometry."""
     suffix = f"_{per_source}" if per_source else ""
-    cache = cache_dir / f"fusion_rows_{models_digest()}{suffix}.jsonl"
+    cache = cache_dir / f"fusion_rows_{models_digest()}_{ROWS_FORMAT}{suffix}.jsonl"
     if cache.is_file():
         print(f"signals from cache {cache}")
         return evaluation.read_rows(cache)
@@ -107,7 +124,7 @@ def collect_fit_rows(cache_dir: Path, per_source: int | None = None) -> list[eva
     reuse = {(r.file, r.condition): r for r in evaluation.read_rows(earlier[-1])} if earlier else None
     samples = evaluation.select([s for s in read_manifest() if s.label != "other_gen"], folds=[FIT_FOLD],
                                 per_source=per_source)
-    named = evaluation.conditions(TRAIN_CONDITIONS) | {f"random_{k}": random_copy(k) for k in range(RANDOM_COPIES)}
+    named = fit_conditions()
     print(f"collecting signals: {len(samples)} images x {len(named)} conditions"
           + (f" (face geometry reused from {earlier[-1].name})" if reuse else ""))
 
@@ -127,8 +144,10 @@ def collect_fit_rows(cache_dir: Path, per_source: int | None = None) -> list[eva
 VARIANTS = {"a": ("geometry + spectral", frozenset({"spectral"})),
             "b": ("geometry + backbone", frozenset({"backbone"})),
             "c": ("geometry + spectral + backbone", frozenset({"spectral", "backbone"}))}
-UNUSED_COLUMN = {"spectral": FEATURE_NAMES.index("spectral_logit"), "backbone": FEATURE_NAMES.index("backbone_logit")}
+UNUSED_COLUMNS = {d: [FEATURE_NAMES.index(f"{d}_logit"), FEATURE_NAMES.index(f"colourless_{d}_logit")]
+                  for d in ("spectral", "backbone")}
 HAS_FACE = FEATURE_NAMES.index("has_face")
+GEOMETRY_COLUMNS = slice(HAS_FACE, COLOURLESS)   # what a face-hidden copy loses
 SHIP_MARGIN = 0.01   # (b) ships when its pooled half-B TPR at default is at most this much below (c)'s
 
 
@@ -136,7 +155,8 @@ def features(rows: list[evaluation.Row], uses=VARIANTS["c"][1]) -> np.ndarray:
     """Fusion features recomputed from each row's signals (so cached signals survive feature changes)."""
     template = EyeTemplate.load()
     return np.array([fusion_features(r.spectral_score if "spectral" in uses else None,
-                                     r.backbone_score if "backbone" in uses else None, r.geometry, template)
+                                     r.backbone_score if "backbone" in uses else None, r.geometry, template,
+                                     r.colourless)
                      for r in rows], np.float64)
 
 
@@ -153,7 +173,7 @@ def design(rows: list[evaluation.Row], blinded: bool, uses=VARIANTS["c"][1]) -> 
     if blinded:
         has = X[:, HAS_FACE] > 0
         Xb = X[has].copy()
-        Xb[:, HAS_FACE:] = 0.0
+        Xb[:, GEOMETRY_COLUMNS] = 0.0
         X, y, w = np.vstack([X, Xb]), np.concatenate([y, y[has]]), np.concatenate([w, w[has] * BLINDED_WEIGHT])
     return X, y, w / w.mean()
 
@@ -162,7 +182,8 @@ def fit(rows: list[evaluation.Row], uses=VARIANTS["c"][1]):
     """Logistic regression on the variant's features; the unused detector's weight is exactly 0."""
     from sklearn.linear_model import LogisticRegression
     X, y, w = design(rows, blinded=True, uses=uses)
-    keep = [i for i in range(X.shape[1]) if i not in {UNUSED_COLUMN[d] for d in UNUSED_COLUMN if d not in uses}]
+    unused = {i for d, columns in UNUSED_COLUMNS.items() if d not in uses for i in columns}
+    keep = [i for i in range(X.shape[1]) if i not in unused]
     model = LogisticRegression(C=1.0, max_iter=5000)
     model.fit(X[:, keep], y, sample_weight=w)
     coef = np.zeros(X.shape[1])
@@ -231,9 +252,9 @@ def export(coef: np.ndarray, intercept: float, path: Path, metadata: dict[str, s
 
 
 GOAL_CONDITIONS = ("400px_q70-85", "256px_q70-85", "crop90_256px_q80", "128px_q70-85")   # evaluation.sized_conditions
-EVAL_CONDITIONS = ("as_stored",) + GOAL_CONDITIONS
+EVAL_CONDITIONS = ("as_stored",) + GOAL_CONDITIONS + ("grey_400px_q70-85", "grey_256px_q70-85")
 EVAL_COMMAND = ("facecheck eval --folds 0 --per-source 300 --conditions " + ",".join(EVAL_CONDITIONS)
-                + " --out scratch/eval_fold0 --device cpu --quiet")
+                + " --depth full --out scratch/eval_fold0 --device cpu --quiet")
 
 
 def ok_rows(rows: list[evaluation.Row]) -> list[evaluation.Row]:
@@ -264,6 +285,45 @@ def choose_variant(fitted: dict, thr_rows) -> tuple[str, str]:
     ship = "b" if b >= c - SHIP_MARGIN else "c"
     why = (f"pooled TPR at each fusion's own default threshold on fold 1 half B: (b) {percent(b)}, (c) {percent(c)}; "
            f"(b) ships only if it is no more than {SHIP_MARGIN * 100:g} point below (c), so ({ship}) ships")
+    return ship, why
+
+
+def load_fusion(path: Path) -> tuple[np.ndarray, float, dict[str, float], list[str]]:
+    """Weights, intercept, thresholds and feature names of a fusion.onnx (this script's export)."""
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    meta = {p.key: p.value for p in model.metadata_props}
+    return (inits["W"].reshape(-1).astype(np.float64), float(inits["b"][0]),
+            {m: float(meta[f"threshold_{m}"]) for m in MODES}, meta["features"].split(","))
+
+
+def colour_split_tpr(score, rows: list[evaluation.Row], threshold: float) -> dict[str, float]:
+    """TPR at `threshold` over the colour copies and over the grey copies of the StyleGAN rows."""
+    out = {}
+    for name, grey in (("colour", False), ("grey", True)):
+        pos = [r for r in rows if r.label == "stylegan" and is_grey_condition(r.condition) == grey]
+        out[name] = float(np.mean(score(pos) >= threshold)) if pos else float("nan")
+    return out
+
+
+def grey_ship_rule(coef, intercept, thresholds, thr_rows, previous: Path) -> tuple[bool, str]:
+    """The rule written down before the colourless features were fitted (closing note of issue 20): this
+    fusion replaces `previous` if, on half B at each one's own default threshold, its colour TPR is at most
+    SHIP_MARGIN below the previous one's and its grey TPR is higher."""
+    w_old, b_old, t_old, names = load_fusion(previous)
+    if names != FEATURE_NAMES[:len(names)]:
+        raise SystemExit(f"{previous}: its features are not a prefix of this facecheck's")
+    old = colour_split_tpr(lambda rows: 1 / (1 + np.exp(-(features(rows)[:, :len(names)] @ w_old + b_old))),
+                           thr_rows, t_old["default"])
+    new = colour_split_tpr(lambda rows: predict(coef, intercept, rows), thr_rows, thresholds["default"])
+    ship = new["colour"] >= old["colour"] - SHIP_MARGIN and new["grey"] > old["grey"]
+    why = (f"on fold 1 half B at each fusion's own default threshold, StyleGAN TPR over the colour copies: previous "
+           f"{percent(old['colour'])}, this {percent(new['colour'])}; over the grey copies: previous "
+           f"{percent(old['grey'])}, this {percent(new['grey'])}. This one ships if its colour TPR is at most "
+           f"{SHIP_MARGIN * 100:g} point below and its grey TPR higher: "
+           + ("it ships" if ship else "it does not ship"))
     return ship, why
 
 
@@ -400,7 +460,8 @@ def loso(fit_rows, thr_rows, eval_rows, variant: str, min_images: int = 30) -> l
 
 
 def write_card(path: Path, variant: str, fitted: dict, why: str, fit_rows, thr_rows, spectral_flag: float,
-               backbone_flag: float, per_source: int | None, eval_json: Path | None, eval_rows: list | None) -> None:
+               backbone_flag: float, per_source: int | None, eval_json: Path | None, eval_rows: list | None,
+               grey_rule: str | None = None) -> None:
     coef, intercept, thresholds, how = fitted[variant]
     name, uses = VARIANTS[variant]
     counts = {}
@@ -420,7 +481,8 @@ def write_card(path: Path, variant: str, fitted: dict, why: str, fit_rows, thr_r
         "# fusion.onnx: one gan_score from eye geometry and the pixel detectors",
         "",
         f"Built {datetime.date.today().isoformat()} by `PYTHONPATH=. .venv/bin/python training/train_fusion.py"
-        + (f" --per-source {per_source}" if per_source else "") + "` (fold-1 signals collected once with "
+        + (f" --per-source {per_source}" if per_source else "")
+        + (" --previous <the fusion.onnx it replaced, from git>" if grey_rule else "") + "` (fold-1 signals collected once with "
         "`--collect-only`, cached in the ignored scratch/ under a key made of the digests of yunet.onnx, "
         "facemesh.onnx, eye_template.json, spectral.onnx and backbone.onnx), then "
         f"`{EVAL_COMMAND}` on the test fold, and the same script with `--eval-rows scratch/eval_fold0/rows.jsonl "
@@ -442,6 +504,18 @@ def write_card(path: Path, variant: str, fitted: dict, why: str, fit_rows, thr_r
         "exactly 0, is named outside `uses` in the metadata, and is not run by the Analyzer for the verdict "
         + ("(here: the spectral detector is skipped, `spectral_score` is null in results)." if "spectral" not in uses
            else "(here both are used)."),
+        "",
+        "Black-and-white images (`facecheck.colour.is_colourless`: mean chroma <= "
+        f"{COLOURLESS_CHROMA:g} of 255 levels) set a `colourless` flag and repeat the two pixel logits in columns "
+        "of their own, so the fit gives them their own offset and weights: both detectors were trained on colour, and "
+        "score grey StyleGAN faces far lower than the same faces in colour while still ranking them above real "
+        "photos. The fit sees grey copies of every class (below)."
+        + (f" Decision on them, rule fixed before fitting: {grey_rule}." if grey_rule else ""),
+        "",
+        "The cascade (`facecheck.cascade`) reads `spectral_reach` and `spectral_reach_colourless` from the metadata: "
+        f"{SPECTRAL_CLIP:g} x |the spectral weight| (colour), and the same with the colourless spectral weight added, "
+        "the most the spectral detector can move the logit. A file whose score without it stays below the sensitive "
+        "threshold by more than that is never flagged at any mode, so the detector is skipped there.",
         "",
         "Weights of the three fusions of the ablation (each fitted on the same half-A rows; '-' = not an input):",
         "",
@@ -470,7 +544,8 @@ def write_card(path: Path, variant: str, fitted: dict, why: str, fit_rows, thr_r
         "available on 2 shared cores). " if per_source else "",
         f"Each image enters under the conditions {', '.join(TRAIN_CONDITIONS)} and {RANDOM_COPIES} random platform "
         "copies (`facecheck.evaluation.degrade.random_platform`, crops up to 15%, mirror, 96-512 px, blur/sharpen, JPEG q50-98), "
-        "every class alike. Weights: stylegan 1, real_natural 0.5, real_ffhq 0.5 in total; other_gen (Stable "
+        f"and converted to greyscale first: {', '.join('grey_' + c for c in GREY_CONDITIONS)} (the last a further "
+        "random platform copy), every class alike. Weights: stylegan 1, real_natural 0.5, real_ffhq 0.5 in total; other_gen (Stable "
         "Diffusion) is not fitted on.",
         "",
         *table(["split", "images", "stylegan", "real_ffhq", "real_natural (copies)"],
@@ -494,7 +569,8 @@ def write_card(path: Path, variant: str, fitted: dict, why: str, fit_rows, thr_r
         "(a) geometry + spectral (the fusion shipped before), (b) geometry + backbone, (c) geometry + spectral + "
         "backbone: each fitted on fold 1 half A and thresholded on half B by the same rule, on the same rows. "
         "Rates at each fusion's own default threshold; in brackets flagged/total and the exact (Clopper-Pearson) "
-        "95% interval. Within one condition each image enters once; the pooled rows count every copy (up to 11 "
+        "95% interval. Within one condition each image enters once; the pooled rows count every copy (up to "
+        f"{len(fit_conditions())} "
         "per image, not independent), so their intervals are too narrow.",
         "",
         "### Fold 1 half B (where the thresholds were set: FPRs here are at their targets by construction)",
@@ -590,6 +666,8 @@ def main() -> None:
     parser.add_argument("--per-source", type=int, default=300,
                         help="at most this many images per source and fold (LFW and the 128-px sources have more)")
     parser.add_argument("--collect-only", action="store_true", help="collect (and cache) the fold-1 signals, then stop")
+    parser.add_argument("--previous", type=Path, help="an earlier fusion.onnx: apply the black-and-white ship rule "
+                                                      "against it (grey_ship_rule) and write nothing if it fails")
     args = parser.parse_args()
 
     from facecheck.backbone import BackboneDetector
@@ -613,7 +691,17 @@ def main() -> None:
     for name, w in zip(FEATURE_NAMES, coef):
         print(f"  {name:24s} {w:+.4f}")
     print(f"  intercept {intercept:+.4f}")
+    grey_rule = None
+    if args.previous:
+        ship, grey_rule = grey_ship_rule(coef, intercept, thresholds, thr_rows, args.previous)
+        print(grey_rule)
+        if not ship:
+            return
     metadata = {f"threshold_{m}": repr(t) for m, t in thresholds.items()}
+    # how far the spectral term can move the logit, for facecheck.cascade (colour; colourless)
+    w_s, w_cs = coef[FEATURE_NAMES.index("spectral_logit")], coef[FEATURE_NAMES.index("colourless_spectral_logit")]
+    metadata |= {"spectral_reach": repr(float(SPECTRAL_CLIP * abs(w_s))),
+                 "spectral_reach_colourless": repr(float(SPECTRAL_CLIP * abs(w_s + w_cs)))}
     metadata |= {"spectral_flag": repr(spectral_flag), "backbone_flag": repr(backbone_flag),
                  "features": ",".join(FEATURE_NAMES), "uses": ",".join(sorted(VARIANTS[variant][1])),
                  "variant": f"({variant}) {VARIANTS[variant][0]}",
@@ -622,7 +710,7 @@ def main() -> None:
     print(f"wrote {args.output}")
     eval_rows = evaluation.read_rows(args.eval_rows) if args.eval_rows else None
     write_card(args.output.with_suffix(".md"), variant, fitted, why, fit_rows, thr_rows, spectral_flag, backbone_flag,
-               args.per_source, args.eval_json, eval_rows)
+               args.per_source, args.eval_json, eval_rows, grey_rule)
     print(f"wrote {args.output.with_suffix('.md')}")
 
 

@@ -132,6 +132,8 @@ class Row:
     backbone_score: float | None = None
     gan_score: float | None = None
     features: list[float] = field(default_factory=list)
+    colourless: bool | None = None   # None in rows written before facecheck measured it
+    depth: str | None = None         # "cheap" where the cascade skipped the spectral detector
 
 
 def collect(samples: list[Sample], named: dict[str, Callable], analyzer, *, fuse: bool = True,
@@ -151,7 +153,9 @@ def collect(samples: list[Sample], named: dict[str, Callable], analyzer, *, fuse
     def finish(row: Row, sig) -> None:
         row.faces_found, row.geometry, row.eye_score = sig.faces_found, sig.geometry, sig.eye_score
         row.spectral_score, row.backbone_score, row.gan_score = sig.spectral_score, sig.backbone_score, sig.gan_score
-        row.features = fusion_features(sig.spectral_score, sig.backbone_score, sig.geometry, template).tolist()
+        row.colourless, row.depth = sig.colourless, sig.depth
+        row.features = fusion_features(sig.spectral_score, sig.backbone_score, sig.geometry, template,
+                                       sig.colourless).tolist()
 
     def flush():
         if pending:

@@ -26,6 +26,8 @@ class Signals:
     spectral_score: float | None          # None when not computed (the shipped fusion does not use it)
     backbone_score: float | None = None   # likewise
     gan_score: float | None = None        # None when fusion was not asked for
+    colourless: bool = False              # facecheck.colour.is_colourless (black and white)
+    depth: str = "full"                   # "cheap" when the cascade skipped the spectral detector
 
 
 class Analyzer:
@@ -35,9 +37,12 @@ class Analyzer:
     def __init__(self, settings: Settings, intra_op_threads: int | None = None):
         """intra_op_threads: ONNX threads per run; None uses every core (one image, or no decoding
         processes beside it); scan workers, which share the cores, pass 1."""
+        from ..cascade import DEPTHS
         from ..verdict import MODES
         if settings.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {settings.mode!r}")
+        if settings.depth not in DEPTHS:
+            raise ValueError(f"depth must be one of {', '.join(DEPTHS)}, not {settings.depth!r}")
         self.settings = settings
         self.intra_op_threads = intra_op_threads
         self._models = None
@@ -64,38 +69,60 @@ class Analyzer:
                 detectors: set[str] | frozenset[str] | None = None) -> list[Signals]:
         """Face, eye geometry, the pixel detectors' scores and (with `fuse`) gan_score for each RGB image.
         `detectors`: which pixel detectors to run ("spectral", "backbone"); by default those the fusion
-        uses when fusing, every one otherwise. `geometry_of` (evaluation only): objects with
-        faces_found, geometry and eye_score from an earlier run on the same images, in place of running
-        the face locator again."""
+        uses when fusing, every one otherwise. With fusion at settings.depth "cascade", the spectral
+        detector runs only where it could change the verdict (facecheck.cascade). `geometry_of`
+        (evaluation only): objects with faces_found, geometry and eye_score from an earlier run on the
+        same images, in place of running the face locator again."""
+        from ..colour import is_colourless
         from ..geometry import eye_score, geometry_features
-        from ..verdict import fusion_features
         locator, template, spectral, fusion, backbone = self.models()
         if detectors is None:
             detectors = fusion().uses if fuse else {"spectral", "backbone"}
-        none = [None] * len(images)
-        spectral_scores = spectral().score(images).tolist() if "spectral" in detectors else none
-        backbone_scores = backbone.score(images).tolist() if "backbone" in detectors else none
-        out = []
+        backbone_scores = backbone.score(images).tolist() if "backbone" in detectors else [None] * len(images)
         if geometry_of is not None:
-            out = [Signals(g.faces_found, None, g.geometry, g.eye_score, s, b)
-                   for g, s, b in zip(geometry_of, spectral_scores, backbone_scores)]
+            out = [Signals(g.faces_found, None, g.geometry, g.eye_score, None, b)
+                   for g, b in zip(geometry_of, backbone_scores)]
         else:
-            for image, finding, s, b in zip(images, locator.locate(images), spectral_scores, backbone_scores):
+            out = []
+            for image, finding, b in zip(images, locator.locate(images), backbone_scores):
                 geometry = score = None
                 if finding.face is not None:
                     h, w = image.shape[:2]
                     geometry = geometry_features(finding.face, w, h, template)
                     score = eye_score(geometry, template)
-                out.append(Signals(finding.faces_found, finding.face, geometry, score, s, b))
+                out.append(Signals(finding.faces_found, finding.face, geometry, score, None, b))
+        for x, image in zip(out, images):
+            x.colourless = is_colourless(image)
+        if "spectral" in detectors and out:
+            todo = list(range(len(out)))
+            if fuse and self.settings.depth == "cascade":
+                todo = self._spectral_needed(out, fusion(), template)
+            for i, s in zip(todo, spectral().score([images[i] for i in todo]).tolist() if todo else []):
+                out[i].spectral_score = s
+            for i in set(range(len(out))) - set(todo):
+                out[i].depth = "cheap"
         if fuse and out:
-            model = fusion()
-            # a detector the fusion does not use enters as None (feature 0, weight 0), even when it was run
-            gan = model.score(np.stack([fusion_features(x.spectral_score if "spectral" in model.uses else None,
-                                                        x.backbone_score if "backbone" in model.uses else None,
-                                                        x.geometry, template) for x in out]))
-            for x, g in zip(out, gan.tolist()):
+            for x, g in zip(out, self._fuse(out, fusion(), template).tolist()):
                 x.gan_score = float(g)
         return out
+
+    @staticmethod
+    def _fuse(signals: list[Signals], model, template) -> np.ndarray:
+        """gan_score of each; a detector the fusion does not use, or that was not run, enters as None
+        (feature 0)."""
+        from ..verdict import fusion_features
+        return model.score(np.stack([fusion_features(x.spectral_score if "spectral" in model.uses else None,
+                                                     x.backbone_score if "backbone" in model.uses else None,
+                                                     x.geometry, template, x.colourless) for x in signals]))
+
+    def _spectral_needed(self, signals: list[Signals], model, template) -> list[int]:
+        """Indices of the images whose verdict the spectral detector could still change (facecheck.cascade)."""
+        from ..cascade import spectral_can_matter
+        if "spectral" not in model.uses:
+            return []
+        without = self._fuse(signals, model, template).tolist()   # spectral_score is None in every one yet
+        return [i for i, (x, score) in enumerate(zip(signals, without))
+                if spectral_can_matter(model, score, x.colourless)]
 
     def analyze(self, batch: list[Prepared]) -> None:
         """Fill faces, eyes and scores of each Result in the batch and its evidence, then judge it
@@ -117,6 +144,7 @@ class Analyzer:
             if sig.backbone_score is not None:
                 result.backbone_score = round(sig.backbone_score, 4)
             result.gan_score = round(sig.gan_score, 4)
+            result.depth = sig.depth
             evidence = item.evidence
             evidence.update(template_z2=None, template_distance=None, cut_by_border=False)
             if sig.face is not None:

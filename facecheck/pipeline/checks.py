@@ -33,11 +33,14 @@ def check_output_dir(folder: Path | None, out_dir: Path) -> None:
 def check_settings(settings: Settings, name: Callable[[str], str] = str) -> None:
     """Refuse settings that cannot work, before any work starts: ValueError (RuntimeError for a
     device that is not there), naming each setting as `name` spells it (the CLI: its option)."""
+    from ..cascade import DEPTHS
     from ..runtime import providers_for
     from ..verdict import MODES
     if settings.mode not in MODES:
         raise ValueError(f"{name('mode')} must be one of {', '.join(MODES)}, not {settings.mode!r}")
     providers_for(settings.device)
+    if settings.depth not in DEPTHS:
+        raise ValueError(f"{name('depth')} must be one of {', '.join(DEPTHS)}, not {settings.depth!r}")
     if settings.engine not in ENGINES:
         raise ValueError(f"{name('engine')} must be one of {', '.join(ENGINES)}, not {settings.engine!r}")
     if settings.known_hashes:

@@ -123,6 +123,6 @@ def signals_key(settings: Settings) -> str:
     from ..runtime import QUANTIZED_ON_CPU, Runtime, model_digests
     runtime = Runtime(settings.device)
     return json.dumps({"facecheck": __version__, "max_pixels": settings.max_pixels, "max_bytes": settings.max_bytes,
-                       "model_min_side": MODEL_MIN_SIDE, "device": runtime.device,
+                       "model_min_side": MODEL_MIN_SIDE, "device": runtime.device, "depth": settings.depth,
                        "model files run": sorted(runtime.model_file(name) for name in QUANTIZED_ON_CPU),
                        "models": model_digests()}, sort_keys=True)

@@ -1,0 +1,129 @@
+"""The cascade (facecheck.cascade): the spectral detector is skipped only where it cannot change the
+verdict at any mode, and `depth` "full" runs it on every file."""
+import json
+import random
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facecheck.cascade import spectral_can_matter
+from facecheck.pipeline.analyze import Analyzer
+from facecheck.pipeline.run import run_scan
+from facecheck.pipeline.walk import walk
+from facecheck.settings import Settings
+from facecheck.verdict import MODES
+
+from conftest import SAMPLES
+
+
+class StubFusion:
+    thresholds = {"strict": 0.99, "default": 0.9, "sensitive": 0.5}
+
+    def __init__(self, reach):
+        self.reach = reach
+
+    def spectral_reach(self, colourless):
+        return self.reach[colourless] if self.reach else None
+
+
+def test_the_gate_adds_the_spectral_reach_to_the_logit():
+    fusion = StubFusion({False: 2.0, True: 0.5})
+    # sensitive threshold 0.5 is logit 0: a score without the spectral term at logit -1.9 can still get there
+    # with a reach of 2, not with 0.5; at logit -2.1 not even with 2
+    below = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    assert spectral_can_matter(fusion, below(-1.9), colourless=False)
+    assert not spectral_can_matter(fusion, below(-1.9), colourless=True)
+    assert not spectral_can_matter(fusion, below(-2.1), colourless=False)
+    assert spectral_can_matter(fusion, 0.99, colourless=True)
+    # a fusion that did not record its reach is never gated
+    assert spectral_can_matter(StubFusion(None), 1e-9, colourless=False)
+
+
+def images_for_the_gate(shared_data=None) -> list[np.ndarray]:
+    """The bundled avatars, and where ../shared/data is present a few images of each label in an order
+    drawn here (no assumption on which come first or how large they are)."""
+    images = []
+    for path in sorted(SAMPLES.iterdir()):
+        try:
+            with Image.open(path) as im:
+                images.append(np.asarray(im.convert("RGB")))
+        except OSError:
+            continue
+    if shared_data is not None:
+        from facecheck.evaluation.dataset import read_manifest
+        samples = read_manifest()
+        random.Random(7).shuffle(samples)
+        for label in ("stylegan", "real_ffhq", "real_natural", "other_gen"):
+            for s in [s for s in samples if s.label == label][:6]:
+                with Image.open(s.path) as im:
+                    images.append(np.asarray(im.convert("RGB")))
+    # and a black-and-white copy of each, which the fusion calibrates apart
+    return images + [np.repeat(np.asarray(Image.fromarray(im).convert("L"))[:, :, None], 3, axis=2) for im in images]
+
+
+def compare_depths(images):
+    full = Analyzer(Settings(device="cpu", depth="full")).signals(images)
+    cascade = Analyzer(Settings(device="cpu")).signals(images)
+    fusion = Analyzer(Settings(device="cpu")).models()[3]()
+    lowest = min(fusion.thresholds.values())
+    for f, c in zip(full, cascade):
+        assert f.depth == "full" and f.spectral_score is not None
+        if c.depth == "full":
+            assert c.spectral_score == pytest.approx(f.spectral_score, abs=1e-6)
+            assert c.gan_score == pytest.approx(f.gan_score, abs=1e-6)
+        else:
+            assert c.depth == "cheap" and c.spectral_score is None
+            # what the detector would have said could not have flagged it at any mode
+            assert f.gan_score < lowest and c.gan_score < lowest
+        for mode in MODES:
+            assert (f.gan_score >= fusion.thresholds[mode]) == (c.gan_score >= fusion.thresholds[mode])
+    return [c.depth for c in cascade]
+
+
+def test_the_cascade_gives_every_verdict_of_the_full_pipeline():
+    depths = compare_depths(images_for_the_gate())
+    assert "cheap" in depths   # the bundled photos of coffee and a rocket need no spectral detector
+
+
+def test_the_cascade_on_labelled_faces(shared_data):
+    depths = compare_depths(images_for_the_gate(shared_data))
+    assert "cheap" in depths and "full" in depths
+
+
+def test_rows_say_their_depth_and_a_rerun_at_full_depth_runs_the_skipped_detector(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("account_a.png", "coffee.jpg", "rocket.jpg"):
+        shutil.copy(SAMPLES / name, folder / name)
+
+    def rows(out):
+        return {r["path"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+
+    run_scan(walk(folder), tmp_path / "out", Settings(workers=0, device="cpu"), folder=folder)
+    first = rows(tmp_path / "out")
+    cheap = [p for p, r in first.items() if r["depth"] == "cheap"]
+    assert cheap and all(first[p]["spectral_score"] is None for p in cheap)
+    assert all(any(reason.startswith("spectral detector not run") for reason in first[p]["reasons"]) for p in cheap)
+    rerun = run_scan(walk(folder), tmp_path / "out", Settings(workers=0, device="cpu", depth="full"), folder=folder)
+    run_scan(walk(folder), tmp_path / "fresh", Settings(workers=0, device="cpu", depth="full"), folder=folder)
+    assert rerun.scanned == 3
+    assert rows(tmp_path / "out") == rows(tmp_path / "fresh")
+    assert all(r["depth"] == "full" and r["spectral_score"] is not None for r in rows(tmp_path / "out").values())
+
+
+def test_an_unknown_depth_is_refused():
+    with pytest.raises(ValueError, match="depth"):
+        Analyzer(Settings(device="cpu", depth="shallow"))
+
+
+def test_the_shipped_fusion_records_the_spectral_reach():
+    """Without it the cascade never skips: a fusion rebuilt without the metadata would silently cost the
+    full price."""
+    fusion = Analyzer(Settings(device="cpu")).models()[3]()
+    if "spectral" not in fusion.uses:
+        pytest.skip("the shipped fusion does not use the spectral detector")
+    for colourless in (False, True):
+        reach = fusion.spectral_reach(colourless)
+        assert reach is not None and 0 <= reach <= 9 * 5
