@@ -2,14 +2,14 @@
 `--depth full` and one at `--depth cascade`, row by row.
 
     facecheck eval --folds 0 --per-source 300 --conditions as_stored,400px_q70-85,256px_q70-85,crop90_256px_q80,128px_q70-85,grey_400px_q70-85,grey_256px_q70-85 --depth full --out scratch/eval_full --device cpu --quiet
-    facecheck eval ...same options... --depth cascade --out scratch/eval_cascade --reuse-geometry scratch/eval_full/rows.jsonl
+    facecheck eval ...same options... --depth cascade --out scratch/eval_cascade
     python benchmarks/cascade_loss.py scratch/eval_full/rows.jsonl scratch/eval_cascade/rows.jsonl
 
-(--reuse-geometry is sound: both runs use the same face and eye models, which the gate does not touch.)
+(The cascade run must not reuse the geometry of the other: the gate decides where FaceMesh runs.)
 For each condition and mode: StyleGAN TPR at full depth and through the cascade, the difference in points,
-the rows whose verdict differs, the share of rows that reached the spectral detector (by label), the faces
-to look at (unflagged faces with eyes on the template, facecheck.verdict.on_template_caveat) and the rows
-with eye positions (the report's eye heatmap) in each run. Thresholds are the shipped fusion's. Prints Markdown.
+the rows whose verdict differs, the share of rows that reached FaceMesh and the spectral detector (by label),
+the faces to look at (unflagged faces with eyes on the template, facecheck.verdict.on_template_caveat) and
+the rows with eye positions (the report's eye heatmap) in each run. Thresholds are the shipped fusion's. Prints Markdown.
 """
 from __future__ import annotations
 
@@ -58,15 +58,18 @@ def main() -> None:
             print(f"| {c} | {mode} | {100 * tpr_f:.1f}% | {100 * tpr_c:.1f}% | {100 * (tpr_f - tpr_c):+.2f} | "
                   f"{differ} of {len(ks)} | {look[0]} / {look[1]} |")
     print()
-    print("| condition | " + " | ".join(f"{label}: reached the spectral detector" for label in labels) + " | eyes found full / cascade |")
+    print("Reached FaceMesh (depth eyes or full) / the spectral detector (depth full), share of each label's rows:")
+    print()
+    print("| condition | " + " | ".join(labels) + " | eyes found full / cascade |")
     print("|---|" + "---|" * (len(labels) + 1))
     for c in conditions + ["all"]:
         ks = [k for k in keys if c == "all" or k[1] == c]
         cells = []
         for label in labels:
             lk = [k for k in ks if cascade[k].label == label]
+            eyes = sum(cascade[k].depth in ("eyes", "full") for k in lk)
             reached = sum(cascade[k].depth == "full" for k in lk)
-            cells.append(f"{100 * reached / len(lk):.1f}% ({reached}/{len(lk)})" if lk else "-")
+            cells.append(f"{100 * eyes / len(lk):.1f}% / {100 * reached / len(lk):.1f}%" if lk else "-")
         eyes = (sum(full[k].geometry is not None for k in ks), sum(cascade[k].geometry is not None for k in ks))
         print(f"| {c} | " + " | ".join(cells) + f" | {eyes[0]} / {eyes[1]} |")
     print()

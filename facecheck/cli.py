@@ -73,8 +73,8 @@ out = Console()
 
 MODE_HELP = ("Operating point: default flags <= 0.1% of real natural photos, strict <= 0.01%, "
              "sensitive <= 1% (see weights/fusion.md).")
-DEPTH_HELP = ("cascade: skip the spectral detector where it cannot change the verdict at any mode (its score is "
-              "then empty); full: run every model on every file.")
+DEPTH_HELP = ("cascade: skip FaceMesh and the spectral detector where they cannot change the verdict at any mode "
+              "(rows say how far they went); full: run every model on every file.")
 
 
 def _show_version(value: bool) -> None:

@@ -306,18 +306,38 @@ def dominant(rows: np.ndarray) -> int:
     return int(np.lexsort((-rows[:, 14], -(rows[:, 2] * rows[:, 3])))[0])
 
 
+def coarse_finding(rows: np.ndarray) -> FaceFinding:
+    """The dominant face as YuNet alone places it: its box, and its two eye keypoints as the eyes (the
+    pupils at the detector's 320 px, not FFHQ's eye-contour centres: off the template by more than
+    FaceMesh's eyes would be). What the cascade reports for a file it stopped before FaceMesh."""
+    if not len(rows):
+        return FaceFinding(0, None)
+    row = rows[dominant(rows)]
+    left, right = sorted([row[4:6], row[6:8]], key=lambda p: p[0])
+    return FaceFinding(len(rows), Face(box=tuple(float(v) for v in row[:4]), confidence=float(row[14]),
+                                       eyes=((float(left[0]), float(left[1])), (float(right[0]), float(right[1]))),
+                                       cut_by_border=False))
+
+
 class FaceLocator:
-    """Dominant face and its FFHQ-style eye centres, for a batch of RGB images."""
+    """Dominant face and its FFHQ-style eye centres, for a batch of RGB images: `detect` (YuNet) then
+    `locate` (FaceMesh on what it found), or both at once."""
 
     def __init__(self, runtime: "Runtime", refine: bool = False):
         self.detector = YuNetDetector(runtime)
         self.mesh = FaceMeshLandmarker(runtime)
         self.refine = refine
 
-    def locate_with_landmarks(self, images: Sequence[np.ndarray]) -> list[tuple[FaceFinding, MeshLandmarks | None]]:
+    def detect(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """YuNet's faces in each image: (n, 15) rows [x, y, w, h, 5 x (kx, ky), score] in image pixels."""
+        return self.detector.detect([as_rgb(img) for img in images])
+
+    def locate_with_landmarks(self, images: Sequence[np.ndarray], detections: list[np.ndarray] | None = None
+                              ) -> list[tuple[FaceFinding, MeshLandmarks | None]]:
         """As `locate`, plus the FaceMesh landmarks of the dominant face (for measurement scripts)."""
         images = [as_rgb(img) for img in images]
-        detections = self.detector.detect(images)
+        if detections is None:
+            detections = self.detector.detect(images)
         picked = [(i, rows[dominant(rows)]) for i, rows in enumerate(detections) if len(rows)]
         todo = [images[i] for i, _ in picked]
         meshes = self.mesh.landmarks(todo, [frame_from_detection(row) for _, row in picked])
@@ -337,5 +357,7 @@ class FaceLocator:
             results[i] = (FaceFinding(len(detections[i]), face), mesh)
         return results
 
-    def locate(self, images: Sequence[np.ndarray]) -> list[FaceFinding]:
-        return [finding for finding, _ in self.locate_with_landmarks(images)]
+    def locate(self, images: Sequence[np.ndarray], detections: list[np.ndarray] | None = None) -> list[FaceFinding]:
+        """The dominant face of each image with FaceMesh's eyes; `detections`: this images' `detect`, when
+        already run."""
+        return [finding for finding, _ in self.locate_with_landmarks(images, detections)]

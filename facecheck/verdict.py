@@ -26,6 +26,7 @@ Each threshold is the larger of its two constraints.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -122,6 +123,11 @@ class FusionModel:
         # colourless images (facecheck.cascade); absent from a fusion built before the cascade
         self._spectral_reach = ({False: float(meta["spectral_reach"]), True: float(meta["spectral_reach_colourless"])}
                                 if "spectral_reach" in meta else None)
+        # the logistic regression's weights by feature name, and its intercept, for the cascade's bound on
+        # what the face models could add (facecheck.cascade); absent from a fusion built before it
+        self.coefficients = ({name: float(w) for name, w in json.loads(meta["coefficients"]).items()}
+                             if "coefficients" in meta else None)
+        self.intercept = float(meta["intercept"]) if "intercept" in meta else None
 
     def spectral_reach(self, colourless: bool) -> float | None:
         """The most the spectral detector can add to (or take from) this fusion's logit; None when unknown."""
@@ -203,8 +209,13 @@ def spectral_reason(spectral_score: float, flag_at: float) -> str:
                             "spectrum typical of camera photos", "spectrum inconclusive", "spectral")
 
 
-SKIPPED_SPECTRAL_REASON = ("spectral detector not run: it could not change the verdict at any mode "
-                           "(the cascade; --depth full runs it)")
+# What a row stopped early by the cascade (facecheck.cascade) did without, by its depth
+SKIPPED_REASONS = {
+    "cheap": "eyes from the face detector's keypoints, no spectral detector: neither FaceMesh nor the spectral "
+             "detector could change the verdict at any mode (the cascade; --depth full runs them)",
+    "eyes": "spectral detector not run: it could not change the verdict at any mode (the cascade; --depth full "
+            "runs it)",
+}
 
 
 def geometry_reason(geometry: dict, faces_found: int, cut_by_border: bool) -> str:
@@ -274,8 +285,8 @@ def judge(result, evidence: dict, fusion: FusionModel, mode: str) -> None:
         reasons.append(backbone_reason(result.backbone_score, fusion.backbone_flag))
     if result.spectral_score is not None:
         reasons.append(spectral_reason(result.spectral_score, fusion.spectral_flag))
-    elif getattr(result, "depth", None) == "cheap":
-        reasons.append(SKIPPED_SPECTRAL_REASON)
+    if getattr(result, "depth", None) in SKIPPED_REASONS:
+        reasons.append(SKIPPED_REASONS[result.depth])
     caveat = on_template_caveat(decision, geometry, fusion.thresholds)
     if caveat:
         reasons.append(caveat)

@@ -1,5 +1,5 @@
-"""The cascade (facecheck.cascade): the spectral detector is skipped only where it cannot change the
-verdict at any mode, and `depth` "full" runs it on every file."""
+"""The cascade (facecheck.cascade): FaceMesh and the spectral detector are skipped only where they cannot
+change the verdict at any mode, and `depth` "full" runs them on every file."""
 import json
 import random
 import shutil
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facecheck.cascade import spectral_can_matter
+from facecheck.cascade import face_models_can_matter, spectral_can_matter
 from facecheck.pipeline.analyze import Analyzer
 from facecheck.pipeline.run import run_scan
 from facecheck.pipeline.walk import walk
 from facecheck.settings import Settings
-from facecheck.verdict import MODES
+from facecheck.verdict import MODES, SKIPPED_REASONS
 
 from conftest import SAMPLES
 
@@ -74,9 +74,11 @@ def compare_depths(images):
             assert c.spectral_score == pytest.approx(f.spectral_score, abs=1e-6)
             assert c.gan_score == pytest.approx(f.gan_score, abs=1e-6)
         else:
-            assert c.depth == "cheap" and c.spectral_score is None
-            # what the detector would have said could not have flagged it at any mode
+            assert c.depth in ("cheap", "eyes") and c.spectral_score is None
+            # what the skipped models would have said could not have flagged it at any mode
             assert f.gan_score < lowest and c.gan_score < lowest
+        if c.depth == "eyes":   # FaceMesh ran: the same eyes
+            assert c.geometry == f.geometry
         for mode in MODES:
             assert (f.gan_score >= fusion.thresholds[mode]) == (c.gan_score >= fusion.thresholds[mode])
     return [c.depth for c in cascade]
@@ -84,12 +86,45 @@ def compare_depths(images):
 
 def test_the_cascade_gives_every_verdict_of_the_full_pipeline():
     depths = compare_depths(images_for_the_gate())
-    assert "cheap" in depths   # the bundled photos of coffee and a rocket need no spectral detector
+    assert "full" not in depths or len(set(depths)) > 1   # the photos of coffee and a rocket need no costly model
+    assert set(depths) - {"full"}
 
 
 def test_the_cascade_on_labelled_faces(shared_data):
     depths = compare_depths(images_for_the_gate(shared_data))
-    assert "cheap" in depths and "full" in depths
+    assert "full" in depths and set(depths) - {"full"}
+
+
+def test_the_face_bound_covers_every_place_facemesh_could_put_the_eyes():
+    """face_models_can_matter against brute force: the fusion's score over a grid of geometries (and no
+    face at all) and both ends of the spectral range never reaches the lowest threshold where the bound
+    says it cannot."""
+    from facecheck.geometry import EyeTemplate
+    from facecheck.verdict import SPECTRAL_CLIP, fusion_features
+    fusion = Analyzer(Settings(device="cpu")).models()[3]()
+    if fusion.coefficients is None:
+        pytest.skip("the shipped fusion does not record its weights")
+    template = EyeTemplate.load()
+    lowest = min(fusion.thresholds.values())
+    spectral_ends = [1 / (1 + np.exp(SPECTRAL_CLIP)), 1 / (1 + np.exp(-SPECTRAL_CLIP))]
+    rng = np.random.default_rng(3)
+    checked = 0
+    for backbone in (0.01, 0.2, 0.5, 0.8, 0.95):
+        for colourless in (False, True):
+            box_w, box_h = rng.uniform(0.1, 0.9, 2)
+            geometries = [None] + [{"template_z2": float(z2), "cut_by_border": float(cut), "template_distance": 0.0,
+                                    "eye_mid_dx": float(dx), "eye_mid_dy": float(dy), "scale_error": float(se),
+                                    "roll_deg": float(roll), "box_w": box_w, "box_h": box_h}
+                                   for z2, cut, dx, dy, se, roll in zip(np.exp(rng.uniform(0, 9.5, 300)) - 1,
+                                                                       rng.integers(0, 2, 300), rng.normal(0, 0.05, 300),
+                                                                       rng.normal(0, 0.05, 300), rng.normal(0, 0.2, 300),
+                                                                       rng.normal(0, 10, 300))]
+            x = np.stack([fusion_features(s, backbone, g, template, colourless) for g in geometries for s in spectral_ends])
+            highest = float(fusion.score(x).max())
+            if not face_models_can_matter(fusion, backbone, colourless, box_w, box_h):
+                assert highest < lowest
+                checked += 1
+    assert checked   # low backbone scores are gated
 
 
 def test_rows_say_their_depth_and_a_rerun_at_full_depth_runs_the_skipped_detector(tmp_path):
@@ -103,9 +138,9 @@ def test_rows_say_their_depth_and_a_rerun_at_full_depth_runs_the_skipped_detecto
 
     run_scan(walk(folder), tmp_path / "out", Settings(workers=0, device="cpu"), folder=folder)
     first = rows(tmp_path / "out")
-    cheap = [p for p, r in first.items() if r["depth"] == "cheap"]
+    cheap = [p for p, r in first.items() if r["depth"] in ("cheap", "eyes")]
     assert cheap and all(first[p]["spectral_score"] is None for p in cheap)
-    assert all(any(reason.startswith("spectral detector not run") for reason in first[p]["reasons"]) for p in cheap)
+    assert all(SKIPPED_REASONS[first[p]["depth"]] in first[p]["reasons"] for p in cheap)
     rerun = run_scan(walk(folder), tmp_path / "out", Settings(workers=0, device="cpu", depth="full"), folder=folder)
     run_scan(walk(folder), tmp_path / "fresh", Settings(workers=0, device="cpu", depth="full"), folder=folder)
     assert rerun.scanned == 3
@@ -127,3 +162,21 @@ def test_the_shipped_fusion_records_the_spectral_reach():
     for colourless in (False, True):
         reach = fusion.spectral_reach(colourless)
         assert reach is not None and 0 <= reach <= 9 * 5
+
+
+def test_coarse_finding_takes_the_largest_face_and_orders_its_eyes_by_position():
+    from facecheck.faces import coarse_finding
+    assert coarse_finding(np.zeros((0, 15), np.float32)).face is None
+    small = [10, 10, 20, 20, 14, 15, 24, 15, 19, 20, 15, 25, 23, 25, 0.9]
+    large = [50, 40, 100, 120, 120, 80, 80, 81, 100, 100, 85, 130, 115, 130, 0.8]   # eyes listed right first
+    finding = coarse_finding(np.array([small, large], np.float32))
+    assert finding.faces_found == 2
+    assert finding.face.box == (50, 40, 100, 120)
+    assert finding.face.eyes == ((80, 81), (120, 80))
+
+
+def test_faces_near_the_template_by_yunet_keep_facemesh():
+    from facecheck.cascade import NEAR_TEMPLATE_COARSE_Z2, near_template
+    from facecheck.verdict import ON_TEMPLATE_Z2
+    assert near_template(ON_TEMPLATE_Z2) and near_template(NEAR_TEMPLATE_COARSE_Z2)
+    assert not near_template(NEAR_TEMPLATE_COARSE_Z2 + 1)

@@ -119,7 +119,7 @@ def test_check_prints_each_score_one_way_and_the_operating_point_once(folder, mo
     from facecheck.verdict import FusionModel
     monkeypatch.setattr(FusionModel, "score", lambda self, x: np.full(len(x), 0.57849, np.float32))
     monkeypatch.setattr(SpectralDetector, "score", lambda self, images: np.full(len(images), 0.33349, np.float32))
-    run = invoke("check", folder / "a" / "orig.png", "--device", "cpu", "--mode", "sensitive")
+    run = invoke("check", folder / "a" / "orig.png", "--device", "cpu", "--mode", "sensitive", "--depth", "full")
     assert run.exit_code == 0, run.output
     import re
     gan = re.findall(r"(?:GAN score|gan_score) (0\.\d{3})", run.output)

@@ -512,10 +512,12 @@ def write_card(path: Path, variant: str, fitted: dict, why: str, fit_rows, thr_r
         "photos. The fit sees grey copies of every class (below)."
         + (f" Decision on them, rule fixed before fitting: {grey_rule}." if grey_rule else ""),
         "",
-        "The cascade (`facecheck.cascade`) reads `spectral_reach` and `spectral_reach_colourless` from the metadata: "
+        "The cascade (`facecheck.cascade`) reads `coefficients` and `intercept` (these weights by name), and "
+        "`spectral_reach` and `spectral_reach_colourless` from the metadata: "
         f"{SPECTRAL_CLIP:g} x |the spectral weight| (colour), and the same with the colourless spectral weight added, "
-        "the most the spectral detector can move the logit. A file whose score without it stays below the sensitive "
-        "threshold by more than that is never flagged at any mode, so the detector is skipped there.",
+        "the most the spectral detector can move the logit. With them it bounds the highest gan_score FaceMesh and the "
+        "spectral detector could still lead to, and skips them on the files whose bound stays below the sensitive "
+        "threshold: those are never flagged at any mode.",
         "",
         "Weights of the three fusions of the ablation (each fitted on the same half-A rows; '-' = not an input):",
         "",
@@ -702,6 +704,9 @@ def main() -> None:
     w_s, w_cs = coef[FEATURE_NAMES.index("spectral_logit")], coef[FEATURE_NAMES.index("colourless_spectral_logit")]
     metadata |= {"spectral_reach": repr(float(SPECTRAL_CLIP * abs(w_s))),
                  "spectral_reach_colourless": repr(float(SPECTRAL_CLIP * abs(w_s + w_cs)))}
+    # the weights once more by name, for the cascade's bound on what the face models could add
+    metadata |= {"coefficients": json.dumps({n: float(w) for n, w in zip(FEATURE_NAMES, coef)}),
+                 "intercept": repr(float(intercept))}
     metadata |= {"spectral_flag": repr(spectral_flag), "backbone_flag": repr(backbone_flag),
                  "features": ",".join(FEATURE_NAMES), "uses": ",".join(sorted(VARIANTS[variant][1])),
                  "variant": f"({variant}) {VARIANTS[variant][0]}",

@@ -27,7 +27,7 @@ class Signals:
     backbone_score: float | None = None   # likewise
     gan_score: float | None = None        # None when fusion was not asked for
     colourless: bool = False              # facecheck.colour.is_colourless (black and white)
-    depth: str = "full"                   # "cheap" when the cascade skipped the spectral detector
+    depth: str = "full"                   # facecheck.cascade: "cheap" (no FaceMesh, no spectral), "eyes" (no spectral)
 
 
 class Analyzer:
@@ -69,41 +69,62 @@ class Analyzer:
                 detectors: set[str] | frozenset[str] | None = None) -> list[Signals]:
         """Face, eye geometry, the pixel detectors' scores and (with `fuse`) gan_score for each RGB image.
         `detectors`: which pixel detectors to run ("spectral", "backbone"); by default those the fusion
-        uses when fusing, every one otherwise. With fusion at settings.depth "cascade", the spectral
-        detector runs only where it could change the verdict (facecheck.cascade). `geometry_of`
+        uses when fusing, every one otherwise. With fusion at settings.depth "cascade", FaceMesh and the
+        spectral detector run only where they could change the verdict (facecheck.cascade). `geometry_of`
         (evaluation only): objects with faces_found, geometry and eye_score from an earlier run on the
         same images, in place of running the face locator again."""
         from ..colour import is_colourless
-        from ..geometry import eye_score, geometry_features
         locator, template, spectral, fusion, backbone = self.models()
         if detectors is None:
             detectors = fusion().uses if fuse else {"spectral", "backbone"}
+        cascade = fuse and self.settings.depth == "cascade"
         backbone_scores = backbone.score(images).tolist() if "backbone" in detectors else [None] * len(images)
+        colourless = [is_colourless(image) for image in images]
         if geometry_of is not None:
             out = [Signals(g.faces_found, None, g.geometry, g.eye_score, None, b)
                    for g, b in zip(geometry_of, backbone_scores)]
         else:
-            out = []
-            for image, finding, b in zip(images, locator.locate(images), backbone_scores):
-                geometry = score = None
-                if finding.face is not None:
-                    h, w = image.shape[:2]
-                    geometry = geometry_features(finding.face, w, h, template)
-                    score = eye_score(geometry, template)
-                out.append(Signals(finding.faces_found, finding.face, geometry, score, None, b))
-        for x, image in zip(out, images):
-            x.colourless = is_colourless(image)
+            out = self._faces(images, backbone_scores, colourless, fusion() if cascade else None)
+        for x, flag in zip(out, colourless):
+            x.colourless = flag
         if "spectral" in detectors and out:
-            todo = list(range(len(out)))
-            if fuse and self.settings.depth == "cascade":
-                todo = self._spectral_needed(out, fusion(), template)
+            todo = [i for i, x in enumerate(out) if x.depth != "cheap"]
+            if cascade:
+                todo = self._spectral_needed(out, todo, fusion(), template)
             for i, s in zip(todo, spectral().score([images[i] for i in todo]).tolist() if todo else []):
                 out[i].spectral_score = s
             for i in set(range(len(out))) - set(todo):
-                out[i].depth = "cheap"
+                out[i].depth = out[i].depth if out[i].depth == "cheap" else "eyes"
         if fuse and out:
             for x, g in zip(out, self._fuse(out, fusion(), template).tolist()):
                 x.gan_score = float(g)
+        return out
+
+    def _faces(self, images, backbone_scores, colourless, gate) -> list[Signals]:
+        """YuNet on every image, then FaceMesh on the faces it found; with `gate` (the FusionModel, at
+        depth "cascade") only on those whose verdict the face models could change or whose eyes YuNet puts
+        near the template, the others keeping YuNet's keypoints as their eyes (depth "cheap")."""
+        from ..cascade import face_models_can_matter, near_template
+        from ..faces import coarse_finding
+        from ..geometry import eye_score, geometry_features
+        locator, template = self.models()[:2]
+        detections = locator.detect(images)
+        coarse = [coarse_finding(rows) for rows in detections]
+        coarse_geometry = [None if c.face is None else geometry_features(c.face, im.shape[1], im.shape[0], template)
+                           for c, im in zip(coarse, images)]
+        todo = [i for i, g in enumerate(coarse_geometry) if g is not None and (
+                gate is None or near_template(g["template_z2"])
+                or face_models_can_matter(gate, backbone_scores[i], colourless[i], g["box_w"], g["box_h"]))]
+        located = dict(zip(todo, locator.locate([images[i] for i in todo], [detections[i] for i in todo])))
+        out = []
+        for i, (image, b) in enumerate(zip(images, backbone_scores)):
+            finding, geometry = (located[i], None) if i in located else (coarse[i], coarse_geometry[i])
+            if finding.face is not None and geometry is None:
+                h, w = image.shape[:2]
+                geometry = geometry_features(finding.face, w, h, template)
+            score = None if geometry is None else eye_score(geometry, template)
+            out.append(Signals(finding.faces_found, finding.face, geometry, score, None, b,
+                               depth="cheap" if i not in located and finding.face is not None else "full"))
         return out
 
     @staticmethod
@@ -115,14 +136,13 @@ class Analyzer:
                                                      x.backbone_score if "backbone" in model.uses else None,
                                                      x.geometry, template, x.colourless) for x in signals]))
 
-    def _spectral_needed(self, signals: list[Signals], model, template) -> list[int]:
-        """Indices of the images whose verdict the spectral detector could still change (facecheck.cascade)."""
+    def _spectral_needed(self, signals: list[Signals], todo: list[int], model, template) -> list[int]:
+        """Those of `todo` whose verdict the spectral detector could still change (facecheck.cascade)."""
         from ..cascade import spectral_can_matter
-        if "spectral" not in model.uses:
+        if "spectral" not in model.uses or not todo:
             return []
-        without = self._fuse(signals, model, template).tolist()   # spectral_score is None in every one yet
-        return [i for i, (x, score) in enumerate(zip(signals, without))
-                if spectral_can_matter(model, score, x.colourless)]
+        without = self._fuse([signals[i] for i in todo], model, template).tolist()   # spectral_score is None yet
+        return [i for i, score in zip(todo, without) if spectral_can_matter(model, score, signals[i].colourless)]
 
     def analyze(self, batch: list[Prepared]) -> None:
         """Fill faces, eyes and scores of each Result in the batch and its evidence, then judge it
