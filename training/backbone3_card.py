@@ -77,15 +77,18 @@ def fold1_comparison(old_rows: Path, new_rows: Path) -> list[str]:
 def ablation_section(main_run: str, runs: list[str]) -> list[str]:
     """Runs trained with one change (e.g. --without 'aligned_*'), beside the main run: the calibration subset at each
     run's best epoch, and the test fold when the run was exported and tested."""
-    L = ["## Ablations\n", "Each run differs from the main one only by its `--without` sources (left out of training; the "
-         "calibration subset is the same), at its own best epoch:\n"]
-    L.extend(table(["run", "left out of training", "best epoch", "calibration AUC", "TPR at 1% real FPR", "AUC vs FFHQ originals",
-                    "AUC vs aligned copies", "MobileStyleGAN TPR at 1%", "greyscale / colour TPR at 1%"]))
+    L = ["## Ablations\n", "Each run differs from the main one by its view, its `--without` sources (left out of training) "
+         "and its schedule, as listed; the calibration subset is the same, and every run is read at its own best epoch:\n"]
+    L.extend(table(["run", "view", "left out of training", "schedule (epochs x copies, batch)", "best epoch", "calibration AUC",
+                    "TPR at 1% real FPR", "AUC vs FFHQ originals", "AUC vs aligned copies", "MobileStyleGAN TPR at 1%",
+                    "greyscale / colour TPR at 1%"]))
     tested = {}
     for run in [main_run, *runs]:
         c = json.loads((RUNS_DIR / run / "curves.json").read_text())
         h = next(x for x in c["history"] if x["epoch"] == c["best_epoch"])
-        L.append(row([run, ", ".join(c["options"]["without"]) or "-", h["epoch"], four(h["auc"]), percent(h["tpr_at_1pct_real_fpr"]),
+        o = c["options"]
+        L.append(row([run, o["view"], ", ".join(o["without"]) or "-", f"{o['epochs']} x {o['per_epoch']}, {o['batch']}",
+                      h["epoch"], four(h["auc"]), percent(h["tpr_at_1pct_real_fpr"]),
                       four(h["auc_vs_ffhq_original"]), four(h["auc_vs_aligned_copies"]), percent(h["mobilestylegan_tpr_at_1pct"]),
                       f"{percent(h['greyscale_tpr_at_1pct'])} / {percent(h['colour_tpr_at_1pct'])}"]))
         results = RUNS_DIR / run / "results.json"
@@ -220,7 +223,9 @@ def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: 
     if ablations:
         L.extend(ablation_section(run, ablations))
     L.append("## Not measured for this model\n")
-    done = " ".join(json.loads((RUNS_DIR / r / "curves.json").read_text())["options"]["without"][0] for r in ablations or [])
+    # a clean ablation leaves out one kind of source and changes nothing else
+    done = " ".join(c["options"]["without"][0] for c in (json.loads((RUNS_DIR / r / "curves.json").read_text())
+                                                         for r in ablations or []) if len(c["options"]["without"]) == 1)
     missing = [name for w, name in (("mobilestylegan", "without MobileStyleGAN"), ("aligned_*", "without the aligned copies"))
                if w not in done]
     L.append("- Leave-one-source-out with the backbone retrained without each source (`--hold-out` in "

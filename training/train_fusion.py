@@ -668,8 +668,9 @@ def main() -> None:
     parser.add_argument("--per-source", type=int, default=300,
                         help="at most this many images per source and fold (LFW and the 128-px sources have more)")
     parser.add_argument("--collect-only", action="store_true", help="collect (and cache) the fold-1 signals, then stop")
-    parser.add_argument("--previous", type=Path, help="an earlier fusion.onnx: apply the black-and-white ship rule "
-                                                      "against it (grey_ship_rule) and write nothing if it fails")
+    parser.add_argument("--previous", type=Path, help="an earlier fusion.onnx over the same detectors: apply the "
+                                                      "black-and-white ship rule against it (grey_ship_rule) and write "
+                                                      "nothing if it fails")
     args = parser.parse_args()
 
     from facecheck.backbone import BackboneDetector
@@ -693,6 +694,9 @@ def main() -> None:
     for name, w in zip(FEATURE_NAMES, coef):
         print(f"  {name:24s} {w:+.4f}")
     print(f"  intercept {intercept:+.4f}")
+    split = colour_split_tpr(lambda rows: predict(coef, intercept, rows), thr_rows, thresholds["default"])
+    print(f"half B, StyleGAN TPR at the default threshold: colour copies {percent(split['colour'])}, "
+          f"grey copies {percent(split['grey'])}")
     grey_rule = None
     if args.previous:
         ship, grey_rule = grey_ship_rule(coef, intercept, thresholds, thr_rows, args.previous)
