@@ -200,6 +200,7 @@ def scan(folder: Path = typer.Argument(..., help="Folder of images, scanned recu
         for name, value in [("files", summary.files), ("decoded this run", summary.scanned),
                             ("kept from an earlier run, judged again", summary.rejudged),
                             ("errors", summary.errors), ("GAN faces", summary.gan),
+                            ("stopped early by the cascade (--depth)", summary.stopped_early),
                             ("reused-avatar groups", f"{summary.groups} ({summary.grouped_files} files)"),
                             ("seen in earlier scans", summary.seen_before),
                             ("time", f"{summary.seconds:.1f} s"), ("results", str(out_dir / "results.jsonl")),

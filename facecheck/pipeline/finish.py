@@ -127,6 +127,7 @@ def finish(state: ScanState, out_dir: Path, settings: Settings, summary: ScanSum
                 result.reasons.append(flagged_copy_reason(flagged_copy[result.cluster]))
             summary.errors += result.error is not None
             summary.gan += result.verdict == "gan"
+            summary.stopped_early += result.depth in ("cheap", "eyes")
             summary.seen_before += bool(result.seen_before)
             yield result
 

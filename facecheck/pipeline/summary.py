@@ -11,6 +11,7 @@ class ScanSummary:
     rejudged: int = 0                    # kept from an earlier run (unchanged) and judged again at this run's settings
     errors: int = 0
     gan: int = 0
+    stopped_early: int = 0               # files the cascade did not take to its last stage (facecheck.cascade)
     groups: int = 0
     grouped_files: int = 0
     seen_before: int = 0
