@@ -229,8 +229,10 @@ def test_eval_writes_json_rows_and_plots(shared_data, tmp_path):
     assert "tpr_interval" not in summary["all_conditions"]["default"]   # copies of one image are not independent
     rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
     assert len(rows) == 18
-    # every pixel detector runs in evaluation, whether the shipped fusion uses it or not
+    # every pixel detector runs in evaluation (depth full by default), whether the shipped fusion uses it or not
     assert all(0 <= r["backbone_score"] <= 1 and 0 <= r["spectral_score"] <= 1 for r in rows if r["error"] is None)
+    assert {r["depth"] for r in rows if r["error"] is None} == {"full"}
+    assert all(isinstance(r["colourless"], bool) for r in rows if r["error"] is None)
     for png in ("roc.png", "tpr_by_condition.png"):
         with Image.open(out / png) as im:
             assert im.size[0] > 300
