@@ -24,12 +24,13 @@ sys.path.insert(0, str(REPO))
 def main() -> None:
     from facecheck.evaluation.evaluate import read_rows
     from facecheck.runtime import Runtime
-    from facecheck.verdict import MODES, ON_TEMPLATE_Z2, FusionModel
+    from facecheck.verdict import MODES, FusionModel, on_template_caveat
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("full", type=Path, help="rows.jsonl of the --depth full run")
     ap.add_argument("cascade", type=Path, help="rows.jsonl of the --depth cascade run")
     args = ap.parse_args()
-    thresholds = FusionModel(Runtime("cpu")).thresholds
+    fusion = FusionModel(Runtime("cpu"))
+    thresholds = fusion.thresholds
     full = {(r.file, r.condition): r for r in read_rows(args.full) if r.error is None}
     cascade = {(r.file, r.condition): r for r in read_rows(args.cascade) if r.error is None}
     keys = sorted(full.keys() & cascade.keys())
@@ -38,9 +39,9 @@ def main() -> None:
     conditions = list(dict.fromkeys(c for _, c in keys))
     labels = ("stylegan", "real_ffhq", "real_natural", "other_gen")
 
-    def to_look_at(r, mode):
-        on = r.geometry is not None and r.geometry["template_z2"] <= ON_TEMPLATE_Z2
-        return on and r.gan_score < thresholds[mode]
+    def to_look_at(r, mode):   # the verdict's own test: an unflagged face on the template
+        decision = fusion.decide(r.gan_score, r.geometry is not None, mode)
+        return on_template_caveat(decision, r.geometry, thresholds) is not None
 
     print("| condition | mode | TPR full | TPR cascade | loss (points) | verdicts that differ | faces to look at full / cascade |")
     print("|---|---|---|---|---|---|---|")

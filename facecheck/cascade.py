@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from .verdict import FEATURE_NAMES, GEOMETRY_CAP, GEOMETRY_KNOTS, SQUARED_CAP, fusion_features
+from .verdict import FEATURE_NAMES, GEOMETRY_CAP, GEOMETRY_KNOTS, SQUARED_CAP, fusion_features, logit
 
 DEPTHS = ("cascade", "full")   # Settings.depth: skip where it cannot matter | every model on every file
 # Kept between the bound and the lowest threshold: covers the rounding of the stored gan_score (4 decimals,
@@ -41,13 +41,8 @@ SQUARED_DEVIATIONS = ("eye_mid_dx_sq", "eye_mid_dy_sq", "scale_sq", "roll_sq")
 NEAR_TEMPLATE_COARSE_Z2 = 258.0
 
 
-def logit(p: float) -> float:
-    p = min(max(float(p), 1e-30), 1 - 1e-7)
-    return math.log(p / (1 - p))
-
-
 def _reaches_a_threshold(fusion, logit_bound: float) -> bool:
-    return logit_bound + MARGIN_LOGIT >= logit(min(fusion.thresholds.values()))
+    return logit_bound + MARGIN_LOGIT >= logit(min(fusion.thresholds.values()), clip=math.inf)
 
 
 def spectral_can_matter(fusion, score_without_spectral: float, colourless: bool) -> bool:
@@ -55,7 +50,7 @@ def spectral_can_matter(fusion, score_without_spectral: float, colourless: bool)
     spectral term 0) to the lowest threshold of any mode. `fusion` is a facecheck.verdict.FusionModel; one
     that did not record its reach always answers yes."""
     reach = fusion.spectral_reach(colourless)
-    return reach is None or _reaches_a_threshold(fusion, logit(score_without_spectral) + reach)
+    return reach is None or _reaches_a_threshold(fusion, logit(score_without_spectral, clip=math.inf) + reach)
 
 
 def _best_face_term(w: dict[str, float], box_w: float, box_h: float) -> float:

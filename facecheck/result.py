@@ -33,7 +33,7 @@ class Result:
     eyes: list[list[float]] | None = None  # [[x, y], [x, y]]: left then right eye as seen, px
     on_template: bool | None = None        # both eyes where StyleGAN puts them; None without a face
     faces: int | None = None               # faces found; the dominant one is scored
-    depth: str | None = None               # "full", or "cheap" where the cascade skipped the spectral detector
+    depth: str | None = None               # how far the cascade went: "cheap", "eyes" or "full" (facecheck.cascade)
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)   # decoder and file-name warnings, with no effect on the verdict
 

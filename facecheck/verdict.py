@@ -285,7 +285,7 @@ def judge(result, evidence: dict, fusion: FusionModel, mode: str) -> None:
         reasons.append(backbone_reason(result.backbone_score, fusion.backbone_flag))
     if result.spectral_score is not None:
         reasons.append(spectral_reason(result.spectral_score, fusion.spectral_flag))
-    if getattr(result, "depth", None) in SKIPPED_REASONS:
+    if result.depth in SKIPPED_REASONS:
         reasons.append(SKIPPED_REASONS[result.depth])
     caveat = on_template_caveat(decision, geometry, fusion.thresholds)
     if caveat:

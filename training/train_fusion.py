@@ -89,9 +89,9 @@ def random_copy(k: int):
 def fit_conditions() -> dict:
     """The fold-1 copies: TRAIN_CONDITIONS, the random platform copies and the grey ones."""
     from facecheck.evaluation.degrade import greyscale
-    named = evaluation.conditions(TRAIN_CONDITIONS) | {f"random_{k}": random_copy(k) for k in range(RANDOM_COPIES + 1)}
-    grey = {f"grey_{c}": (lambda apply: lambda im: apply(greyscale(im)))(named[c]) for c in GREY_CONDITIONS}
-    return {name: named[name] for name in named if name != f"random_{RANDOM_COPIES}"} | grey
+    colour = evaluation.conditions(TRAIN_CONDITIONS) | {f"random_{k}": random_copy(k) for k in range(RANDOM_COPIES)}
+    greyed = colour | {f"random_{RANDOM_COPIES}": random_copy(RANDOM_COPIES)}   # what GREY_CONDITIONS name
+    return colour | {f"grey_{c}": (lambda apply: lambda im: apply(greyscale(im)))(greyed[c]) for c in GREY_CONDITIONS}
 
 
 def is_grey_condition(condition: str) -> bool:
@@ -308,16 +308,17 @@ def colour_split_tpr(score, rows: list[evaluation.Row], threshold: float) -> dic
     return out
 
 
-def grey_ship_rule(coef, intercept, thresholds, thr_rows, previous: Path) -> tuple[bool, str]:
+def grey_ship_rule(new: dict[str, float], thr_rows, previous: Path) -> tuple[bool, str]:
     """The rule written down before the colourless features were fitted (closing note of issue 20): this
-    fusion replaces `previous` if, on half B at each one's own default threshold, its colour TPR is at most
-    SHIP_MARGIN below the previous one's and its grey TPR is higher."""
+    fusion, whose half-B TPRs at its default threshold are `new` (colour_split_tpr), replaces `previous` if
+    its colour TPR is at most SHIP_MARGIN below the previous one's at its own default threshold and its grey
+    TPR is higher."""
     w_old, b_old, t_old, names = load_fusion(previous)
     if names != FEATURE_NAMES[:len(names)]:
         raise SystemExit(f"{previous}: its features are not a prefix of this facecheck's")
-    old = colour_split_tpr(lambda rows: 1 / (1 + np.exp(-(features(rows)[:, :len(names)] @ w_old + b_old))),
-                           thr_rows, t_old["default"])
-    new = colour_split_tpr(lambda rows: predict(coef, intercept, rows), thr_rows, thresholds["default"])
+    # the features it lacks enter with weight 0
+    w_old = np.concatenate([w_old, np.zeros(len(FEATURE_NAMES) - len(names))])
+    old = colour_split_tpr(lambda rows: predict(w_old, b_old, rows), thr_rows, t_old["default"])
     ship = new["colour"] >= old["colour"] - SHIP_MARGIN and new["grey"] > old["grey"]
     why = (f"on fold 1 half B at each fusion's own default threshold, StyleGAN TPR over the colour copies: previous "
            f"{percent(old['colour'])}, this {percent(new['colour'])}; over the grey copies: previous "
@@ -699,7 +700,7 @@ def main() -> None:
           f"grey copies {percent(split['grey'])}")
     grey_rule = None
     if args.previous:
-        ship, grey_rule = grey_ship_rule(coef, intercept, thresholds, thr_rows, args.previous)
+        ship, grey_rule = grey_ship_rule(split, thr_rows, args.previous)
         print(grey_rule)
         if not ship:
             return

@@ -133,7 +133,7 @@ class Row:
     gan_score: float | None = None
     features: list[float] = field(default_factory=list)
     colourless: bool | None = None   # None in rows written before facecheck measured it
-    depth: str | None = None         # "cheap" where the cascade skipped the spectral detector
+    depth: str | None = None         # how far the cascade went: "cheap", "eyes" or "full" (facecheck.cascade)
 
 
 def collect(samples: list[Sample], named: dict[str, Callable], analyzer, *, fuse: bool = True,

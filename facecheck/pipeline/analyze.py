@@ -88,13 +88,12 @@ class Analyzer:
         for x, flag in zip(out, colourless):
             x.colourless = flag
         if "spectral" in detectors and out:
-            todo = [i for i, x in enumerate(out) if x.depth != "cheap"]
-            if cascade:
-                todo = self._spectral_needed(out, todo, fusion(), template)
+            past_eyes = [i for i, x in enumerate(out) if x.depth != "cheap"]
+            todo = self._spectral_needed(out, past_eyes, fusion(), template) if cascade else past_eyes
             for i, s in zip(todo, spectral().score([images[i] for i in todo]).tolist() if todo else []):
                 out[i].spectral_score = s
-            for i in set(range(len(out))) - set(todo):
-                out[i].depth = out[i].depth if out[i].depth == "cheap" else "eyes"
+            for i in set(past_eyes) - set(todo):
+                out[i].depth = "eyes"
         if fuse and out:
             for x, g in zip(out, self._fuse(out, fusion(), template).tolist()):
                 x.gan_score = float(g)
