@@ -26,9 +26,9 @@ sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 from facecheck.evaluation import degrade   # noqa: E402
 from facecheck.evaluation.dataset import data_root, read_manifest   # noqa: E402
-from facecheck.hashing import signatures   # noqa: E402
+from facecheck.hashing import plain_border, signatures   # noqa: E402
 from facecheck.hashlists import pdq_probes   # noqa: E402
-from facecheck.pdq import MATCH_BITS, pdq   # noqa: E402
+from facecheck.pdq import MATCH_BITS, luminance, pdq, pdq_of_luminance   # noqa: E402
 
 _POP = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1)
 PDQ_THRESHOLDS = (20, 25, MATCH_BITS, 40)
@@ -109,9 +109,9 @@ def main() -> None:
         reference = packed_pdq(original)
         for name, transform in transforms(rng).items():
             repost = transform(original)
-            rgb = np.asarray(repost)
-            d = min(int(_POP[np.bitwise_xor(np.packbits(h.bits), reference)].sum())
-                    for h in pdq_probes(rgb, pdq(rgb).hash))
+            luma = luminance(np.asarray(repost))   # the probes as pipeline.prepare computes them
+            probes = pdq_probes(luma, pdq_of_luminance(luma).hash, plain_border(np.asarray(repost.convert("L"))))
+            d = min(int(_POP[np.bitwise_xor(np.packbits(h.bits), reference)].sum()) for h in probes)
             found.setdefault(name, []).append(d <= MATCH_BITS)
             worst[name] = max(worst.get(name, 0), d)
     for name, hits in found.items():

@@ -1,7 +1,7 @@
 """Whole-scan throughput against the cost of just decoding the files (the scan-speed issue).
 
     python benchmarks/bench_scan.py [--n 1000] [--workers 2,1] [--batch-size 32] [--threads auto]
-                                    [--device cpu] [--depth cascade,full] [--mix labels|natural]
+                                    [--device cpu] [--depth cascade,full] [--mix labels|natural] [--side 400]
                                     [--repeat 1] [--json out.json]
 
 1. Builds (once; reused afterwards) a folder of N avatars, longer side 400 px, JPEG q85, drawn in turn
@@ -65,14 +65,15 @@ def load_avg() -> str:
 MIXES = ("labels", "natural")
 
 
-def build_folder(n: int, seed: int = 0, mix: str = "labels") -> Path | None:
-    """N avatars (longer side SIDE px, JPEG q85) drawn round-robin over the labels (mix "labels"), or from
+def build_folder(n: int, seed: int = 0, mix: str = "labels", side: int = SIDE) -> Path | None:
+    """N avatars (longer side `side` px, JPEG q85; smaller sources enlarged, which keeps the cost of large photos but
+    not their pixel detail: `--side 2048` measures what a large photo costs) drawn round-robin over the labels (mix "labels"), or from
     the real natural photos only (mix "natural": an archive's bulk, ~99.9% real photos in natural framing,
     which the cascade mostly stops early); cached."""
     from facecheck.evaluation.dataset import data_root, read_manifest
     if data_root() is None:
         return None
-    folder = CACHE / (f"avatars_{n}_{SIDE}px_q{QUALITY}_seed{seed}" + ("" if mix == "labels" else f"_{mix}"))
+    folder = CACHE / (f"avatars_{n}_{side}px_q{QUALITY}_seed{seed}" + ("" if mix == "labels" else f"_{mix}"))
     done = folder / ".complete"
     if done.is_file():
         return folder
@@ -93,10 +94,10 @@ def build_folder(n: int, seed: int = 0, mix: str = "labels") -> Path | None:
             if len(picked) == n:
                 break
         i += 1
-    print(f"building {n} avatars ({SIDE} px, q{QUALITY}) in {folder} ...", flush=True)
+    print(f"building {n} avatars ({side} px, q{QUALITY}) in {folder} ...", flush=True)
     for k, (label, s) in enumerate(picked):
         im = Image.open(s.path).convert("RGB")
-        scale = SIDE / max(im.size)
+        scale = side / max(im.size)
         im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.LANCZOS)
         sub = folder / label
         sub.mkdir(exist_ok=True)
@@ -288,6 +289,8 @@ def main() -> None:
     ap.add_argument("--depth", default="cascade,full", help="comma list of scan depths (facecheck.cascade)")
     ap.add_argument("--mix", default="labels", choices=MIXES,
                     help="labels: round-robin over the labels (default); natural: real natural photos only")
+    ap.add_argument("--side", type=int, default=SIDE,
+                    help=f"longer side of the test avatars (default {SIDE}; e.g. 2048 for large photos, see facecheck.pyramid)")
     ap.add_argument("--repeat", type=int, default=1, help="full-scan runs per configuration (best is kept)")
     ap.add_argument("--stage-images", type=int, default=64, help="files for the per-stage profile (default 64)")
     ap.add_argument("--stage-threads", default="1",
@@ -297,7 +300,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write every number to this file")
     args = ap.parse_args()
 
-    folder = build_folder(args.n, mix=args.mix)
+    folder = build_folder(args.n, mix=args.mix, side=args.side)
     if folder is None:
         print("bench_scan: no labelled data (../shared/data or $FACECHECK_DATA); nothing to measure. Skipped.")
         return
@@ -305,8 +308,9 @@ def main() -> None:
     worker_list = parse_list(args.workers, int)
     batch_list = parse_list(args.batch_size, int)
     thread_list = parse_list(args.threads, int)
-    report = {"n": len(files), "folder": str(folder), "cpus": os.cpu_count(), "device": args.device, "mix": args.mix}
-    print(f"bench_scan: {len(files)} avatars ({args.mix}), {SIDE} px JPEG q{QUALITY}, {os.cpu_count()} cores, "
+    report = {"n": len(files), "folder": str(folder), "cpus": os.cpu_count(), "device": args.device, "mix": args.mix,
+              "side": args.side}
+    print(f"bench_scan: {len(files)} avatars ({args.mix}), {args.side} px JPEG q{QUALITY}, {os.cpu_count()} cores, "
           f"load average {load_avg()} at start\n")
 
     base = decode_baseline(files, max(2, args.repeat))

@@ -19,26 +19,26 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from .pyramid import Pyramid, as_pyramid
+
 MODEL_FILE = "backbone.onnx"
 INPUT_SIDE = 128
 PATCH = 128
 BATCH_IMAGES = 32
 
 
-def model_input(image: np.ndarray, side: int = INPUT_SIDE) -> np.ndarray:
-    """uint8 [side, side, 3]: the whole RGB image resized (squashed) to side x side."""
-    from .spectrum import as_rgb
-    rgb = as_rgb(image)
-    h, w = rgb.shape[:2]
+def model_input(image: "np.ndarray | Pyramid", side: int = INPUT_SIDE) -> np.ndarray:
+    """uint8 [side, side, 3]: the whole RGB image resized (squashed) to side x side, through its resize pyramid."""
+    pyramid = as_pyramid(image)
+    h, w = pyramid.shape[:2]
     shrink = max(h, w) >= side
-    return cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return pyramid.resize((side, side), cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def native_patches(image: np.ndarray, patch: int = PATCH) -> np.ndarray | None:
+def native_patches(image: "np.ndarray | Pyramid", patch: int = PATCH) -> np.ndarray | None:
     """uint8 [4, patch, patch, 3]: a 2x2 grid of patches at native resolution over the central 2*patch square
     (overlapping on images under 2*patch px), or None when the shorter side is under `patch`."""
-    from .spectrum import as_rgb
-    rgb = as_rgb(image)
+    rgb = as_pyramid(image).image
     h, w = rgb.shape[:2]
     if min(h, w) < patch:
         return None

@@ -24,8 +24,10 @@ def chroma(image: np.ndarray) -> float:
     if image.ndim == 2 or image.shape[2] == 1:
         return 0.0
     h, w = image.shape[:2]
-    grid = image[::max(h // SAMPLES, 1), ::max(w // SAMPLES, 1), :3].astype(np.int16)
-    return float((grid.max(axis=2) - grid.min(axis=2)).mean())
+    grid = image[::max(h // SAMPLES, 1), ::max(w // SAMPLES, 1), :3]
+    # per channel plane, in uint8 (max >= min, so no wrap): ~10x faster than max/min over a strided axis
+    r, g, b = grid[..., 0], grid[..., 1], grid[..., 2]
+    return float((np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)).mean())
 
 
 def is_colourless(image: np.ndarray) -> bool:

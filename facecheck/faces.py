@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from .pyramid import Pyramid, as_pyramid, as_rgb
+
 if TYPE_CHECKING:
     from facecheck.runtime import Runtime
 
@@ -71,19 +73,6 @@ class FaceFinding:
     face: Face | None           # the dominant face, None when faces_found == 0
 
 
-def as_rgb(image: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 from HxW, HxWx1, HxWx3 or HxWx4."""
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.shape[2] == 1:
-        image = np.repeat(image, 3, axis=2)
-    image = image[:, :, :3]
-    if image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(image)
-
-
 # --- YuNet ---------------------------------------------------------------------------------------
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
@@ -114,7 +103,7 @@ def decode_yunet(outputs: dict[str, np.ndarray], item: int, padded_hw: tuple[int
     score sqrt(class * objectness)."""
     rows_out = []
     for stride in YUNET_STRIDES:
-        rows, cols = padded_hw[0] // stride, padded_hw[1] // stride
+        cols = padded_hw[1] // stride
         cls = np.clip(outputs[f"cls_{stride}"][item, :, 0], 0, 1)
         obj = np.clip(outputs[f"obj_{stride}"][item, :, 0], 0, 1)
         score = np.sqrt(cls * obj)
@@ -141,7 +130,7 @@ class YuNetDetector:
         assert side % 32 == 0
         self.runtime, self.side, self.threshold = runtime, side, threshold
 
-    def detector_input(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+    def detector_input(self, image: "np.ndarray | Pyramid") -> tuple[np.ndarray, float]:
         """The image resized so its longer side is `side` (up or down), as RGB uint8, and the scale."""
         h, w = image.shape[:2]
         scale = self.side / max(h, w)
@@ -149,7 +138,7 @@ class YuNetDetector:
         # OpenCV bilinear (area averaging below half size, where bilinear would alias): 5-10x faster than
         # PIL's resize on 400 px avatars (benchmarks/bench_scan.py, stage "yunet").
         interpolation = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
-        return cv2.resize(image, size, interpolation=interpolation), scale
+        return as_pyramid(image).resize(size, interpolation), scale
 
     def detect_resized(self, resized: Sequence[np.ndarray]) -> list[np.ndarray]:
         """YuNet on images already no larger than side x side: (n, 15) rows each, in their pixels."""
@@ -330,12 +319,12 @@ class FaceLocator:
 
     def detect(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """YuNet's faces in each image: (n, 15) rows [x, y, w, h, 5 x (kx, ky), score] in image pixels."""
-        return self.detector.detect([as_rgb(img) for img in images])
+        return self.detector.detect([as_pyramid(img) for img in images])
 
     def locate_with_landmarks(self, images: Sequence[np.ndarray], detections: list[np.ndarray] | None = None
                               ) -> list[tuple[FaceFinding, MeshLandmarks | None]]:
         """As `locate`, plus the FaceMesh landmarks of the dominant face (for measurement scripts)."""
-        images = [as_rgb(img) for img in images]
+        images = [img.image if isinstance(img, Pyramid) else as_rgb(img) for img in images]
         if detections is None:
             detections = self.detector.detect(images)
         picked = [(i, rows[dominant(rows)]) for i, rows in enumerate(detections) if len(rows)]

@@ -240,17 +240,21 @@ class Signature:
         return Hash(np.unpackbits(self.probes[1]))
 
 
-def signatures(images: Sequence[Image.Image | np.ndarray]) -> list[Signature]:
-    """Hashes, probes and verification thumbnails for a batch of decoded images."""
+def signatures(images: Sequence[Image.Image | np.ndarray],
+               borders: Sequence[tuple[int, int, int, int]] | None = None) -> list[Signature]:
+    """Hashes, probes and verification thumbnails for a batch of decoded images. `borders`: each
+    image's plain_border, where the caller has it already (it needs it too: pipeline.prepare)."""
     if not images:
         return []
     pil = [im if isinstance(im, Image.Image) else Image.fromarray(np.asarray(im)) for im in images]
-    luminance = [im.convert("L") for im in pil]   # once: both hashes start from it
+    luminance = [im if im.mode == "L" else im.convert("L") for im in pil]   # once: both hashes start from it
     p_bits = phash_bits(np.stack([phash_thumbnail(im) for im in luminance]))
     windows = crop_windows()
     thumbs, verify = [], []
-    for im in luminance:
-        grey = trim_plain_border(np.asarray(im))
+    for i, im in enumerate(luminance):
+        grey = np.asarray(im)
+        top, bottom, left, right = borders[i] if borders is not None else plain_border(grey)
+        grey = grey[top:grey.shape[0] - bottom, left:grey.shape[1] - right]
         # One area-averaged intermediate, then the crop variants from it: far cheaper than
         # resampling the full image once per variant, and just as stable.
         base = cv2.resize(grey, (BASE_SIDE, BASE_SIDE), interpolation=cv2.INTER_AREA).astype(np.float32)

@@ -20,10 +20,10 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from .hashing import Hash, plain_border
+from .hashing import Hash
 from .hashlist_parse import KIND_BYTES, QUALITY_COLUMN, ParsedList, bit_counts, parse_list
 from .index import HashIndex
-from .pdq import MATCH_BITS, pdq
+from .pdq import MATCH_BITS, pdq_of_luminance
 
 PHASH_MATCH_BITS = 4
 EXPORT_MIN_QUALITY = 50      # the PDQ documentation: hashes of quality below ~50 say little about the image
@@ -106,17 +106,21 @@ class HashList:
         return KnownMatch(parsed.name, label, codes[i].tobytes().hex(), kind, int(distance), quality)
 
 
-def pdq_probes(rgb: np.ndarray, plain: Hash) -> list[Hash]:
+def pdq_probes(luma: np.ndarray, plain: Hash, border: tuple[int, int, int, int]) -> list[Hash]:
     """The PDQ hashes a file is looked up by: the image's own (`plain`, already computed), its
-    mirror image's, and, where reposting added a plain frame, those of the image without it.
+    mirror image's, and, where reposting added a plain frame (`border`, hashing.plain_border's widths),
+    those of the image without it. `luma` is the image's pdq.luminance, computed once for all of them.
     (PDQ itself does not survive a frame: a 12 px frame at 300 px moved it ~128 bits in
-    benchmarks/bench_pdq.py. Crops cannot be undone this way and are missed.)"""
-    probes = [plain, pdq(rgb[:, ::-1]).hash]
-    h, w = rgb.shape[:2]
-    top, bottom, left, right = plain_border(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY))
+    benchmarks/bench_pdq.py. Crops cannot be undone this way and are missed.)
+    The mirror is hashed from the mirrored pixels, not by flipping DCT signs as the reference's dihedral
+    hashes do: that shortcut lands ~11 bits away from the mirror's own PDQ (the filter and the sample
+    grid are not symmetric), a third of the match budget."""
+    probes = [plain, pdq_of_luminance(cv2.flip(luma, 1)).hash]
+    h, w = luma.shape
+    top, bottom, left, right = border
     if top or bottom or left or right:
-        inner = rgb[top:h - bottom, left:w - right]
-        probes += [pdq(inner).hash, pdq(inner[:, ::-1]).hash]
+        inner = np.ascontiguousarray(luma[top:h - bottom, left:w - right])
+        probes += [pdq_of_luminance(inner).hash, pdq_of_luminance(cv2.flip(inner, 1)).hash]
     return probes
 
 

@@ -57,9 +57,18 @@ def _box(values: np.ndarray, window: int, axis: int) -> np.ndarray:
     return sums / (counts[None, :] if axis == 1 else counts[:, None])
 
 
-def _downscaled_luma(rgb: np.ndarray) -> np.ndarray:
-    """[H, W, 3] uint8 -> the 64 x 64 float luminance samples PDQ hashes."""
-    luma = cv2.transform(rgb.astype(np.float32), _LUMA[None, :])   # one output channel: [H, W]
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """[H, W, 3] uint8 RGB (or [H, W] grey) -> [H, W] float32 luminance, step 1. Computed once, it serves
+    every PDQ of the same pixels: a crop of it is the crop's luminance, and its mirror the mirror's
+    (hashlists.pdq_probes), exactly, since each output pixel depends on its own input pixel only."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)   # the same float sums as an RGB copy of it
+    return cv2.transform(rgb[:, :, :3].astype(np.float32), _LUMA[None, :])   # one output channel: [H, W]
+
+
+def _downscaled_luma(luma: np.ndarray) -> np.ndarray:
+    """[H, W] float luminance -> the 64 x 64 float luminance samples PDQ hashes."""
     h, w = luma.shape
     along_rows, along_cols = (w + 2 * SIDE - 1) // (2 * SIDE), (h + 2 * SIDE - 1) // (2 * SIDE)
     for _ in range(FILTER_PASSES):
@@ -77,13 +86,15 @@ def _quality(samples: np.ndarray) -> int:
 
 def pdq(rgb: np.ndarray) -> PDQ:
     """The PDQ hash and quality of an RGB uint8 image [H, W, 3] (grey [H, W] is accepted too)."""
-    rgb = np.asarray(rgb)
-    if rgb.ndim == 2:
-        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
-    h, w = rgb.shape[:2]
+    return pdq_of_luminance(luminance(rgb))
+
+
+def pdq_of_luminance(luma: np.ndarray) -> PDQ:
+    """PDQ from steps 2-5, on a luminance image (`luminance`, or a crop or mirror of one)."""
+    h, w = luma.shape
     if h < MIN_SIDE or w < MIN_SIDE:
         return PDQ(Hash(np.zeros(256, bool)), 0)
-    samples = _downscaled_luma(rgb[:, :, :3])
+    samples = _downscaled_luma(np.ascontiguousarray(luma))
     coefficients = (_DCT @ samples @ _DCT.T).ravel()      # coefficient (i, j) at k = 16 i + j
     median = np.partition(coefficients, 127)[127]        # the lower median, as the reference takes it
     bits_by_k = coefficients > median

@@ -23,6 +23,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from .pyramid import Pyramid, as_pyramid
+
 MODEL_FILE = "spectral.onnx"
 TILE = 64            # px; the smallest image we score is 64 px, so one tile always fits
 GRID = 3             # GRID x GRID tiles spread evenly over the image (they overlap on small images)
@@ -32,25 +34,15 @@ WHOLE_SIDE = 160     # px; the whole image is resized to WHOLE_SIDE x WHOLE_SIDE
 BATCH_IMAGES = 32    # images per ONNX run: big enough to amortise the call, small enough for any memory
 
 
-def as_rgb(image: np.ndarray) -> np.ndarray:
-    """HxW, HxWx1, HxWx3 or HxWx4 uint8 -> HxWx3 uint8 (grey is repeated, alpha dropped)."""
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-        raise ValueError(f"expected an HxW, HxWx1, HxWx3 or HxWx4 image, got shape {image.shape}")
-    if image.shape[2] == 1:
-        image = np.repeat(image, 3, axis=2)
-    return np.ascontiguousarray(image[:, :, :3])
-
-
-def capped(rgb: np.ndarray) -> np.ndarray:
-    """The image with its longer side at most CAP_SIDE px (area-averaged; smaller images unchanged)."""
-    h, w = rgb.shape[:2]
+def capped(image: "np.ndarray | Pyramid") -> np.ndarray:
+    """The RGB image with its longer side at most CAP_SIDE px (area-averaged, through its resize pyramid;
+    smaller images unchanged)."""
+    pyramid = as_pyramid(image)
+    h, w = pyramid.shape[:2]
     scale = CAP_SIDE / max(h, w)
     if scale >= 1:
-        return rgb
-    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        return pyramid.image
+    return pyramid.resize((max(1, round(w * scale)), max(1, round(h * scale))), cv2.INTER_AREA)
 
 
 def whole_view(rgb: np.ndarray) -> np.ndarray:
@@ -75,10 +67,10 @@ def grid_tiles(rgb: np.ndarray) -> np.ndarray:
     return np.stack([rgb[y:y + TILE, x:x + TILE] for y in _grid_starts(h) for x in _grid_starts(w)]).astype(np.uint8)
 
 
-def image_features(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def image_features(image: "np.ndarray | Pyramid") -> tuple[np.ndarray, np.ndarray]:
     """(tiles uint8 [TILES_PER_IMAGE, TILE, TILE, 3] of the capped image at native resolution,
     whole uint8 [WHOLE_SIDE, WHOLE_SIDE, 3]): the model's two inputs for one image."""
-    rgb = capped(as_rgb(image))
+    rgb = capped(image)
     return grid_tiles(rgb), whole_view(rgb)
 
 

@@ -74,12 +74,15 @@ class Analyzer:
         (evaluation only): objects with faces_found, geometry and eye_score from an earlier run on the
         same images, in place of running the face locator again."""
         from ..colour import is_colourless
+        from ..pyramid import Pyramid
         locator, template, spectral, fusion, backbone = self.models()
         if detectors is None:
             detectors = fusion().uses if fuse else {"spectral", "backbone"}
         cascade = fuse and self.settings.depth == "cascade"
-        backbone_scores = backbone.score(images).tolist() if "backbone" in detectors else [None] * len(images)
         colourless = [is_colourless(image) for image in images]
+        # one resize pyramid per image, read by every model (facecheck.pyramid)
+        images = [Pyramid(image) for image in images]
+        backbone_scores = backbone.score(images).tolist() if "backbone" in detectors else [None] * len(images)
         if geometry_of is not None:
             out = [Signals(g.faces_found, None, g.geometry, g.eye_score, None, b)
                    for g, b in zip(geometry_of, backbone_scores)]

@@ -7,15 +7,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hashing import Signature, signatures
+from ..hashing import Signature, plain_border, signatures
 from ..hashlists import pdq_probes
 from ..loading import LoadError, load_image
-from ..pdq import pdq
+from ..pdq import luminance, pdq_of_luminance
 from ..result import Result
 from ..settings import Settings
 from .walk import NotRead
 
 MODEL_MIN_SIDE = 1024   # JPEGs larger than twice this are decoded at reduced size
+# Raised whenever what a kept file's signals would be changes without a model or setting changing, so
+# that a rerun computes them again (it is part of run.signals_key). 2: the PDQ probes read the plain
+# frame found on Pillow's grey image, as dct256 does, instead of finding it again on OpenCV's.
+SIGNALS_REVISION = 2
 
 
 @dataclass
@@ -51,13 +55,20 @@ def prepare(source, rel_path: str, settings: Settings) -> Prepared:
                             min_side=MODEL_MIN_SIDE)
         result.sha256, result.width, result.height = loaded.sha256, loaded.width, loaded.height
         result.warnings.extend(loaded.warnings)
-        signature = signatures([loaded.image])[0]
+        # Each view of the pixels is made once and handed to every hash that reads it: the grey
+        # image and its plain frame (dct256 and the PDQ probes), the PDQ luminance (the shared PDQ
+        # and its probes, when the image was decoded at full size).
+        grey = loaded.image.convert("L")
+        border = plain_border(np.asarray(grey))
+        signature = signatures([grey], borders=[border])[0]
         result.phash, result.dct256 = str(signature.phash), str(signature.dct256)
         rgb = loaded.rgb()
-        shared = pdq(loaded.full_rgb())   # at full size, as other PDQ tools hash the file
+        luma = luminance(rgb)
+        full = luma if loaded.reduced_from is None else luminance(loaded.full_rgb())
+        shared = pdq_of_luminance(full)   # at full size, as other PDQ tools hash the file
         result.pdq, result.pdq_quality = str(shared.hash), shared.quality
         # computed with or without hash lists (~1 ms), so that a rerun with lists needs no decoding
-        evidence = {"pdq_probes": [str(h) for h in pdq_probes(rgb, shared.hash)]}
+        evidence = {"pdq_probes": [str(h) for h in pdq_probes(luma, shared.hash, border)]}
         return Prepared(result, size, mtime_ns, signature, rgb, evidence=evidence)
     except LoadError as e:
         result.error, result.sha256 = str(e), e.sha256

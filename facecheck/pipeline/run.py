@@ -22,7 +22,7 @@ from .analyze import Analyzer, judge_file
 from .batches import batches
 from .checks import check_index_takes, check_settings
 from .finish import finish, settings_record
-from .prepare import MODEL_MIN_SIDE
+from .prepare import MODEL_MIN_SIDE, SIGNALS_REVISION
 from .schedulers import scheduler
 from .summary import ScanSummary
 
@@ -123,6 +123,6 @@ def signals_key(settings: Settings) -> str:
     from ..runtime import QUANTIZED_ON_CPU, Runtime, model_digests
     runtime = Runtime(settings.device)
     return json.dumps({"facecheck": __version__, "max_pixels": settings.max_pixels, "max_bytes": settings.max_bytes,
-                       "model_min_side": MODEL_MIN_SIDE, "device": runtime.device, "depth": settings.depth,
+                       "model_min_side": MODEL_MIN_SIDE, "signals": SIGNALS_REVISION, "device": runtime.device, "depth": settings.depth,
                        "model files run": sorted(runtime.model_file(name) for name in QUANTIZED_ON_CPU),
                        "models": model_digests()}, sort_keys=True)
