@@ -101,6 +101,28 @@ def previous_loso(commit: str) -> tuple[list[str], list[str]]:
     return status, sections
 
 
+def loso_status(lo: dict, goal: float = 0.75) -> str:
+    """One line: a leave-one-source-out model's rates on its held-out source at its default threshold, against the goal."""
+    met = all(r["flagged_default"]["share"] >= goal for r in lo["conditions"].values())
+    return (f"Leave-one-source-out (goal >= {100 * goal:.0f}% at the default threshold), {', '.join(lo['held_out'])}: "
+            f"{'met' if met else 'NOT MET'}, "
+            + "; ".join(f"{c} {counted_rate(r['flagged_default'])}" for c, r in lo["conditions"].items()) + ".")
+
+
+def loso_section(lo: dict) -> list[str]:
+    """The markdown section of one leave-one-source-out model (train_backbone.loso's result)."""
+    L = [f"## Leave-one-source-out: {', '.join(lo['held_out'])}\n",
+         f"Trained without it (`{lo['train_command']}`), calibrated on the calibration fold without it; every image "
+         "of the held-out source (none was trained on) scored at that model's own default threshold "
+         f"({lo['thresholds']['default']:.6f}); AUC against the test fold's real photos under the same condition.\n"]
+    L.extend(table(["condition", "flagged, default", "flagged, sensitive", "AUC vs test reals", "test reals flagged, default"],
+                   ([cname, counted_rate(r["flagged_default"]), counted_rate(r["flagged_sensitive"]),
+                     four(r["auc_vs_test_reals"]), counted_rate(r["test_real_fpr_default"])]
+                    for cname, r in lo["conditions"].items())))
+    L.append("")
+    return L
+
+
 def write_card(res: dict, previous_loso_commit: str | None = None) -> str:
     prev_status, prev_sections = previous_loso(previous_loso_commit) if previous_loso_commit and not res.get("loso") else ([], [])
     m = res["main"]
@@ -130,9 +152,7 @@ def write_card(res: dict, previous_loso_commit: str | None = None) -> str:
                  + "; ".join(f"{c} {percent(r['backbone']['fixed']['default']['tpr']['share'])} (spectral detector on the same images "
                              f"{percent(r['spectral']['fixed']['default']['tpr']['share'])})" for c, r in res["test"].items())
                  + ". It ranks better than the spectral detector in every condition (AUC in the table below).")
-        for lo in res.get("loso", []):
-            L.append(f"Leave-one-source-out (goal >= 75% at the default threshold), {', '.join(lo['held_out'])}: NOT MET, "
-                     + "; ".join(f"{c} {counted_rate(r['flagged_default'])}" for c, r in lo["conditions"].items()) + ".")
+        L.extend(loso_status(lo) for lo in res.get("loso", []))
         if prev_status:
             L.append("The leave-one-source-out models were NOT retrained for this model (no CPU time left before the "
                      f"deadline); the lines below are the PREVIOUS model's (epoch chosen by TPR at the default point), "
@@ -215,15 +235,7 @@ def write_card(res: dict, previous_loso_commit: str | None = None) -> str:
                         for cname, test_row in res["test"].items() for psi, r in test_row["sg3_by_psi_default"].items())))
         L.append("")
     for lo in res.get("loso", []):
-        L.append(f"## Leave-one-source-out: {', '.join(lo['held_out'])}\n")
-        L.append(f"Trained without it (`{lo['train_command']}`), calibrated on the calibration fold without it; every image "
-                 "of the held-out source (none was trained on) scored at that model's own default threshold "
-                 f"({lo['thresholds']['default']:.6f}); AUC against the test fold's real photos under the same condition.\n")
-        L.extend(table(["condition", "flagged, default", "flagged, sensitive", "AUC vs test reals", "test reals flagged, default"],
-                       ([cname, counted_rate(r["flagged_default"]), counted_rate(r["flagged_sensitive"]),
-                         four(r["auc_vs_test_reals"]), counted_rate(r["test_real_fpr_default"])]
-                        for cname, r in lo["conditions"].items())))
-        L.append("")
+        L.extend(loso_section(lo))
     if prev_sections:
         L.extend(prev_sections)
         L.append("")
