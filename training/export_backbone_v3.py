@@ -165,7 +165,7 @@ def train_command(options: dict, run: str) -> str:
             "--wd", str(options["wd"]), "--seed", str(options["seed"])]
     if options.get("calib_max"):
         argv += ["--calib-max", str(options["calib_max"])]
-    for flag, key in (("--without", "without"), ("--hold-out", "hold_out")):
+    for flag, key in (("--without", "without"), ("--hold-out", "hold_out"), ("--colours", "colours")):
         if options.get(key):
             argv += [flag, *options[key]]
     return "training/train_backbone_v3.py train " + shlex.join(argv)

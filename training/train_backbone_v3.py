@@ -8,6 +8,8 @@ native-resolution patches, resumable from a checkpoint written each epoch.
         --without mobilestylegan                                                        # what MobileStyleGAN adds
     nice -n 19 /work/venv-train/bin/python training/train_backbone_v3.py train --run both_no_aligned \\
         --without 'aligned_*'                                                           # what aligned reals add
+    nice -n 19 /work/venv-train/bin/python training/train_backbone_v3.py train --run whole_plain --view whole \
+        --colours none colour_cast                                                      # no colourless copies
     nice -n 19 /work/venv-train/bin/python training/train_backbone_v3.py train --run loso_hardfake \
         --hold-out hardfake_tpdne_300                                                   # leave one source out
     /work/venv-train/bin/python training/train_backbone_v3.py curves --run both        # the learning curves
@@ -51,6 +53,7 @@ from facecheck.backbone import INPUT_SIDE  # noqa: E402
 from facecheck.evaluation.evaluate import auc, threshold_at_fpr, tpr_at_fpr  # noqa: E402
 from training import backbone_model as bm  # noqa: E402
 from training import backbone3_data as data  # noqa: E402
+from training.colour_augment import CHOICES  # noqa: E402
 
 RUNS_DIR = REPO / "scratch" / "bb3"
 LABEL_WEIGHT = {"stylegan": 0.5, "real_ffhq": 0.25, "real_natural": 0.25}
@@ -60,6 +63,7 @@ MINORITY_SHARE = 0.25
 CRITERION = ("tpr_at_1pct_real_fpr", "auc")
 PATIENCE = 4
 VIEWS = ("whole", "patches", "both")
+COLOUR_CHANGES = ("none", *(name for name, _ in CHOICES))
 
 
 def log(msg: str) -> None:
@@ -74,11 +78,15 @@ def excluded(source: np.ndarray, patterns: list[str]) -> np.ndarray:
     return np.array([any(fnmatch.fnmatchcase(s, p) for p in patterns) for s in source], bool)
 
 
-def sample_weights(label: np.ndarray, source: np.ndarray, side: np.ndarray, without: list[str]) -> np.ndarray:
+def sample_weights(label: np.ndarray, source: np.ndarray, side: np.ndarray, without: list[str],
+                   colour: np.ndarray | None = None, colours: list[str] | None = None) -> np.ndarray:
     """Drawing probabilities: label shares, equal size-bin shares within a label, sqrt(n) sources within a cell,
-    minority sources capped; sources matching `without` get 0."""
+    minority sources capped; sources matching `without` get 0, and so do copies whose colour change (the cache's
+    `colour`) is not in `colours` when that is given."""
     w = np.zeros(len(label))
     keep = ~excluded(source, without)
+    if colours is not None:
+        keep &= np.isin(colour, colours)
     bins = size_bin(side)
     for lab, share in LABEL_WEIGHT.items():
         present = [b for b in np.unique(bins[(label == lab) & keep])]
@@ -192,7 +200,7 @@ def cmd_train(args) -> int:
     run_dir = RUNS_DIR / args.run
     run_dir.mkdir(parents=True, exist_ok=True)
     tr, ca = data.load("train"), data.load("calib")
-    w = sample_weights(tr["label"], tr["source"], tr["side"], args.without + args.hold_out)
+    w = sample_weights(tr["label"], tr["source"], tr["side"], args.without + args.hold_out, tr["colour"], args.colours)
     y = torch.from_numpy((tr["label"] == "stylegan").astype(np.float32))
     calib_rows = np.flatnonzero(~excluded(ca["source"], args.hold_out))
     if args.calib_max and len(calib_rows) > args.calib_max:
@@ -268,8 +276,11 @@ def cmd_train(args) -> int:
 
 
 def options_of(args) -> dict:
-    return {k: getattr(args, k) for k in ("view", "without", "hold_out", "epochs", "per_epoch", "batch", "lr", "wd", "seed",
-                                          "calib_max")}
+    options = {k: getattr(args, k) for k in ("view", "without", "hold_out", "epochs", "per_epoch", "batch", "lr", "wd",
+                                             "seed", "calib_max")}
+    if args.colours is not None:       # absent from the runs made before the option, so their checkpoints still resume
+        options["colours"] = args.colours
+    return options
 
 
 def cmd_curves(args) -> int:
@@ -295,6 +306,9 @@ def main(argv=None) -> int:
                         "calibration fold stays the same, so runs compare)")
     t.add_argument("--hold-out", nargs="*", default=[],
                    help="sources left out of training and calibration (leave-one-source-out)")
+    t.add_argument("--colours", nargs="+", default=None, choices=COLOUR_CHANGES,
+                   help="train only on copies with these colour changes (training/colour_augment.py; 'none' is the "
+                        "unchanged copy); default: all. The calibration fold keeps every copy")
     t.add_argument("--epochs", type=int, default=20)
     t.add_argument("--per-epoch", type=int, default=4096, help="copies drawn per epoch (weighted, with replacement)")
     t.add_argument("--batch", type=int, default=32)
