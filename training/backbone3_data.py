@@ -1,6 +1,7 @@
 """Training data of the v3 StyleGAN detector (issue 20): degraded copies seen two ways, cached as frozen features.
 
     nice -n 19 /work/venv-train/bin/python training/backbone3_data.py        # resumable; rerun to add new shards
+    nice -n 19 /work/venv-train/bin/python training/backbone3_data.py --cache plain     # v2's copies (see CACHES)
 
 Images: ../shared/data, plus (when present) the MobileStyleGAN faces of training/generate_mobilestylegan.py
 (scratch/mobilestylegan) and the FFHQ-aligned real photos of training/align_ffhq.py (scratch/aligned). Folds are
@@ -9,7 +10,7 @@ train, fold 1 calibration, fold 0 test (never cached here, never trained or tune
 
 Each copy of an image, every class alike:
 1. a colour change (training/colour_augment.py: greyscale, desaturated, sepia, colour cast, or none);
-2. for aligned faces (stylegan, real_ffhq) with probability OFF_TEMPLATE_P, a shift, zoom and small rotation off
+2. for aligned faces (stylegan, real_ffhq) with probability 0.3, a shift, zoom and small rotation off
    the FFHQ template (training/align_ffhq.off_template), so that alignment never tells the classes apart;
 3. the platform degradation of the v2 backbone (training/backbone_data.DEGRADATION: a downscale within the
    image's own size, JPEG, crops, mirroring, blur/sharpening).
@@ -17,6 +18,11 @@ Two views of the copy: `whole`, the image squashed to 128 px (today's input, fac
 `patches`, PATCHES patches of PATCH px cut at native resolution from the central 2*PATCH square (a copy whose
 shorter side is under PATCH px has no native patches). Both go through the frozen prefix of EfficientNet-Lite0
 (training/backbone_model.prefix) once, stored as float16; training then only runs the rest of the network.
+
+Caches (CACHES): `mixed` (the default, everything above) and `plain`, the copies of the v2 backbone's recipe seen
+the v3 way: no colour change, never off the template, three copies of each training image, thumbnails included
+(v2's TRAIN_COPIES). With
+it, the v3 training script can be checked against the v2 recipe one change at a time.
 
 Cache (training/degraded_cache.ArrayCache): scratch/bb3_cache/<dataset>_<split>_<shard>_<images>.pt, shards of SHARD images in manifest order, each holding
 whole [n, C, 32, 32], patches [m, K, C, 32, 32], patch_of [n] (row in patches, -1 for none) and per copy: label,
@@ -29,6 +35,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -45,24 +52,36 @@ from training.backbone_data import DEGRADATION  # noqa: E402
 from training.colour_augment import random_colour  # noqa: E402
 from training.degraded_cache import ArrayCache, copy_rng  # noqa: E402
 
-CACHE_DIR = REPO / "scratch" / "bb3_cache"
-CACHE = ArrayCache(CACHE_DIR, suffix=".pt")
 DATASETS = {"shared": None, "mobilestylegan": REPO / "scratch" / "mobilestylegan" / "manifest.csv",
             "aligned": REPO / "scratch" / "aligned" / "manifest.csv"}
 SPLITS = {"train": (2, 3, 4), "calib": (1,)}
-COPIES = {"train": 2, "calib": 2}
-SMALL_COPIES = 1          # copies of images of at most PATCH px (the 128 px thumbnails): they have no native view
 PATCHES = 4               # facecheck.backbone.native_patches: a 2x2 grid
-OFF_TEMPLATE_P = 0.3
 SHARD = 400
 SALT = "backbone-v3"
 LABELS = ("stylegan", "real_ffhq", "real_natural")
 
 
-def training_copy(img: Image.Image, label: str, rng: np.random.Generator) -> tuple[Image.Image, str, bool]:
+class CacheKind(NamedTuple):
+    directory: str            # under scratch/
+    colour: bool              # a random colour change first (training/colour_augment.py)
+    off_template_p: float     # chance that an aligned face (stylegan, real_ffhq) is moved off the template
+    copies: dict              # copies per image and split
+    small_copies: int         # at most this many of images of at most PATCH px (the 128 px thumbnails: no native view)
+
+
+CACHES = {"mixed": CacheKind("bb3_cache", True, 0.3, {"train": 2, "calib": 2}, 1),
+          "plain": CacheKind("bb3_cache_plain", False, 0.0, {"train": 3, "calib": 2}, 3)}
+
+
+def cache_of(kind: str) -> ArrayCache:
+    return ArrayCache(REPO / "scratch" / CACHES[kind].directory, suffix=".pt")
+
+
+def training_copy(img: Image.Image, label: str, rng: np.random.Generator,
+                  kind: CacheKind = CACHES["mixed"]) -> tuple[Image.Image, str, bool]:
     """One copy: colour change, maybe off the template (aligned classes), platform degradation."""
-    img, colour = random_colour(img, rng)
-    moved = label in ("stylegan", "real_ffhq") and rng.random() < OFF_TEMPLATE_P
+    img, colour = random_colour(img, rng) if kind.colour else (img, "none")
+    moved = label in ("stylegan", "real_ffhq") and kind.off_template_p > 0 and rng.random() < kind.off_template_p
     if moved:
         img = off_template(img, rng)
     return DEGRADATION.apply(img, rng), colour, moved
@@ -93,15 +112,15 @@ def prefix_features(model, views: np.ndarray, batch: int = 64) -> torch.Tensor:
     return torch.cat(out)
 
 
-def build_shard(model, samples, split: str) -> dict:
+def build_shard(model, samples, split: str, kind: CacheKind) -> dict:
     wholes, patch_sets, patch_of, meta = [], [], [], []
     for s in samples:
         with Image.open(s.path) as im:
             img = im.convert("RGB")
-        copies = SMALL_COPIES if max(img.size) <= PATCH else COPIES[split]
+        copies = min(kind.small_copies, kind.copies[split]) if max(img.size) <= PATCH else kind.copies[split]
         for c in range(copies):
             rng = copy_rng(s.path.name + "|" + s.source, c, SALT + split)
-            copy, colour, moved = training_copy(img, s.label, rng)
+            copy, colour, moved = training_copy(img, s.label, rng, kind)
             rgb = np.asarray(copy.convert("RGB"))
             wholes.append(model_input(rgb, INPUT_SIDE))
             p = native_patches(rgb)
@@ -122,7 +141,8 @@ def shard_name(dataset: str, split: str, index: int, n: int) -> str:
     return f"{dataset}_{split}_{index:04d}_{n}"
 
 
-def build(split: str, datasets=tuple(DATASETS)) -> None:
+def build(split: str, datasets=tuple(DATASETS), kind: str = "mixed") -> None:
+    cache = cache_of(kind)
     torch.set_num_threads(2)
     model = bm.build(INPUT_SIDE).eval()
     for dataset in datasets:
@@ -130,21 +150,22 @@ def build(split: str, datasets=tuple(DATASETS)) -> None:
         for index in range(0, -(-len(samples) // SHARD)):
             chunk = samples[index * SHARD:(index + 1) * SHARD]
             name = shard_name(dataset, split, index, len(chunk))
-            if CACHE.has(name):
+            if cache.has(name):
                 continue
-            CACHE.remove(f"{dataset}_{split}_{index:04d}_*")
+            cache.remove(f"{dataset}_{split}_{index:04d}_*")
             t0 = time.time()
-            shard = build_shard(model, chunk, split)
-            path = CACHE.save(name, shard)
+            shard = build_shard(model, chunk, split, CACHES[kind])
+            path = cache.save(name, shard)
             print(f"{path.name}: {len(chunk)} images, {len(shard['label'])} copies, {len(shard['patches'])} with "
                   f"native patches, {time.time() - t0:.0f} s", flush=True)
 
 
-def load(split: str) -> dict:
+def load(split: str, kind: str = "mixed") -> dict:
     """Every cached shard of a split, concatenated (patch_of re-indexed)."""
-    shards = [CACHE.load(name) for name in CACHE.names(f"*_{split}_*")]
+    cache = cache_of(kind)
+    shards = [cache.load(name) for name in cache.names(f"*_{split}_*")]
     if not shards:
-        raise FileNotFoundError(f"no cached {split} shards under {CACHE_DIR}: run training/backbone3_data.py")
+        raise FileNotFoundError(f"no cached {split} shards of the {kind} cache: run training/backbone3_data.py --cache {kind}")
     out, offset = {}, 0
     patch_of = []
     for sh in shards:
@@ -174,9 +195,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--splits", default="calib,train")
     ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--cache", choices=CACHES, default="mixed")
     args = ap.parse_args(argv)
     for split in args.splits.split(","):
-        build(split, tuple(args.datasets.split(",")))
+        build(split, tuple(args.datasets.split(",")), args.cache)
     return 0
 
 

@@ -80,8 +80,8 @@ def load_run(run: str) -> tuple[V3Detector, dict]:
     return model.eval(), ck
 
 
-def calibrate(model: V3Detector, hold_out: list[str]) -> dict:
-    ca = data.load("calib")
+def calibrate(model: V3Detector, hold_out: list[str], cache: str = "mixed") -> dict:
+    ca = data.load("calib", cache)
     rows = np.flatnonzero(~excluded(ca["source"], hold_out + list(MINORITY_SOURCES)))
     logit = logits_of(model, ca, rows)
     lab = ca["label"][rows]
@@ -138,7 +138,7 @@ def parity(model: V3Detector, platt, path: Path, n: int = 24) -> float:
 def cmd_export(args) -> int:
     torch.set_num_threads(args.threads)
     model, ck = load_run(args.run)
-    cal = calibrate(model, ck["options"]["hold_out"])
+    cal = calibrate(model, ck["options"]["hold_out"], ck["options"].get("cache", "mixed"))
     out = args.out or weights_path(MODEL_FILE)
     meta = {f"threshold_{k}": f"{v:.6f}" for k, v in cal["thresholds"].items()}
     meta |= {"platt": ",".join(f"{v:.6f}" for v in cal["platt"]), "input_side": str(INPUT_SIDE), "view": model.view,
@@ -168,6 +168,10 @@ def train_command(options: dict, run: str) -> str:
     for flag, key in (("--without", "without"), ("--hold-out", "hold_out"), ("--colours", "colours")):
         if options.get(key):
             argv += [flag, *options[key]]
+    if options.get("cache"):
+        argv += ["--cache", options["cache"]]
+    if options.get("no_size_match"):
+        argv += ["--no-size-match"]
     return "training/train_backbone_v3.py train " + shlex.join(argv)
 
 

@@ -79,15 +79,17 @@ def excluded(source: np.ndarray, patterns: list[str]) -> np.ndarray:
 
 
 def sample_weights(label: np.ndarray, source: np.ndarray, side: np.ndarray, without: list[str],
-                   colour: np.ndarray | None = None, colours: list[str] | None = None) -> np.ndarray:
+                   colour: np.ndarray | None = None, colours: list[str] | None = None,
+                   size_match: bool = True) -> np.ndarray:
     """Drawing probabilities: label shares, equal size-bin shares within a label, sqrt(n) sources within a cell,
     minority sources capped; sources matching `without` get 0, and so do copies whose colour change (the cache's
-    `colour`) is not in `colours` when that is given."""
+    `colour`) is not in `colours` when that is given. Without size_match all copies share one bin (the v2 recipe's
+    draw: label shares, sqrt(n) sources within a label)."""
     w = np.zeros(len(label))
     keep = ~excluded(source, without)
     if colours is not None:
         keep &= np.isin(colour, colours)
-    bins = size_bin(side)
+    bins = size_bin(side) if size_match else np.zeros(len(label), int)
     for lab, share in LABEL_WEIGHT.items():
         present = [b for b in np.unique(bins[(label == lab) & keep])]
         for b in present:
@@ -199,8 +201,9 @@ def cmd_train(args) -> int:
     torch.set_num_threads(args.threads)
     run_dir = RUNS_DIR / args.run
     run_dir.mkdir(parents=True, exist_ok=True)
-    tr, ca = data.load("train"), data.load("calib")
-    w = sample_weights(tr["label"], tr["source"], tr["side"], args.without + args.hold_out, tr["colour"], args.colours)
+    tr, ca = data.load("train", args.cache), data.load("calib", args.cache)
+    w = sample_weights(tr["label"], tr["source"], tr["side"], args.without + args.hold_out, tr["colour"], args.colours,
+                       size_match=not args.no_size_match)
     y = torch.from_numpy((tr["label"] == "stylegan").astype(np.float32))
     calib_rows = np.flatnonzero(~excluded(ca["source"], args.hold_out))
     if args.calib_max and len(calib_rows) > args.calib_max:
@@ -278,8 +281,13 @@ def cmd_train(args) -> int:
 def options_of(args) -> dict:
     options = {k: getattr(args, k) for k in ("view", "without", "hold_out", "epochs", "per_epoch", "batch", "lr", "wd",
                                              "seed", "calib_max")}
-    if args.colours is not None:       # absent from the runs made before the option, so their checkpoints still resume
+    # absent from the runs made before these options, so their checkpoints still resume
+    if args.colours is not None:
         options["colours"] = args.colours
+    if args.cache != "mixed":
+        options["cache"] = args.cache
+    if args.no_size_match:
+        options["no_size_match"] = True
     return options
 
 
@@ -309,6 +317,10 @@ def main(argv=None) -> int:
     t.add_argument("--colours", nargs="+", default=None, choices=COLOUR_CHANGES,
                    help="train only on copies with these colour changes (training/colour_augment.py; 'none' is the "
                         "unchanged copy); default: all. The calibration fold keeps every copy")
+    t.add_argument("--cache", choices=data.CACHES, default="mixed",
+                   help="which cached copies (training/backbone3_data.py CACHES): plain is the v2 recipe's copies")
+    t.add_argument("--no-size-match", action="store_true",
+                   help="draw without size bins (the v2 recipe's draw), to measure what the size matching costs")
     t.add_argument("--epochs", type=int, default=20)
     t.add_argument("--per-epoch", type=int, default=4096, help="copies drawn per epoch (weighted, with replacement)")
     t.add_argument("--batch", type=int, default=32)

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Issue 20: which part of the v3 recipe costs the colour ranking (training/reports/backbone_v3_recipe.md). Runs of
+# training/train_backbone_v3.py (view whole, the shipped input), each exported beside its run, its fold-1 signals
+# collected by training/train_fusion.py with a copy of weights/ holding it (the fusion's ship test), and the test fold
+# scored. Needs the data of training/backbone_v3_pipeline.sh (steps 1-2: scratch/aligned, scratch/mobilestylegan,
+# the mixed cache). Every step skips what is done, so rerun it after an interruption.
+#
+#   nohup training/backbone_v3_recipe.sh > scratch/logs/backbone_v3_recipe.log 2>&1 &
+set -e
+cd "$(dirname "$0")/.."
+PY=${PY:-/work/venv-train/bin/python}        # torch, as backbone_v3_pipeline.sh
+FIT_PY=${FIT_PY:-.venv/bin/python}           # facecheck with the fit extra
+PREVIOUS=${PREVIOUS:-HEAD}
+SCHEDULE="--view whole --per-epoch 8192 --batch 64 --calib-max 3000"
+nice -n 19 "$PY" training/backbone3_data.py --cache plain --datasets shared,aligned,mobilestylegan
+
+run() {   # name, then train_backbone_v3.py options
+    name=$1; shift
+    [ -f "scratch/bb3/$name/curves.json" ] && grep -q '"best_epoch"' "scratch/bb3/$name/curves.json" \
+        && [ -f "scratch/bb3/$name/backbone.onnx" ] || {
+        nice -n 19 "$PY" training/train_backbone_v3.py train --run "$name" $SCHEDULE "$@"
+        nice -n 19 "$PY" training/export_backbone_v3.py export --run "$name" --out "scratch/bb3/$name/backbone.onnx"
+    }
+    rm -rf "scratch/bb3/$name/weights" && mkdir -p "scratch/bb3/$name/weights" && cp weights/* "scratch/bb3/$name/weights/"
+    cp "scratch/bb3/$name/backbone.onnx" "scratch/bb3/$name/weights/backbone.onnx"
+    FACECHECK_WEIGHTS="$PWD/scratch/bb3/$name/weights" PYTHONPATH=. nice -n 19 "$FIT_PY" training/train_fusion.py \
+        --per-source 300 --output "scratch/bb3/$name/weights/fusion.onnx"
+    grep -q '"test"' "scratch/bb3/$name/results.json" \
+        || nice -n 19 "$PY" training/export_backbone_v3.py test --run "$name" --previous "$PREVIOUS"
+}
+
+PYTHONPATH=. nice -n 19 "$FIT_PY" training/train_fusion.py --per-source 300 --collect-only    # the shipped backbone's rows
+run whole_plain --epochs 5 --colours none colour_cast
+run plain_v2like --epochs 4 --cache plain --no-size-match --hold-out 'aligned_*' mobilestylegan
+run plain_sized --epochs 4 --cache plain --hold-out 'aligned_*' mobilestylegan
+run plain_all --epochs 4 --cache plain --no-size-match
+PYTHONPATH=. "$FIT_PY" training/backbone3_recipe_report.py --runs whole_plain plain_v2like plain_sized plain_all \
+    --preamble training/reports/backbone_v3_recipe_decision.md
