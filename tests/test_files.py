@@ -4,7 +4,6 @@ is read unless asked."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import subprocess

@@ -9,7 +9,6 @@ from facecheck.evaluation.dataset import read_manifest
 from facecheck.duplicates import registered_similarity
 from facecheck.grouping import group_files as group_scan_files
 from facecheck.hashing import Hash, signatures
-from facecheck.index import HashIndex
 
 
 def test_hash_objects_compare_like_imagehash():

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO, SAMPLES
+from conftest import SAMPLES
 
 # Runs in a fresh interpreter, so that modules imported by other tests do not count.
 SCAN_THEN_LIST_MODULES = """

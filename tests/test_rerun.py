@@ -61,7 +61,7 @@ def test_a_setting_that_changes_the_decoding_decodes_again(tmp_path):
     with Image.open(folder / "rocket.jpg") as im:
         limit = im.width * im.height - 1   # rocket.jpg is now over the limit; the others are smaller
     rerun = scan(folder, out, max_pixels=limit)
-    fresh = scan(folder, tmp_path / "fresh", max_pixels=limit)
+    scan(folder, tmp_path / "fresh", max_pixels=limit)
     assert rerun.rejudged == 0 and rerun.scanned == 5
     assert rows(out) == rows(tmp_path / "fresh")
     assert "pixels" in next(r for r in rows(out) if r["path"] == "rocket.jpg")["error"]

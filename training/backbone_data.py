@@ -23,8 +23,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from facecheck.backbone import INPUT_SIDE, model_input  # noqa: E402
-from facecheck.evaluation.dataset import Sample, read_manifest, split_of  # noqa: E402
+from facecheck.backbone import model_input  # noqa: E402
+from facecheck.evaluation.dataset import read_manifest, split_of  # noqa: E402
 from training.degraded_cache import ArrayCache, Degradation, degraded_copy  # noqa: E402
 
 CACHE_DIR = REPO / "scratch" / "backbone_cache"
@@ -46,7 +46,7 @@ def build(folds: tuple[int, ...], copies: int, name: str, spectral: bool = False
     samples = [s for s in read_manifest() if split_of(s) in folds]
     if limit:
         samples = samples[::max(1, len(samples) // limit)]
-    xs, meta, originals = [], [], []
+    xs, meta = [], []
     detector = None
     if spectral:
         from facecheck.runtime import Runtime

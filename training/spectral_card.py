@@ -4,7 +4,7 @@ from __future__ import annotations
 from facecheck.runtime import weights_path
 from training.card_writer import four, percent, table
 from facecheck.spectrum import CAP_SIDE, GRID, TILE, TILES_PER_IMAGE, WHOLE_SIDE
-from training.spectral_data import CALIB_FOLD, COPIES, LFW_COPIES, SMALL_SIDE_FRACTION, TEST_FOLD
+from training.spectral_data import CALIB_FOLD, SMALL_SIDE_FRACTION, TEST_FOLD
 from training.spectral_model import WHOLE_CONFIGS
 from training.spectral_pack import LFW_KEEP, PACK_QUALITY, PACK_SIDE
 from training.train_spectral_gpu import AUX_WEIGHT, MAX_CROP

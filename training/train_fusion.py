@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from facecheck.evaluation import evaluate as evaluation  # noqa: E402
-from facecheck.evaluation.dataset import read_manifest, split_of  # noqa: E402
+from facecheck.evaluation.dataset import read_manifest  # noqa: E402
 from facecheck.pipeline.analyze import Analyzer  # noqa: E402
 from facecheck.settings import Settings  # noqa: E402
 from facecheck.colour import COLOURLESS_CHROMA  # noqa: E402
@@ -395,10 +395,10 @@ def psi_of_files() -> dict[str, str]:
     if root is None:
         return psi
     with open(root / "manifest.csv", newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            found = re.search(r"psi(\d+(?:\.\d+)?)", row.get("path_in_repo", ""))
-            if row["label"] == "stylegan" and found:
-                psi[Path(row["file"]).name] = found.group(1)
+        for entry in csv.DictReader(f):
+            found = re.search(r"psi(\d+(?:\.\d+)?)", entry.get("path_in_repo", ""))
+            if entry["label"] == "stylegan" and found:
+                psi[Path(entry["file"]).name] = found.group(1)
     return psi
 
 
