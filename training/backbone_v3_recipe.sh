@@ -36,6 +36,7 @@ run plain_sized --epochs 4 --cache plain --hold-out 'aligned_*' mobilestylegan
 run plain_all --epochs 4 --cache plain --no-size-match
 run mixed_v2like --epochs 4 --colours none colour_cast --no-size-match --hold-out 'aligned_*' mobilestylegan
 run plain_v2like_seed1 --epochs 4 --cache plain --no-size-match --hold-out 'aligned_*' mobilestylegan --seed 1
+run mixed_all_nosize --epochs 4 --no-size-match
 PYTHONPATH=. "$FIT_PY" training/backbone3_recipe_report.py \
-    --runs whole_plain plain_v2like plain_v2like_seed1 plain_sized plain_all mixed_v2like \
+    --runs whole_plain plain_v2like plain_v2like_seed1 plain_sized plain_all mixed_v2like mixed_all_nosize \
     --preamble training/reports/backbone_v3_recipe_decision.md
