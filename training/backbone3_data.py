@@ -21,8 +21,7 @@ shorter side is under PATCH px has no native patches). Both go through the froze
 
 Caches (CACHES): `mixed` (the default, everything above) and `plain`, the copies of the v2 backbone's recipe seen
 the v3 way: no colour change, never off the template, three copies of each training image, thumbnails included
-(v2's TRAIN_COPIES). With
-it, the v3 training script can be checked against the v2 recipe one change at a time.
+(v2's TRAIN_COPIES). With it, the v3 training script can be checked against the v2 recipe one change at a time.
 
 Cache (training/degraded_cache.ArrayCache): scratch/bb3_cache/<dataset>_<split>_<shard>_<images>.pt, shards of SHARD images in manifest order, each holding
 whole [n, C, 32, 32], patches [m, K, C, 32, 32], patch_of [n] (row in patches, -1 for none) and per copy: label,

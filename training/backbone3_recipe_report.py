@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -36,18 +35,9 @@ RUNS_DIR = REPO / "scratch" / "bb3"
 REPORT = REPO / "training" / "reports" / "backbone_v3_recipe.md"
 
 
-def rows_file(backbone: Path, per_source: int) -> Path:
-    """The cached fold-1 rows of train_fusion.py for the shipped geometry and spectral models with this backbone."""
-    h = hashlib.sha256()
-    for part in (weights_path("spectral.onnx"), backbone):
-        h.update(part.read_bytes())
-    return REPO / "scratch" / f"fusion_rows_{tf.digest(tf.GEOMETRY_MODELS)}_{h.hexdigest()[:10]}_{tf.ROWS_FORMAT}_{per_source}.jsonl"
-
-
 def fusion_test(rows) -> dict:
     """train_fusion.py's fit, variant rule and half-B TPRs, on these rows."""
-    fit_rows = [r for r in rows if tf.half_of(r.file) == "A"]
-    thr_rows = [r for r in rows if tf.half_of(r.file) == "B" and r.error is None and r.label != "other_gen"]
+    fit_rows, thr_rows = tf.halves(rows)
     fitted = tf.fit_variants(fit_rows, thr_rows)
     variant, _ = tf.choose_variant(fitted, thr_rows)
     coef, intercept, thresholds, _ = fitted[variant]
@@ -67,9 +57,14 @@ def backbone_alone(rows, grey: bool) -> dict:
             "tpr_01pct_nat": tpr_at_fpr(nat, pos, 0.001), "counts": f"{len(pos)} / {len(nat)} / {len(ffhq)}"}
 
 
-def describe(run: str) -> tuple[str, str]:
-    """(what the run changes, its training command) from its options."""
-    res = json.loads((RUNS_DIR / run / "results.json").read_text())
+def results_of(run: str) -> dict:
+    """scratch/bb3/<run>/results.json (export_backbone_v3.py), {} when the run was not exported."""
+    path = RUNS_DIR / run / "results.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def describe(res: dict) -> tuple[str, str]:
+    """(what the run changes, its training command) from its results' options."""
     o = res["export"]["options"]
     parts = [f"cache {o.get('cache', 'mixed')}", f"colours {' '.join(o['colours']) if o.get('colours') else 'all'}",
              "no size matching" if o.get("no_size_match") else "size-matched",
@@ -78,14 +73,12 @@ def describe(run: str) -> tuple[str, str]:
     return "; ".join(parts), res["export"]["train_command"]
 
 
-def test_400(run: str | None, runs: list[str]) -> tuple[str, str]:
-    """AUC vs FFHQ-aligned and TPR at the default threshold on the test fold at 400 px (q70-85); the shipped model
-    (run None) as scored beside the first tested run (export_backbone_v3.py test's `previous`)."""
-    tested = [r for r in ([run] if run else runs) if (RUNS_DIR / r / "results.json").is_file()
-              and "test" in json.loads((RUNS_DIR / r / "results.json").read_text())]
-    if not tested:
+def test_400(res: dict, model: str = "v3") -> tuple[str, str]:
+    """AUC vs FFHQ-aligned and TPR at the default threshold on the test fold at 400 px (q70-85) of one model in a
+    run's results: `v3` (the run's) or `previous` (the shipped one, scored beside it)."""
+    if "test" not in res:
         return "-", "-"
-    m = json.loads((RUNS_DIR / tested[0] / "results.json").read_text())["test"]["400px_q70-85"]["v3" if run else "previous"]
+    m = res["test"]["400px_q70-85"][model]
     return four(m["auc_vs_ffhq"]), percent(m["fixed"]["default"]["tpr"]["share"])
 
 
@@ -96,8 +89,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=REPORT)
     ap.add_argument("--preamble", type=Path, help="a markdown file put first (the question and the decision)")
     args = ap.parse_args(argv)
-    entries = [("shipped v2 (weights/backbone.onnx)", None, weights_path("backbone.onnx"))]
-    entries += [(run, run, RUNS_DIR / run / "backbone.onnx") for run in args.runs]
+    results = {run: results_of(run) for run in args.runs}
+    # the shipped model's test-fold numbers: as scored beside the first tested run
+    beside = next((res for res in results.values() if "test" in res), {})
+    entries = [("shipped v2 (weights/backbone.onnx)", weights_path("backbone.onnx"),
+                "training/train_backbone.py (weights/backbone.md)", test_400(beside, "previous"))]
+    entries += [(run, RUNS_DIR / run / "backbone.onnx", describe(results[run])[0] if results[run] else "-",
+                 test_400(results[run])) for run in args.runs]
     L = [args.preamble.read_text().rstrip() + "\n"] if args.preamble else []
     L += ["## The fusion's ship test, on fold 1\n",
           "Each backbone's signals on the same fold-1 copies (train_fusion.py, `--per-source 300`: 8 degradations, 3 "
@@ -105,17 +103,16 @@ def main(argv=None) -> int:
           "at that fusion's own default threshold (the FFHQ-aligned and natural false-positive caps set on half B).\n"]
     L += table(["backbone", "recipe", "variant", "colour copies", "grey copies", "pooled (b) / (c)"])
     alone = []
-    for name, run, onnx in entries:
-        rows_path = rows_file(onnx, args.per_source)
+    for name, onnx, recipe, test in entries:
+        rows_path = tf.fit_rows_path(REPO / "scratch", args.per_source, onnx)
         if not rows_path.is_file():
             print(f"skipped {name}: no fold-1 rows {rows_path.name} (run train_fusion.py with its weights)")
             continue
         rows = read_rows(rows_path)
         ft = fusion_test(rows)
-        recipe = describe(run)[0] if run else "training/train_backbone.py (weights/backbone.md)"
         L.append(row([name, recipe, ft["variant"], percent(ft["colour"]), percent(ft["grey"]),
                       f"{percent(ft['pooled_b'])} / {percent(ft['pooled_c'])}"]))
-        alone.append((name, run, backbone_alone(rows, False), backbone_alone(rows, True)))
+        alone.append((name, test, backbone_alone(rows, False), backbone_alone(rows, True)))
         print(f"{name}: {ft}")
     L += ["", "## The backbone alone on the same copies (both halves of fold 1), and on the test fold\n",
           "Thresholds read off these copies' own reals (a property of the ranking, not an operating point). Test fold: "
@@ -124,11 +121,11 @@ def main(argv=None) -> int:
     L += table(["backbone", "StyleGAN / natural / FFHQ copies (colour)", "AUC vs FFHQ-aligned, colour", "TPR at 1% FFHQ FPR, colour",
                 "TPR at 0.1% natural FPR, colour", "AUC vs FFHQ-aligned, grey", "test fold 400 px: AUC vs FFHQ-aligned",
                 "test fold 400 px: TPR at default"])
-    for name, run, c, g in alone:
+    for name, test, c, g in alone:
         L.append(row([name, c["counts"], four(c["auc_ffhq"]), percent(c["tpr_1pct_ffhq"]), percent(c["tpr_01pct_nat"]),
-                      four(g["auc_ffhq"]), *test_400(run, args.runs)]))
+                      four(g["auc_ffhq"]), *test]))
     L += ["", "## Commands\n"]
-    L += [f"- `{run}`: `{describe(run)[1]}`" for _, run, _ in entries if run and (RUNS_DIR / run / "results.json").is_file()]
+    L += [f"- `{run}`: `{describe(res)[1]}`" for run, res in results.items() if res]
     L += ["", f"Written {datetime.date.today().isoformat()} by `training/backbone3_recipe_report.py "
           f"--runs {' '.join(args.runs)}`."]
     args.out.write_text("\n".join(L) + "\n", encoding="utf-8")

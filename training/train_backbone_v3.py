@@ -8,9 +8,9 @@ native-resolution patches, resumable from a checkpoint written each epoch.
         --without mobilestylegan                                                        # what MobileStyleGAN adds
     nice -n 19 /work/venv-train/bin/python training/train_backbone_v3.py train --run both_no_aligned \\
         --without 'aligned_*'                                                           # what aligned reals add
-    nice -n 19 /work/venv-train/bin/python training/train_backbone_v3.py train --run whole_plain --view whole \
+    nice -n 19 /work/venv-train/bin/python training/train_backbone_v3.py train --run whole_plain --view whole \\
         --colours none colour_cast                                                      # no colourless copies
-    nice -n 19 /work/venv-train/bin/python training/train_backbone_v3.py train --run loso_hardfake \
+    nice -n 19 /work/venv-train/bin/python training/train_backbone_v3.py train --run loso_hardfake \\
         --hold-out hardfake_tpdne_300                                                   # leave one source out
     /work/venv-train/bin/python training/train_backbone_v3.py curves --run both        # the learning curves
 

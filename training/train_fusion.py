@@ -99,24 +99,38 @@ def is_grey_condition(condition: str) -> bool:
 
 
 def digest(names) -> str:
+    """Of model files by name in the weights directory, or by path."""
     h = hashlib.sha256()
     for name in names:
-        h.update(weights_path(name).read_bytes())
+        h.update((name if isinstance(name, Path) else weights_path(name)).read_bytes())
     return h.hexdigest()[:10]
 
 
 GEOMETRY_MODELS = ("yunet.onnx", "facemesh.onnx", "eye_template.json")
 
 
-def models_digest() -> str:
-    """Key of the fit-row cache: the geometry models, then the pixel detectors (spectral, backbone)."""
-    return f"{digest(GEOMETRY_MODELS)}_{digest(['spectral.onnx', 'backbone.onnx'])}"
+def models_digest(backbone: Path | None = None) -> str:
+    """Key of the fit-row cache: the geometry models, then the pixel detectors (spectral, backbone: the shipped one
+    unless another file is named)."""
+    return f"{digest(GEOMETRY_MODELS)}_{digest(['spectral.onnx', backbone or 'backbone.onnx'])}"
+
+
+def fit_rows_path(cache_dir: Path, per_source: int | None = None, backbone: Path | None = None) -> Path:
+    """Where collect_fit_rows caches the fold-1 signals of these models."""
+    suffix = f"_{per_source}" if per_source else ""
+    return cache_dir / f"fusion_rows_{models_digest(backbone)}_{ROWS_FORMAT}{suffix}.jsonl"
+
+
+def halves(rows: list[evaluation.Row]) -> tuple[list[evaluation.Row], list[evaluation.Row]]:
+    """(half A: every row, to fit on; half B: the rows without error and without other_gen, for thresholds)."""
+    return ([r for r in rows if half_of(r.file) == "A"],
+            [r for r in rows if half_of(r.file) == "B" and r.error is None and r.label != "other_gen"])
 
 
 def collect_fit_rows(cache_dir: Path, per_source: int | None = None) -> list[evaluation.Row]:
     """Fold-1 signals, cached by model digests; a new spectral model reuses the cached geometry."""
     suffix = f"_{per_source}" if per_source else ""
-    cache = cache_dir / f"fusion_rows_{models_digest()}_{ROWS_FORMAT}{suffix}.jsonl"
+    cache = fit_rows_path(cache_dir, per_source)
     if cache.is_file():
         print(f"signals from cache {cache}")
         return evaluation.read_rows(cache)
@@ -684,8 +698,7 @@ def main() -> None:
     rows = collect_fit_rows(args.cache, args.per_source)
     if args.collect_only:
         return
-    fit_rows = [r for r in rows if half_of(r.file) == "A"]
-    thr_rows = [r for r in rows if half_of(r.file) == "B" and r.error is None and r.label != "other_gen"]
+    fit_rows, thr_rows = halves(rows)
     fitted = fit_variants(fit_rows, thr_rows)
     variant, why = choose_variant(fitted, thr_rows)
     for v in VARIANTS:
