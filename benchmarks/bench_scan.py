@@ -2,7 +2,7 @@
 
     python benchmarks/bench_scan.py [--n 1000] [--workers 2,1] [--batch-size 32] [--threads auto]
                                     [--device cpu] [--depth cascade,full] [--mix labels|natural] [--side 400]
-                                    [--repeat 1] [--json out.json]
+                                    [--repeat 1] [--json out.json] [--folder DIR]
 
 1. Builds (once; reused afterwards) a folder of N avatars, longer side 400 px, JPEG q85, drawn in turn
    from every label of ../shared/data (fixed seed), under scratch/bench_scan/ (git-ignored); `--mix natural`
@@ -296,9 +296,12 @@ def main() -> None:
     ap.add_argument("--skip-scan", action="store_true", help="only the baseline and the stage profile")
     ap.add_argument("--skip-stages", action="store_true")
     ap.add_argument("--json", type=Path, help="also write every number to this file")
+    ap.add_argument("--folder", type=Path,
+                    help="measure the images already in this folder (one built here and carried to a machine without "
+                         "../shared/data, or an archive of your own) instead of building one; --n, --mix, --side unused")
     args = ap.parse_args()
 
-    folder = build_folder(args.n, mix=args.mix, side=args.side)
+    folder = args.folder if args.folder else build_folder(args.n, mix=args.mix, side=args.side)
     if folder is None:
         print("bench_scan: no labelled data (../shared/data or $FACECHECK_DATA); nothing to measure. Skipped.")
         return
@@ -306,7 +309,8 @@ def main() -> None:
     worker_list = parse_list(args.workers, int)
     batch_list = parse_list(args.batch_size, int)
     thread_list = parse_list(args.threads, int)
-    report = {"n": len(files), "folder": str(folder), "cpus": os.cpu_count(), "device": args.device, "mix": args.mix,
+    report = {"n": len(files), "folder": str(folder), "cpus": os.cpu_count(), "device": args.device,
+              "mix": "folder" if args.folder else args.mix,
               "side": args.side}
     print(f"bench_scan: {len(files)} avatars ({args.mix}), {args.side} px JPEG q{QUALITY}, {os.cpu_count()} cores, "
           f"load average {load_avg()} at start\n")

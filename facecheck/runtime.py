@@ -83,6 +83,10 @@ class Runtime:
     scan's worker processes each run their models with one thread (facecheck.pipeline.local_scheduler)."""
 
     spin = False   # let ORT's idle pool threads busy-wait (faster only on an otherwise idle machine)
+    # How cuDNN picks each convolution's algorithm on CUDA. ONNX Runtime's default, EXHAUSTIVE, times every
+    # algorithm for each new input shape; batch shapes here change from batch to batch (the cascade's subsets,
+    # tiles per image, faces per batch), so that search would run again and again (benchmarks/bench_model_calls.py).
+    cudnn_conv_algo_search = "HEURISTIC"
 
     def __init__(self, device: str = "auto", intra_op_threads: int | None = None):
         self.providers = providers_for(device)
@@ -122,7 +126,7 @@ class Runtime:
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 options.add_session_config_entry("session.inter_op.allow_spinning", "0")
             options.log_severity_level = 3
-            session = ort.InferenceSession(str(path), options, providers=self.providers)
+            session = ort.InferenceSession(str(path), options, providers=self._provider_options())
             if self.device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
                 if self.requested == "cuda":
                     raise RuntimeError(f"device 'cuda' asked for, but ONNX Runtime could not start CUDA for "
@@ -130,6 +134,17 @@ class Runtime:
                 self.device = "cpu"   # auto: ONNX Runtime fell back to the CPU; say so in what we report
             self._sessions[filename] = session
         return self._sessions[filename]
+
+    @property
+    def pads_batches(self) -> bool:
+        """Whether models that batch a varying number of crops should pad each run to its full batch size:
+        on CUDA a run whose batch shape differs from the last one costs far more than the padding
+        (benchmarks/bench_model_calls.py, FaceMesh in the cascade); on the CPU padding is only wasted work."""
+        return self.device == "cuda"
+
+    def _provider_options(self) -> list:
+        return [(p, {"cudnn_conv_algo_search": self.cudnn_conv_algo_search}) if p == "CUDAExecutionProvider" else p
+                for p in self.providers]
 
     def run(self, filename: str, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         return self.session(filename).run(None, dict(inputs))
