@@ -22,6 +22,8 @@ shorter side is under PATCH px has no native patches). Both go through the froze
 Caches (CACHES): `mixed` (the default, everything above) and `plain`, the copies of the v2 backbone's recipe seen
 the v3 way: no colour change, never off the template, three copies of each training image, thumbnails included
 (v2's TRAIN_COPIES). With it, the v3 training script can be checked against the v2 recipe one change at a time.
+`mixed3` is the mixed recipe at plain's volume (three copies of every image, thumbnails included): a copy's random
+draws depend on its index alone, so its first copies are the mixed cache's.
 
 Cache (training/degraded_cache.ArrayCache): scratch/bb3_cache/<dataset>_<split>_<shard>_<images>.pt, shards of SHARD images in manifest order, each holding
 whole [n, C, 32, 32], patches [m, K, C, 32, 32], patch_of [n] (row in patches, -1 for none) and per copy: label,
@@ -69,7 +71,9 @@ class CacheKind(NamedTuple):
 
 
 CACHES = {"mixed": CacheKind("bb3_cache", True, 0.3, {"train": 2, "calib": 2}, 1),
-          "plain": CacheKind("bb3_cache_plain", False, 0.0, {"train": 3, "calib": 2}, 3)}
+          "plain": CacheKind("bb3_cache_plain", False, 0.0, {"train": 3, "calib": 2}, 3),
+          # the mixed copies at plain's volume: colour changes and off-template moves that do not thin the copies
+          "mixed3": CacheKind("bb3_cache_mixed3", True, 0.3, {"train": 3, "calib": 2}, 3)}
 
 
 def cache_of(kind: str) -> ArrayCache:
