@@ -70,6 +70,8 @@ def describe(res: dict) -> tuple[str, str]:
              "no size matching" if o.get("no_size_match") else "size-matched",
              "without " + ", ".join(o["without"] + o["hold_out"]) if o["without"] or o["hold_out"] else "every source",
              f"{o['epochs']} x {o['per_epoch']}, batch {o['batch']}", f"best epoch {res['export']['epoch']}"]
+    if o.get("soup_of"):
+        parts = [f"weights averaged over {' and '.join(o['soup_of'])}", *parts[:-1], f"their best epochs {res['export']['epoch']}"]
     return "; ".join(parts), res["export"]["train_command"]
 
 

@@ -13,6 +13,7 @@ FIT_PY=${FIT_PY:-.venv/bin/python}           # facecheck with the fit extra
 PREVIOUS=${PREVIOUS:-HEAD}
 SCHEDULE="--view whole --per-epoch 8192 --batch 64 --calib-max 3000"
 nice -n 19 "$PY" training/backbone3_data.py --cache plain --datasets shared,aligned,mobilestylegan
+nice -n 19 "$PY" training/backbone3_data.py --cache mixed3 --datasets shared,aligned,mobilestylegan
 
 run() {   # name, then train_backbone_v3.py options
     name=$1; shift
@@ -21,6 +22,20 @@ run() {   # name, then train_backbone_v3.py options
         nice -n 19 "$PY" training/train_backbone_v3.py train --run "$name" $SCHEDULE "$@"
         nice -n 19 "$PY" training/export_backbone_v3.py export --run "$name" --out "scratch/bb3/$name/backbone.onnx"
     }
+    ship_test "$name"
+}
+
+soup() {   # name, then the runs whose weights are averaged
+    name=$1; shift
+    [ -f "scratch/bb3/$name/backbone.onnx" ] || {
+        nice -n 19 "$PY" training/train_backbone_v3.py soup --run "$name" --of "$@"
+        nice -n 19 "$PY" training/export_backbone_v3.py export --run "$name" --out "scratch/bb3/$name/backbone.onnx"
+    }
+    ship_test "$name"
+}
+
+ship_test() {   # the fusion refitted with this backbone (fold 1), and the backbone on the test fold
+    name=$1
     rm -rf "scratch/bb3/$name/weights" && mkdir -p "scratch/bb3/$name/weights" && cp weights/* "scratch/bb3/$name/weights/"
     cp "scratch/bb3/$name/backbone.onnx" "scratch/bb3/$name/weights/backbone.onnx"
     FACECHECK_WEIGHTS="$PWD/scratch/bb3/$name/weights" PYTHONPATH=. nice -n 19 "$FIT_PY" training/train_fusion.py \
@@ -37,6 +52,11 @@ run plain_all --epochs 4 --cache plain --no-size-match
 run mixed_v2like --epochs 4 --colours none colour_cast --no-size-match --hold-out 'aligned_*' mobilestylegan
 run plain_v2like_seed1 --epochs 4 --cache plain --no-size-match --hold-out 'aligned_*' mobilestylegan --seed 1
 run mixed_all_nosize --epochs 4 --no-size-match
+# third round (ship rules of 2026-12-04 evening): the mixed copies at plain's volume, two seeds and their average
+run mixed3_nosize --epochs 4 --cache mixed3 --no-size-match
+run mixed3_nosize_seed1 --epochs 4 --cache mixed3 --no-size-match --seed 1
+soup mixed3_soup mixed3_nosize mixed3_nosize_seed1
 PYTHONPATH=. "$FIT_PY" training/backbone3_recipe_report.py \
     --runs whole_plain plain_v2like plain_v2like_seed1 plain_sized plain_all mixed_v2like mixed_all_nosize \
+    mixed3_nosize mixed3_nosize_seed1 mixed3_soup \
     --preamble training/reports/backbone_v3_recipe_decision.md

@@ -159,7 +159,10 @@ def cmd_export(args) -> int:
 
 
 def train_command(options: dict, run: str) -> str:
-    """The training command line that rebuilds a run with these options."""
+    """The training command line that rebuilds a run with these options (a soup: its runs' commands, then the soup's)."""
+    if "soup_of" in options:
+        return "; ".join([train_command(o, r) for r, o in options["soup_of"].items()]
+                         + ["training/train_backbone_v3.py soup " + shlex.join(["--run", run, "--of", *options["soup_of"]])])
     argv = ["--run", run, "--view", options["view"], "--epochs", str(options["epochs"]),
             "--per-epoch", str(options["per_epoch"]), "--batch", str(options["batch"]), "--lr", str(options["lr"]),
             "--wd", str(options["wd"]), "--seed", str(options["seed"])]

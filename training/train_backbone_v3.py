@@ -13,6 +13,7 @@ native-resolution patches, resumable from a checkpoint written each epoch.
     nice -n 19 /work/venv-train/bin/python training/train_backbone_v3.py train --run loso_hardfake \\
         --hold-out hardfake_tpdne_300                                                   # leave one source out
     /work/venv-train/bin/python training/train_backbone_v3.py curves --run both        # the learning curves
+    /work/venv-train/bin/python training/train_backbone_v3.py soup --run soup --of run_a run_b   # weights averaged
 
 Rerunning the same `train` command after an interruption resumes from scratch/bb3/<run>/last.pt (model, optimiser,
 schedule, random state, history), at the start of the epoch after the last finished one.
@@ -197,6 +198,14 @@ def calib_metrics(logit: np.ndarray, d: dict, rows: np.ndarray) -> dict:
     return out
 
 
+def calibration_rows(ca: dict, hold_out: list[str], calib_max: int, seed: int) -> np.ndarray:
+    rows = np.flatnonzero(~excluded(ca["source"], hold_out))
+    if calib_max and len(rows) > calib_max:
+        # a fixed subset, the same every epoch: scoring all of fold 1 costs half an epoch on 2 cores
+        rows = np.sort(np.random.default_rng(seed + 1).choice(rows, calib_max, replace=False))
+    return rows
+
+
 def cmd_train(args) -> int:
     torch.set_num_threads(args.threads)
     run_dir = RUNS_DIR / args.run
@@ -205,10 +214,7 @@ def cmd_train(args) -> int:
     w = sample_weights(tr["label"], tr["source"], tr["side"], args.without + args.hold_out, tr["colour"], args.colours,
                        size_match=not args.no_size_match)
     y = torch.from_numpy((tr["label"] == "stylegan").astype(np.float32))
-    calib_rows = np.flatnonzero(~excluded(ca["source"], args.hold_out))
-    if args.calib_max and len(calib_rows) > args.calib_max:
-        # a fixed subset, the same every epoch: scoring all of fold 1 costs half an epoch on 2 cores
-        calib_rows = np.sort(np.random.default_rng(args.seed + 1).choice(calib_rows, args.calib_max, replace=False))
+    calib_rows = calibration_rows(ca, args.hold_out, args.calib_max, args.seed)
     used = {str(k): int(v) for k, v in zip(*np.unique(tr["source"][w > 0], return_counts=True))}
     log(f"train copies {len(w)} ({int((w > 0).sum())} drawn from), calibration copies {len(calib_rows)}; "
         f"train copies by source: {used}")
@@ -278,6 +284,35 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_soup(args) -> int:
+    """One network whose weights are the mean of several runs' best checkpoints (a "model soup": fine-tuned from
+    the same pretrained start, their weights average into one network as cheap to run as each), scored on the
+    first run's calibration copies like an epoch, written as scratch/bb3/<run>/best.pt for export_backbone_v3."""
+    torch.set_num_threads(args.threads)
+    cks = [torch.load(RUNS_DIR / r / "best.pt", map_location="cpu", weights_only=False) for r in args.of]
+    if len({ck["view"] for ck in cks}) != 1:
+        raise SystemExit("error: the runs read different views")
+    state = {k: torch.stack([ck["model"][k].float() for ck in cks]).mean(0).to(v.dtype) if v.is_floating_point() else v
+             for k, v in cks[0]["model"].items()}
+    model = V3Detector(cks[0]["view"], pretrained=False)
+    model.load_state_dict(state)
+    model.eval()
+    first = cks[0]["options"]
+    options = {**first, "soup_of": {r: ck["options"] for r, ck in zip(args.of, cks)}}
+    ca = data.load("calib", first.get("cache", "mixed"))
+    rows = calibration_rows(ca, first["hold_out"], first["calib_max"], first["seed"])
+    entry = {"epoch": [ck["epoch"] for ck in cks], **calib_metrics(logits_of(model, ca, rows), ca, rows)}
+    log("calibration fold: " + json.dumps({k: v for k, v in entry.items() if k != "by_size_bin"}, default=float))
+    run_dir = RUNS_DIR / args.run
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": state, "view": cks[0]["view"], "epoch": entry["epoch"], "entry": entry, "options": options},
+               run_dir / "best.pt")
+    (run_dir / "curves.json").write_text(json.dumps({"options": options, "history": [], "soup_entry": entry,
+                                                     "best_epoch": entry["epoch"]}, indent=1, default=float))
+    log(f"wrote {run_dir / 'best.pt'}: the mean of {', '.join(args.of)}")
+    return 0
+
+
 def options_of(args) -> dict:
     options = {k: getattr(args, k) for k in ("view", "without", "hold_out", "epochs", "per_epoch", "batch", "lr", "wd",
                                              "seed", "calib_max")}
@@ -332,8 +367,12 @@ def main(argv=None) -> int:
                    help="score at most this many calibration copies per epoch (a fixed random subset; 0: all)")
     c = sub.add_parser("curves")
     c.add_argument("--run", required=True)
+    s = sub.add_parser("soup", help="average the weights of runs trained from the same start into one network")
+    s.add_argument("--run", required=True, help="name of the averaged network's run directory")
+    s.add_argument("--of", nargs="+", required=True, help="the runs whose best checkpoints are averaged")
+    s.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
-    return {"train": cmd_train, "curves": cmd_curves}[args.cmd](args)
+    return {"train": cmd_train, "curves": cmd_curves, "soup": cmd_soup}[args.cmd](args)
 
 
 if __name__ == "__main__":
