@@ -11,6 +11,10 @@ ONNX inputs, float32 values 0..255 (RGB), normalised as the pretrained weights e
 `image` [N, S, S, 3] always; `patches` [P, S, S, 3] and `pool` [N, P] when the model reads patches (`pool` row i
 averages image i's patches and is all zero when it has none). Outputs: a Platt-calibrated probability of a
 StyleGAN-family face, and the logit. No torch here: ONNX Runtime only, through facecheck.runtime.Runtime.
+
+Where weights/backbone_grey.onnx ships (same inputs and outputs), black-and-white images (facecheck.colour.
+is_colourless) are scored by it instead: a model trained on colour ranks grey StyleGAN faces far lower, and each
+image still costs one backbone run. Its card, weights/backbone_grey.md, says what it was trained on.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import numpy as np
 from .pyramid import Pyramid, as_pyramid
 
 MODEL_FILE = "backbone.onnx"
+GREY_MODEL_FILE = "backbone_grey.onnx"   # optional: scores the colourless images where it ships
 INPUT_SIDE = 128
 PATCH = 128
 BATCH_IMAGES = 32
@@ -72,23 +77,46 @@ def model_feeds(images: Sequence[np.ndarray], reads_patches: bool, input_name: s
     return (feeds | patch_inputs(images)) if reads_patches else feeds
 
 
-class BackboneDetector:
-    """Scores RGB images for StyleGAN faces with the fine-tuned pretrained backbone."""
+class BackboneModel:
+    """One backbone ONNX file: what it reads, and its scores."""
 
-    def __init__(self, runtime):
-        self.runtime = runtime
-        names = runtime.input_names(MODEL_FILE)
+    def __init__(self, runtime, filename: str):
+        self.runtime, self.filename = runtime, filename
+        names = runtime.input_names(filename)
         self.input_name = names[0]
         self.reads_patches = {"patches", "pool"} <= set(names)
-
-    def thresholds(self) -> dict[str, float]:
-        meta = self.runtime.session(MODEL_FILE).get_modelmeta().custom_metadata_map
-        return {k[len("threshold_"):]: float(v) for k, v in meta.items() if k.startswith("threshold_")}
 
     def score(self, images: Sequence[np.ndarray]) -> np.ndarray:
         out = []
         for i in range(0, len(images), BATCH_IMAGES):
             feeds = model_feeds(images[i:i + BATCH_IMAGES], self.reads_patches, self.input_name)
-            scores = self.runtime.run(MODEL_FILE, feeds)[0]   # outputs: score, logit
+            scores = self.runtime.run(self.filename, feeds)[0]   # outputs: score, logit
             out.append(np.asarray(scores, dtype=np.float32).reshape(-1))
         return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+class BackboneDetector:
+    """Scores RGB images for StyleGAN faces with the fine-tuned pretrained backbone (and, where it ships, the
+    colourless ones with the grey model)."""
+
+    def __init__(self, runtime):
+        from .runtime import weights_path
+        self.runtime = runtime
+        self.main = BackboneModel(runtime, MODEL_FILE)
+        self.grey = BackboneModel(runtime, GREY_MODEL_FILE) if weights_path(GREY_MODEL_FILE).is_file() else None
+
+    def thresholds(self) -> dict[str, float]:
+        meta = self.runtime.session(MODEL_FILE).get_modelmeta().custom_metadata_map
+        return {k[len("threshold_"):]: float(v) for k, v in meta.items() if k.startswith("threshold_")}
+
+    def score(self, images: Sequence[np.ndarray], colourless: Sequence[bool] | None = None) -> np.ndarray:
+        """One score per image; `colourless` (one flag per image) routes the black-and-white ones to the grey
+        model where it ships."""
+        grey = np.zeros(len(images), bool)
+        if self.grey is not None and colourless is not None:
+            grey = np.asarray(colourless, bool)
+        scores = np.zeros(len(images), np.float32)
+        for model, rows in ((self.main, np.flatnonzero(~grey)), (self.grey, np.flatnonzero(grey))):
+            if len(rows):
+                scores[rows] = model.score([images[i] for i in rows])
+        return scores

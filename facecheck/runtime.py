@@ -43,7 +43,7 @@ def weights_path(filename: str) -> Path:
 def model_digests() -> dict[str, str]:
     """sha256 (first 16 hex digits) of each shipped model file, so a result names what produced it."""
     names = ("yunet.onnx", "facemesh.onnx", "eye_template.json", "spectral.onnx", "spectral.int8.onnx",
-             "backbone.onnx", "fusion.onnx")
+             "backbone.onnx", "backbone_grey.onnx", "fusion.onnx")
     digests = {}
     for n in names:
         path = weights_path(n)

@@ -69,3 +69,20 @@ def test_runtime_path_never_imports_torch():
             "d and d.score([np.zeros((100, 100, 3), np.uint8)]); "
             "assert 'torch' not in sys.modules and not any(m.startswith('training') for m in sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_colourless_images_go_to_the_grey_model_where_one_ships(detector):
+    """Routing only (a stand-in grey model): black-and-white images get the grey model's score, the others the main
+    model's, in the order given; without flags, or without a grey model, every image gets the main model's."""
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (s, s, 3), dtype=np.uint8) for s in (90, 200, 300)]
+    main = detector.main.score(images)
+
+    class StandIn:
+        def score(self, imgs):
+            return np.full(len(imgs), 0.25, np.float32)
+    routed = BackboneDetector(detector.runtime)
+    routed.grey = StandIn()
+    assert np.allclose(routed.score(images, [False, True, False]), [main[0], 0.25, main[2]])
+    assert np.allclose(routed.score(images, [True, True, True]), 0.25)
+    assert np.allclose(routed.score(images), main)

@@ -63,6 +63,12 @@ def results_of(run: str) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def routed(run: str) -> str | None:
+    """The grey model's run of a colour-routed candidate (backbone_v3_recipe.sh's route), None for a plain run."""
+    path = RUNS_DIR / run / "route.json"
+    return json.loads(path.read_text())["grey_run"] if path.is_file() else None
+
+
 def describe(res: dict) -> tuple[str, str]:
     """(what the run changes, its training command) from its results' options."""
     o = res["export"]["options"]
@@ -97,7 +103,10 @@ def main(argv=None) -> int:
     entries = [("shipped v2 (weights/backbone.onnx)", weights_path("backbone.onnx"),
                 "training/train_backbone.py (weights/backbone.md)", test_400(beside, "previous"))]
     entries += [(run, RUNS_DIR / run / "backbone.onnx", describe(results[run])[0] if results[run] else "-",
-                 test_400(results[run])) for run in args.runs]
+                 test_400(results[run])) if not routed(run) else
+                (run, RUNS_DIR / run / "weights" / "backbone.onnx",
+                 f"shipped v2 for colour images, {routed(run)} for colourless ones (facecheck.backbone)", ("-", "-"))
+                for run in args.runs]
     L = [args.preamble.read_text().rstrip() + "\n"] if args.preamble else []
     L += ["## The fusion's ship test, on fold 1\n",
           "Each backbone's signals on the same fold-1 copies (train_fusion.py, `--per-source 300`: 8 degradations, 3 "
@@ -114,18 +123,19 @@ def main(argv=None) -> int:
         ft = fusion_test(rows)
         L.append(row([name, recipe, ft["variant"], percent(ft["colour"]), percent(ft["grey"]),
                       f"{percent(ft['pooled_b'])} / {percent(ft['pooled_c'])}"]))
-        alone.append((name, test, backbone_alone(rows, False), backbone_alone(rows, True)))
+        alone.append((name, test, backbone_alone(rows, False), backbone_alone(rows, True),
+                      backbone_alone(tf.halves(rows)[0], True)))
         print(f"{name}: {ft}")
     L += ["", "## The backbone alone on the same copies (both halves of fold 1), and on the test fold\n",
           "Thresholds read off these copies' own reals (a property of the ranking, not an operating point). Test fold: "
           "`training/export_backbone_v3.py test`, 400 px q70-85, the model at its own calibrated default threshold; the "
           "FFHQ-aligned FPR at that point differs from model to model (its results.json), so compare the AUC column.\n"]
     L += table(["backbone", "StyleGAN / natural / FFHQ copies (colour)", "AUC vs FFHQ-aligned, colour", "TPR at 1% FFHQ FPR, colour",
-                "TPR at 0.1% natural FPR, colour", "AUC vs FFHQ-aligned, grey", "test fold 400 px: AUC vs FFHQ-aligned",
-                "test fold 400 px: TPR at default"])
-    for name, test, c, g in alone:
+                "TPR at 0.1% natural FPR, colour", "AUC vs FFHQ-aligned, grey", "the same, half A only (grey-route choice)",
+                "test fold 400 px: AUC vs FFHQ-aligned", "test fold 400 px: TPR at default"])
+    for name, test, c, g, g_a in alone:
         L.append(row([name, c["counts"], four(c["auc_ffhq"]), percent(c["tpr_1pct_ffhq"]), percent(c["tpr_01pct_nat"]),
-                      four(g["auc_ffhq"]), *test]))
+                      four(g["auc_ffhq"]), four(g_a["auc_ffhq"]), *test]))
     L += ["", "## Commands\n"]
     L += [f"- `{run}`: `{describe(res)[1]}`" for run, res in results.items() if res]
     L += ["", f"Written {datetime.date.today().isoformat()} by `training/backbone3_recipe_report.py "

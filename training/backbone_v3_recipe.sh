@@ -44,6 +44,16 @@ ship_test() {   # the fusion refitted with this backbone (fold 1), and the backb
         || nice -n 19 "$PY" training/export_backbone_v3.py test --run "$name" --previous "$PREVIOUS"
 }
 
+route() {   # name, then the run whose backbone scores the colourless images beside the shipped one
+    name=$1; grey=$2
+    mkdir -p "scratch/bb3/$name" && rm -rf "scratch/bb3/$name/weights" && mkdir "scratch/bb3/$name/weights"
+    cp weights/* "scratch/bb3/$name/weights/"
+    cp "scratch/bb3/$grey/backbone.onnx" "scratch/bb3/$name/weights/backbone_grey.onnx"
+    echo "{\"grey_run\": \"$grey\"}" > "scratch/bb3/$name/route.json"
+    FACECHECK_WEIGHTS="$PWD/scratch/bb3/$name/weights" PYTHONPATH=. nice -n 19 "$FIT_PY" training/train_fusion.py \
+        --per-source 300 --output "scratch/bb3/$name/weights/fusion.onnx"
+}
+
 PYTHONPATH=. nice -n 19 "$FIT_PY" training/train_fusion.py --per-source 300 --collect-only    # the shipped backbone's rows
 run whole_plain --epochs 5 --colours none colour_cast
 run plain_v2like --epochs 4 --cache plain --no-size-match --hold-out 'aligned_*' mobilestylegan

@@ -111,8 +111,10 @@ GEOMETRY_MODELS = ("yunet.onnx", "facemesh.onnx", "eye_template.json")
 
 def models_digest(backbone: Path | None = None) -> str:
     """Key of the fit-row cache: the geometry models, then the pixel detectors (spectral, backbone: the shipped one
-    unless another file is named)."""
-    return f"{digest(GEOMETRY_MODELS)}_{digest(['spectral.onnx', backbone or 'backbone.onnx'])}"
+    unless another file is named, and the grey backbone where one sits beside it)."""
+    main = backbone or weights_path("backbone.onnx")
+    grey = main.parent / "backbone_grey.onnx"
+    return f"{digest(GEOMETRY_MODELS)}_{digest(['spectral.onnx', main] + ([grey] if grey.is_file() else []))}"
 
 
 def fit_rows_path(cache_dir: Path, per_source: int | None = None, backbone: Path | None = None) -> Path:

@@ -82,7 +82,8 @@ class Analyzer:
         colourless = [is_colourless(image) for image in images]
         # one resize pyramid per image, read by every model (facecheck.pyramid)
         images = [Pyramid(image) for image in images]
-        backbone_scores = backbone.score(images).tolist() if "backbone" in detectors else [None] * len(images)
+        backbone_scores = (backbone.score(images, colourless).tolist() if "backbone" in detectors
+                           else [None] * len(images))
         if geometry_of is not None:
             out = [Signals(g.faces_found, None, g.geometry, g.eye_score, None, b)
                    for g, b in zip(geometry_of, backbone_scores)]
