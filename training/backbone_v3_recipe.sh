@@ -66,6 +66,7 @@ run mixed_all_nosize --epochs 4 --no-size-match
 run mixed3_nosize --epochs 4 --cache mixed3 --no-size-match
 run mixed3_nosize_seed1 --epochs 4 --cache mixed3 --no-size-match --seed 1
 soup mixed3_soup mixed3_nosize mixed3_nosize_seed1
+run mixed3_grey --epochs 4 --cache mixed3 --no-size-match --colours greyscale    # a model for colourless images
 PYTHONPATH=. "$FIT_PY" training/backbone3_recipe_report.py \
     --runs whole_plain plain_v2like plain_v2like_seed1 plain_sized plain_all mixed_v2like mixed_all_nosize \
     mixed3_nosize mixed3_nosize_seed1 mixed3_soup \
