@@ -112,7 +112,7 @@ def test_the_backbone_score_reaches_gan_score_through_the_analyzer(monkeypatch):
         image = np.asarray(im.convert("RGB"))
     gan = []
     for value in (0.05, 0.5, 0.95, 0.999):
-        monkeypatch.setattr(backbone, "score", lambda images, v=value: np.full(len(images), v, np.float32))
+        monkeypatch.setattr(backbone, "score", lambda images, colourless=None, v=value: np.full(len(images), v, np.float32))
         (sig,) = analyzer.signals([image])
         assert sig.backbone_score == pytest.approx(value)
         gan.append(sig.gan_score)
