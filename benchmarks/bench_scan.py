@@ -309,10 +309,10 @@ def main() -> None:
     worker_list = parse_list(args.workers, int)
     batch_list = parse_list(args.batch_size, int)
     thread_list = parse_list(args.threads, int)
-    report = {"n": len(files), "folder": str(folder), "cpus": os.cpu_count(), "device": args.device,
-              "mix": "folder" if args.folder else args.mix,
+    mix = "folder" if args.folder else args.mix
+    report = {"n": len(files), "folder": str(folder), "cpus": os.cpu_count(), "device": args.device, "mix": mix,
               "side": args.side}
-    print(f"bench_scan: {len(files)} avatars ({args.mix}), {args.side} px JPEG q{QUALITY}, {os.cpu_count()} cores, "
+    print(f"bench_scan: {len(files)} avatars ({mix}), {args.side} px JPEG q{QUALITY}, {os.cpu_count()} cores, "
           f"load average {load_avg()} at start\n")
 
     base = decode_baseline(files, max(2, args.repeat))

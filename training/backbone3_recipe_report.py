@@ -69,6 +69,15 @@ def routed(run: str) -> str | None:
     return json.loads(path.read_text())["grey_run"] if path.is_file() else None
 
 
+def entry_of(run: str, res: dict) -> tuple:
+    """(name, backbone file whose fold-1 rows to read, recipe, test-fold 400 px columns) of a run."""
+    grey = routed(run)
+    if grey:   # its rows were collected with the shipped backbone and the grey one side by side in its weights/
+        return (run, RUNS_DIR / run / "weights" / "backbone.onnx",
+                f"shipped v2 for colour images, {grey} for colourless ones (facecheck.backbone)", ("-", "-"))
+    return run, RUNS_DIR / run / "backbone.onnx", describe(res)[0] if res else "-", test_400(res)
+
+
 def describe(res: dict) -> tuple[str, str]:
     """(what the run changes, its training command) from its results' options."""
     o = res["export"]["options"]
@@ -102,11 +111,7 @@ def main(argv=None) -> int:
     beside = next((res for res in results.values() if "test" in res), {})
     entries = [("shipped v2 (weights/backbone.onnx)", weights_path("backbone.onnx"),
                 "training/train_backbone.py (weights/backbone.md)", test_400(beside, "previous"))]
-    entries += [(run, RUNS_DIR / run / "backbone.onnx", describe(results[run])[0] if results[run] else "-",
-                 test_400(results[run])) if not routed(run) else
-                (run, RUNS_DIR / run / "weights" / "backbone.onnx",
-                 f"shipped v2 for colour images, {routed(run)} for colourless ones (facecheck.backbone)", ("-", "-"))
-                for run in args.runs]
+    entries += [entry_of(run, results[run]) for run in args.runs]
     L = [args.preamble.read_text().rstrip() + "\n"] if args.preamble else []
     L += ["## The fusion's ship test, on fold 1\n",
           "Each backbone's signals on the same fold-1 copies (train_fusion.py, `--per-source 300`: 8 degradations, 3 "

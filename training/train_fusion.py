@@ -36,6 +36,7 @@ from facecheck.evaluation.dataset import read_manifest  # noqa: E402
 from facecheck.pipeline.analyze import Analyzer  # noqa: E402
 from facecheck.settings import Settings  # noqa: E402
 from facecheck.colour import COLOURLESS_CHROMA  # noqa: E402
+from facecheck.backbone import GREY_MODEL_FILE as GREY_BACKBONE_FILE, MODEL_FILE as BACKBONE_FILE  # noqa: E402
 from facecheck.runtime import weights_path  # noqa: E402
 from facecheck.geometry import EyeTemplate  # noqa: E402
 from facecheck.verdict import (COLOURLESS, FEATURE_NAMES, MODEL_FILE, MODES, SPECTRAL_CLIP,  # noqa: E402
@@ -112,8 +113,8 @@ GEOMETRY_MODELS = ("yunet.onnx", "facemesh.onnx", "eye_template.json")
 def models_digest(backbone: Path | None = None) -> str:
     """Key of the fit-row cache: the geometry models, then the pixel detectors (spectral, backbone: the shipped one
     unless another file is named, and the grey backbone where one sits beside it)."""
-    main = backbone or weights_path("backbone.onnx")
-    grey = main.parent / "backbone_grey.onnx"
+    main = backbone or weights_path(BACKBONE_FILE)
+    grey = main.parent / GREY_BACKBONE_FILE
     return f"{digest(GEOMETRY_MODELS)}_{digest(['spectral.onnx', main] + ([grey] if grey.is_file() else []))}"
 
 
