@@ -67,6 +67,11 @@ run mixed3_nosize --epochs 4 --cache mixed3 --no-size-match
 run mixed3_nosize_seed1 --epochs 4 --cache mixed3 --no-size-match --seed 1
 soup mixed3_soup mixed3_nosize mixed3_nosize_seed1
 run mixed3_grey --epochs 4 --cache mixed3 --no-size-match --colours greyscale    # a model for colourless images
+# fourth round (ship rules, 18:04 UTC): the shipped v2 for colour images, a grey model for colourless ones
+# (chosen by half-A grey AUC among these runs: mixed3_soup); the passing route ships as
+# weights/backbone_grey.onnx with its refitted fusion, cards by training/backbone_grey_card.py and train_fusion.py
+route route_mixed3_grey mixed3_grey
+route route_mixed3_soup mixed3_soup
 PYTHONPATH=. "$FIT_PY" training/backbone3_recipe_report.py \
     --runs whole_plain plain_v2like plain_v2like_seed1 plain_sized plain_all mixed_v2like mixed_all_nosize \
     mixed3_nosize mixed3_nosize_seed1 mixed3_soup \
