@@ -28,15 +28,35 @@ DETECTOR_NAMES = {"v3": "v3 (this model)", "previous": "v2 (previous model)",
 GOALS = {"400px_q70-85": 0.90, "256px_q70-85": 0.90, "crop90_256px_q80": 0.80, "grey_400px_q70-85": 0.85}
 
 
+def curve_cells(h: dict) -> list:
+    """One calibration entry's cells (curves_table's columns); '-' for the loss and time an entry without training
+    (a soup's) lacks."""
+    return [h["epoch"], four(h["train_loss"]) if "train_loss" in h else "-", four(h["auc"]),
+            percent(h["tpr_at_1pct_real_fpr"]), percent(h["tpr_default"]), four(h["auc_vs_ffhq_original"]),
+            four(h["auc_vs_aligned_copies"]), four(h["auc_vs_natural"]), percent(h["mobilestylegan_tpr_at_1pct"]),
+            f"{percent(h['greyscale_tpr_at_1pct'])} / {percent(h['colour_tpr_at_1pct'])}", h.get("seconds", "-")]
+
+
 def curves_table(history: list[dict]) -> list[str]:
     return table(["epoch", "train loss", "AUC (real StyleGAN vs all reals)", "TPR at 1% real FPR", "TPR at its default point",
                   "AUC vs FFHQ originals", "AUC vs aligned copies", "AUC vs natural", "MobileStyleGAN TPR at 1%",
-                  "greyscale / colour TPR at 1%", "seconds"],
-                 ([h["epoch"], four(h["train_loss"]), four(h["auc"]), percent(h["tpr_at_1pct_real_fpr"]),
-                   percent(h["tpr_default"]), four(h["auc_vs_ffhq_original"]), four(h["auc_vs_aligned_copies"]),
-                   four(h["auc_vs_natural"]), percent(h["mobilestylegan_tpr_at_1pct"]),
-                   f"{percent(h['greyscale_tpr_at_1pct'])} / {percent(h['colour_tpr_at_1pct'])}", h["seconds"]]
-                  for h in history))
+                  "greyscale / colour TPR at 1%", "seconds"], (curve_cells(h) for h in history))
+
+
+def by_source_rows(test: dict, names: list[str], detector: str = "v3") -> list[str]:
+    """Per source, one detector at its default threshold over the conditions `names` (TPR for stylegan, FPR for reals)."""
+    L = table(["source", "label", *names])
+    for src in sorted({s for c in names for s in test[c][detector]["by_source"]}):
+        lab = next(test[c][detector]["by_source"][src]["label"] for c in names if src in test[c][detector]["by_source"])
+        L.append(row([src, lab, *(counted_rate(test[c][detector]["by_source"].get(src, {}).get("default")) for c in names)]))
+    return L
+
+
+def by_psi_rows(test: dict, names: list[str], headers: tuple[str, str] = ("v3", "previous")) -> list[str]:
+    """The StyleGAN3 pool by truncation psi, this model ("v3") and the previous one at their default thresholds."""
+    return table(["condition", "psi", *headers],
+                 ([c, p, counted_rate(r), counted_rate(test[c]["previous"]["by_psi_default"].get(p))]
+                  for c in names for p, r in test[c]["v3"]["by_psi_default"].items()))
 
 
 def goal_lines(test: dict) -> list[str]:
@@ -209,16 +229,10 @@ def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: 
         L.append("")
         names = list(test)
         L.append("Per source, this model at its default threshold (share flagged: TPR for stylegan, FPR for the reals):\n")
-        L.extend(table(["source", "label", *names]))
-        sources = sorted({s for c in names for s in test[c]["v3"]["by_source"]})
-        for src in sources:
-            lab = next(test[c]["v3"]["by_source"][src]["label"] for c in names if src in test[c]["v3"]["by_source"])
-            L.append(row([src, lab, *(counted_rate(test[c]["v3"]["by_source"].get(src, {}).get("default")) for c in names)]))
+        L.extend(by_source_rows(test, names))
         L.append("")
         L.append("StyleGAN3 pool (test fold) by truncation psi, flagged at each model's default threshold:\n")
-        L.extend(table(["condition", "psi", "v3", "previous"],
-                       ([c, p, counted_rate(r), counted_rate(test[c]["previous"]["by_psi_default"].get(p))]
-                        for c in names for p, r in test[c]["v3"]["by_psi_default"].items())))
+        L.extend(by_psi_rows(test, names))
         L.append("")
     if ablations:
         L.extend(ablation_section(run, ablations))

@@ -20,21 +20,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from training.backbone3_card import RUNS_DIR, curves_table  # noqa: E402
+from training.backbone3_card import RUNS_DIR, by_psi_rows, by_source_rows, curves_table  # noqa: E402
 from training.backbone_card import TEST_COLUMNS, test_fold_row  # noqa: E402
-from training.card_writer import counted_rate, four, percent, row, table  # noqa: E402
+from training.card_writer import four, table  # noqa: E402
 
 CARD = REPO / "weights" / "backbone_grey.md"
 GREY_PREFIX = "grey_"            # the test conditions of colourless images (export_backbone_v3.CONDITIONS)
 DETECTORS = {"v3": "this model (grey route)", "previous": "v2 (weights/backbone.onnx)"}
 
 
-def soup_row(entry: dict) -> list[str]:
-    """The soup's calibration entry as a row of curves_table's columns (no training loss or time of its own)."""
-    return [f"soup of epochs {entry['epoch']}", "-", four(entry["auc"]), percent(entry["tpr_at_1pct_real_fpr"]),
-            percent(entry["tpr_default"]), four(entry["auc_vs_ffhq_original"]), four(entry["auc_vs_aligned_copies"]),
-            four(entry["auc_vs_natural"]), percent(entry["mobilestylegan_tpr_at_1pct"]),
-            f"{percent(entry['greyscale_tpr_at_1pct'])} / {percent(entry['colour_tpr_at_1pct'])}", "-"]
+def comparison_rows(test: dict, names: list[str]) -> list[str]:
+    """Both models' test-fold rows (TEST_COLUMNS) for each condition of `names`."""
+    return table(TEST_COLUMNS, []) + [test_fold_row(c, name, test[c][d]) for c in names for d, name in DETECTORS.items()]
 
 
 def curves_section(run: str, curves: dict) -> list[str]:
@@ -48,8 +45,8 @@ def curves_section(run: str, curves: dict) -> list[str]:
     if "soup_entry" in curves:
         L.append(f"`{run}`, the mean of those runs' weights at their best epochs (`train_backbone_v3.py soup`), on the "
                  "same calibration subset:\n")
-        header = curves_table([])[:2]
-        L.extend([*header, row(soup_row(curves["soup_entry"]))])
+        entry = curves["soup_entry"]
+        L.extend(curves_table([{**entry, "epoch": f"soup of epochs {entry['epoch']}"}]))
         L.append("")
     L.append("Curves on a fixed random subset of the calibration fold (fold 1), all colour changes pooled, with the "
              "real StyleGAN sources as positives and every real photo (aligned copies included) as negatives; each "
@@ -66,27 +63,16 @@ def test_section(res: dict) -> list[str]:
          "least as large as its size, JPEG quality drawn per file in 70-85; exact 95% intervals. The verdict's rates, "
          "through the refitted fusion, are in weights/fusion.md.\n",
          "The conditions this model is used on (greyscale copies: facecheck.colour flags them colourless):\n"]
-    L.extend(table(TEST_COLUMNS))
-    for cname in grey:
-        for d, name in DETECTORS.items():
-            L.append(test_fold_row(cname, name, test[cname][d]))
+    L.extend(comparison_rows(test, grey))
     L.append("")
     L.append("For reference only, the colour conditions, which the pipeline scores with v2 and never with this model:\n")
-    L.extend(table(TEST_COLUMNS))
-    for cname in (c for c in test if c not in grey):
-        for d, name in DETECTORS.items():
-            L.append(test_fold_row(cname, name, test[cname][d]))
+    L.extend(comparison_rows(test, [c for c in test if c not in grey]))
     L.append("")
     L.append("Per source, grey conditions, this model at its default threshold (TPR for stylegan, FPR for the reals):\n")
-    L.extend(table(["source", "label", *grey]))
-    for src in sorted({s for c in grey for s in test[c]["v3"]["by_source"]}):
-        lab = next(test[c]["v3"]["by_source"][src]["label"] for c in grey if src in test[c]["v3"]["by_source"])
-        L.append(row([src, lab, *(counted_rate(test[c]["v3"]["by_source"].get(src, {}).get("default")) for c in grey)]))
+    L.extend(by_source_rows(test, grey))
     L.append("")
     L.append("StyleGAN3 pool by truncation psi, grey conditions, flagged at each model's default threshold:\n")
-    L.extend(table(["condition", "psi", "this model", "v2"],
-                   ([c, p, counted_rate(r), counted_rate(test[c]["previous"]["by_psi_default"].get(p))]
-                    for c in grey for p, r in test[c]["v3"]["by_psi_default"].items())))
+    L.extend(by_psi_rows(test, grey, ("this model", "v2")))
     L.append("")
     return L
 
