@@ -310,9 +310,8 @@ def test_sized_conditions_count_only_images_at_least_as_large():
     assert named["256px_q70-85"](small).size == (256, 171)
 
 
-def test_fit_row_cache_key_covers_every_model_behind_the_signals(tmp_path, monkeypatch):
-    """training/train_fusion.py caches fold-1 signals by model digests: a new backbone.onnx (or
-    spectral.onnx) must not reuse signals of the old one, while the geometry part of the key stays."""
+def load_train_fusion():
+    """training/train_fusion.py as a module (training/ is not a package of the install)."""
     import importlib.util
     from pathlib import Path
     script = Path(__file__).resolve().parent.parent / "training" / "train_fusion.py"
@@ -321,6 +320,13 @@ def test_fit_row_cache_key_covers_every_model_behind_the_signals(tmp_path, monke
     spec = importlib.util.spec_from_file_location("train_fusion_under_test", script)
     train_fusion = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(train_fusion)
+    return train_fusion
+
+
+def test_fit_row_cache_key_covers_every_model_behind_the_signals(tmp_path, monkeypatch):
+    """training/train_fusion.py caches fold-1 signals by model digests: a new backbone.onnx (or
+    spectral.onnx) must not reuse signals of the old one, while the geometry part of the key stays."""
+    train_fusion = load_train_fusion()
     from facecheck.runtime import weights_dir
     for f in weights_dir().iterdir():
         (tmp_path / f.name).symlink_to(f.resolve())
@@ -341,3 +347,44 @@ def test_colourless_images_repeat_the_pixel_logits_in_their_own_columns():
     assert (colour[COLOURLESS:] == 0).all()
     assert grey[COLOURLESS:].tolist() == pytest.approx([1.0, colour[0], colour[1]])
     assert (grey[:COLOURLESS] == colour[:COLOURLESS]).all()
+
+
+def test_colourless_refit_keeps_every_colour_score_and_the_grey_targets(tmp_path):
+    """train_fusion.refit_colourless (the fifth-round rule of issue 20): only the three colourless terms move, so a
+    colour image's gan_score is the previous fusion's; half B's grey copies keep each mode's FFHQ-aligned target at
+    that mode's threshold, and one mode binds (a slightly larger offset would break it)."""
+    pytest.importorskip("scipy")
+    pytest.importorskip("onnx")
+    from facecheck.evaluation.evaluate import Row
+    from facecheck.verdict import COLOURLESS, TARGET_FPR_FFHQ
+    train_fusion = load_train_fusion()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(1500):
+        label = ("stylegan", "real_ffhq", "real_natural")[i % 3]
+        for condition, grey in (("as_stored", False), ("grey_400px_q70", True)):
+            mean = {"stylegan": 2.0, "real_ffhq": 0.5, "real_natural": -2.0}[label] - (1.0 if grey else 0.0)
+            spectral, backbone = 1 / (1 + np.exp(-rng.normal(mean, 1.5, 2)))
+            rows.append(Row(file=f"{label}_{i}.png", label=label, source=label, condition=condition,
+                            geometry=geometry(rng.uniform(0.5, 6.0)), faces_found=1, spectral_score=float(spectral),
+                            backbone_score=float(backbone), colourless=grey))
+    coef = np.zeros(len(FEATURE_NAMES))
+    coef[:3] = (0.3, 0.8, -0.5)
+    thresholds = {"strict": 0.99, "default": 0.95, "sensitive": 0.85}
+    previous = tmp_path / "fusion.onnx"
+    train_fusion.export(coef, 0.2, previous, {f"threshold_{m}": repr(t) for m, t in thresholds.items()}
+                        | {"features": ",".join(FEATURE_NAMES), "variant": "(c) geometry + spectral + backbone"})
+    fit_rows, thr_rows = train_fusion.halves(rows)
+    new, intercept, kept, _, _ = train_fusion.refit_colourless(previous, fit_rows, thr_rows)
+    assert kept == pytest.approx(thresholds) and intercept == pytest.approx(0.2)
+    assert new[:COLOURLESS] == pytest.approx(coef[:COLOURLESS]) and (new[COLOURLESS:] != 0).all()
+    colour = [r for r in rows if not r.colourless]
+    assert train_fusion.predict(new, intercept, colour) == pytest.approx(train_fusion.predict(coef, 0.2, colour))
+    grey_ffhq = [r for r in thr_rows if r.colourless and r.label == "real_ffhq"]
+    nudged = new.copy()
+    nudged[COLOURLESS] += 0.05
+    binds = False
+    for mode in MODES:
+        assert np.mean(train_fusion.predict(new, intercept, grey_ffhq) >= kept[mode]) <= TARGET_FPR_FFHQ[mode]
+        binds |= np.mean(train_fusion.predict(nudged, intercept, grey_ffhq) >= kept[mode]) > TARGET_FPR_FFHQ[mode]
+    assert binds
