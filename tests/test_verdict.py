@@ -310,23 +310,23 @@ def test_sized_conditions_count_only_images_at_least_as_large():
     assert named["256px_q70-85"](small).size == (256, 171)
 
 
-def load_train_fusion():
-    """training/train_fusion.py as a module (training/ is not a package of the install)."""
+def load_training_script(name: str):
+    """training/<name>.py as a module (training/ is not a package of the install)."""
     import importlib.util
     from pathlib import Path
-    script = Path(__file__).resolve().parent.parent / "training" / "train_fusion.py"
+    script = Path(__file__).resolve().parent.parent / "training" / f"{name}.py"
     if not script.is_file():
         pytest.skip("training/ is not beside the tests")
-    spec = importlib.util.spec_from_file_location("train_fusion_under_test", script)
-    train_fusion = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_fusion)
-    return train_fusion
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_fit_row_cache_key_covers_every_model_behind_the_signals(tmp_path, monkeypatch):
     """training/train_fusion.py caches fold-1 signals by model digests: a new backbone.onnx (or
     spectral.onnx) must not reuse signals of the old one, while the geometry part of the key stays."""
-    train_fusion = load_train_fusion()
+    train_fusion = load_training_script("train_fusion")
     from facecheck.runtime import weights_dir
     for f in weights_dir().iterdir():
         (tmp_path / f.name).symlink_to(f.resolve())
@@ -357,7 +357,7 @@ def test_colourless_refit_keeps_every_colour_score_and_the_grey_targets(tmp_path
     pytest.importorskip("onnx")
     from facecheck.evaluation.evaluate import Row
     from facecheck.verdict import COLOURLESS, TARGET_FPR_FFHQ
-    train_fusion = load_train_fusion()
+    train_fusion = load_training_script("train_fusion")
     rng = np.random.default_rng(0)
     rows = []
     for i in range(1500):
@@ -388,3 +388,20 @@ def test_colourless_refit_keeps_every_colour_score_and_the_grey_targets(tmp_path
         assert np.mean(train_fusion.predict(new, intercept, grey_ffhq) >= kept[mode]) <= TARGET_FPR_FFHQ[mode]
         binds |= np.mean(train_fusion.predict(nudged, intercept, grey_ffhq) >= kept[mode]) > TARGET_FPR_FFHQ[mode]
     assert binds
+
+
+def test_a_backbone_pair_of_one_model_with_itself_scores_as_that_model(tmp_path):
+    """training/backbone_pair.py (issue 20, sixth round): the pair graph averages its members' calibrated logits, so a
+    pair of the shipped backbone with itself gives the shipped backbone's scores, and drops in for it."""
+    pytest.importorskip("onnx")
+    import onnxruntime as ort
+    from facecheck.runtime import weights_path
+    pair = load_training_script("backbone_pair")
+    member = weights_path("backbone.onnx")
+    out = tmp_path / "pair.onnx"
+    pair.build(member, member, out)
+    assert pair.member_parity(out, member, member) < 1e-5
+    x = np.random.default_rng(1).uniform(0, 255, (4, 128, 128, 3)).astype(np.float32)
+    one, two = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(["score"], {"image": x})[0]
+                for p in (member, out))
+    assert two == pytest.approx(one, abs=1e-5)

@@ -754,13 +754,12 @@ def main() -> None:
     from facecheck.backbone import BackboneDetector
     from facecheck.runtime import Runtime
     from facecheck.spectrum import SpectralDetector
+    rows = collect_fit_rows(args.cache, args.per_source)
+    if args.collect_only:   # before the detectors' thresholds are read: a new backbone gets its own from these rows
+        return
     runtime = Runtime("cpu")
     spectral_flag = SpectralDetector(runtime).thresholds()["fpr_1pct"]
     backbone_flag = BackboneDetector(runtime).thresholds()["default"]
-
-    rows = collect_fit_rows(args.cache, args.per_source)
-    if args.collect_only:
-        return
     fit_rows, thr_rows = halves(rows)
     fitted = fit_variants(fit_rows, thr_rows)
     if args.colourless_only:
