@@ -54,6 +54,16 @@ route() {   # name, then the run whose backbone scores the colourless images bes
         --per-source 300 --output "scratch/bb3/$name/weights/fusion.onnx"
 }
 
+colour_route() {   # name, then the run whose backbone scores the colour images (the shipped one keeps the colourless)
+    name=$1; colour=$2
+    mkdir -p "scratch/bb3/$name" && rm -rf "scratch/bb3/$name/weights" && mkdir "scratch/bb3/$name/weights"
+    cp weights/* "scratch/bb3/$name/weights/"
+    cp weights/backbone.onnx "scratch/bb3/$name/weights/backbone_grey.onnx"
+    cp "scratch/bb3/$colour/backbone.onnx" "scratch/bb3/$name/weights/backbone.onnx"
+    FACECHECK_WEIGHTS="$PWD/scratch/bb3/$name/weights" PYTHONPATH=. nice -n 19 "$FIT_PY" training/train_fusion.py \
+        --per-source 300 --output "scratch/bb3/$name/weights/fusion.onnx"
+}
+
 PYTHONPATH=. nice -n 19 "$FIT_PY" training/train_fusion.py --per-source 300 --collect-only    # the shipped backbone's rows
 run whole_plain --epochs 5 --colours none colour_cast
 run plain_v2like --epochs 4 --cache plain --no-size-match --hold-out 'aligned_*' mobilestylegan
@@ -72,6 +82,18 @@ run mixed3_grey --epochs 4 --cache mixed3 --no-size-match --colours greyscale   
 # weights/backbone_grey.onnx with its refitted fusion, cards by training/backbone_grey_card.py and train_fusion.py
 route route_mixed3_grey mixed3_grey
 route route_mixed3_soup mixed3_soup
+# seventh round (ship rules, 2026-12-05 07:51 UTC): a three-seed soup of v2's recipe for colour images, v2 for colourless
+# ones (on this machine the three runs were trained side by side at --threads 1, and the rows collected with
+# --collect-only first, for the rule's half-A gate)
+for s in 0 1 2; do
+    grep -qs '"best_epoch"' "scratch/bb3/plain_v2like_s$s/curves.json" || nice -n 19 "$PY" training/train_backbone_v3.py train \
+        --run "plain_v2like_s$s" $SCHEDULE --epochs 4 --cache plain --no-size-match --hold-out 'aligned_*' mobilestylegan --seed "$s"
+done
+[ -f scratch/bb3/plain_soup/backbone.onnx ] || {
+    nice -n 19 "$PY" training/train_backbone_v3.py soup --run plain_soup --of plain_v2like_s0 plain_v2like_s1 plain_v2like_s2
+    nice -n 19 "$PY" training/export_backbone_v3.py export --run plain_soup --out scratch/bb3/plain_soup/backbone.onnx
+}
+colour_route colour_route_plain_soup plain_soup
 PYTHONPATH=. "$FIT_PY" training/backbone3_recipe_report.py \
     --runs whole_plain plain_v2like plain_v2like_seed1 plain_sized plain_all mixed_v2like mixed_all_nosize \
     mixed3_nosize mixed3_nosize_seed1 mixed3_soup \
