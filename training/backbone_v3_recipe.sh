@@ -94,6 +94,18 @@ done
     nice -n 19 "$PY" training/export_backbone_v3.py export --run plain_soup --out scratch/bb3/plain_soup/backbone.onnx
 }
 colour_route colour_route_plain_soup plain_soup
+# eighth round (ship rules, 2026-12-05 08:37 UTC): the same recipe trained on StyleGAN against FFHQ-aligned reals only
+for s in 0 1; do
+    grep -qs '"best_epoch"' "scratch/bb3/aligned_v2like_s$s/curves.json" || nice -n 19 "$PY" training/train_backbone_v3.py \
+        train --run "aligned_v2like_s$s" $SCHEDULE --epochs 4 --cache plain --no-size-match --hold-out 'aligned_*' \
+        mobilestylegan --without hardfake_unsplash_300 hossein_pixabay_portraits lfw_umass_site_150 zhfe99_helen_subset \
+        --seed "$s"
+done
+[ -f scratch/bb3/aligned_soup/backbone.onnx ] || {
+    nice -n 19 "$PY" training/train_backbone_v3.py soup --run aligned_soup --of aligned_v2like_s0 aligned_v2like_s1
+    nice -n 19 "$PY" training/export_backbone_v3.py export --run aligned_soup --out scratch/bb3/aligned_soup/backbone.onnx
+}
+colour_route colour_route_aligned_soup aligned_soup
 PYTHONPATH=. "$FIT_PY" training/backbone3_recipe_report.py \
     --runs whole_plain plain_v2like plain_v2like_seed1 plain_sized plain_all mixed_v2like mixed_all_nosize \
     mixed3_nosize mixed3_nosize_seed1 mixed3_soup \
