@@ -36,8 +36,9 @@ def kind_of(source: str) -> str:
 def report(eval_dir: Path) -> list[str]:
     record = json.loads((eval_dir / "eval.json").read_text())
     thresholds = record["summary"]["thresholds"]
-    rows = [r for r in evaluation.read_rows(eval_dir / "rows.jsonl") if r.error is None]
-    errors = sum(r.error is not None for r in evaluation.read_rows(eval_dir / "rows.jsonl"))
+    every = evaluation.read_rows(eval_dir / "rows.jsonl")
+    rows = [r for r in every if r.error is None]
+    errors = len(every) - len(rows)
     lines = [f"Command: `{record.get('command', '')}` ({record.get('images')} copies, {errors} errors); fusion "
              "thresholds " + ", ".join(f"{m} {t:.4f}" for m, t in thresholds.items()) + ".", ""]
     head = ["condition", "originals", "copies flagged, default", "originals flagged, default (95% interval)",

@@ -39,9 +39,9 @@ def build(first: Path, second: Path, out: Path) -> None:
     """The pair graph: `image` -> both members -> mean calibrated logit -> (score, logit)."""
     import onnx
     from onnx import compose, helper, numpy_helper
+    members = {path: onnx.load(str(path)) for path in (first, second)}
     nodes, inits, calibrated, opsets = [], [], [], {}
-    for name, path in zip(MEMBERS, (first, second)):
-        member = onnx.load(str(path))
+    for name, (path, member) in zip(MEMBERS, members.items()):
         if [i.name for i in member.graph.input] != ["image"]:
             raise SystemExit(f"{path}: a member must read the whole view only (input `image`)")
         a, b = platt_of(member)
@@ -56,7 +56,7 @@ def build(first: Path, second: Path, out: Path) -> None:
         calibrated.append(f"{name}_calibrated")
         opsets |= {o.domain: max(o.version, opsets.get(o.domain, 0)) for o in member.opset_import}
     nodes += [helper.make_node("Mean", calibrated, ["logit"]), helper.make_node("Sigmoid", ["logit"], ["score"])]
-    side = onnx.load(str(first)).graph.input[0].type.tensor_type.shape
+    side = members[first].graph.input[0].type.tensor_type.shape
     graph = helper.make_graph(
         nodes, "facecheck_backbone_pair",
         [helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [d.dim_param or d.dim_value for d in side.dim])],
@@ -64,9 +64,9 @@ def build(first: Path, second: Path, out: Path) -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
                               producer_name="facecheck")
     model.ir_version = 8
-    members = "; ".join(f"{path} (platt {platt_of(onnx.load(str(path)))})" for path in (first, second))
+    described = "; ".join(f"{path} (platt {platt_of(member)})" for path, member in members.items())
     for key, value in {"platt": "1,0", "input_side": str(side.dim[1].dim_value), "view": "whole",
-                       "members": members}.items():
+                       "members": described}.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(model)
@@ -92,7 +92,8 @@ def member_parity(pair: Path, first: Path, second: Path, n: int = 16) -> float:
 def thresholds(rows: list[evaluation.Row]) -> dict[str, float]:
     """The operating points export_backbone_v3 gives a backbone, read off fold-1 colour copies (both halves)."""
     from training import train_backbone as v2
-    ok = [r for r in rows if r.error is None and r.label in v2.TRAIN_LABELS and not r.condition.startswith("grey_")]
+    from training.train_fusion import is_grey_condition
+    ok = [r for r in rows if r.error is None and r.label in v2.TRAIN_LABELS and not is_grey_condition(r.condition)]
     sc = np.array([r.backbone_score for r in ok], np.float64)
     lab = np.array([r.label for r in ok])
     return {"default": v2.operating_point(sc, lab), "sensitive": v2.operating_point(sc, lab, *v2.SENSITIVE),

@@ -54,6 +54,21 @@ route() {   # name, then the run whose backbone scores the colourless images bes
         --per-source 300 --output "scratch/bb3/$name/weights/fusion.onnx"
 }
 
+seed_soup() {   # soup name, run name prefix, seeds ("0 1 2"), then train_backbone_v3.py options: one run per seed
+    # (run name = prefix + seed), then the average of their weights, exported (no ship test: colour_route does it)
+    soup_name=$1; prefix=$2; seeds=$3; shift 3
+    runs=""
+    for s in $seeds; do
+        grep -qs '"best_epoch"' "scratch/bb3/$prefix$s/curves.json" \
+            || nice -n 19 "$PY" training/train_backbone_v3.py train --run "$prefix$s" $SCHEDULE "$@" --seed "$s"
+        runs="$runs $prefix$s"
+    done
+    [ -f "scratch/bb3/$soup_name/backbone.onnx" ] || {
+        nice -n 19 "$PY" training/train_backbone_v3.py soup --run "$soup_name" --of $runs
+        nice -n 19 "$PY" training/export_backbone_v3.py export --run "$soup_name" --out "scratch/bb3/$soup_name/backbone.onnx"
+    }
+}
+
 colour_route() {   # name, then the run whose backbone scores the colour images (the shipped one keeps the colourless)
     name=$1; colour=$2
     mkdir -p "scratch/bb3/$name" && rm -rf "scratch/bb3/$name/weights" && mkdir "scratch/bb3/$name/weights"
@@ -85,26 +100,11 @@ route route_mixed3_soup mixed3_soup
 # seventh round (ship rules, 2026-12-05 07:51 UTC): a three-seed soup of v2's recipe for colour images, v2 for colourless
 # ones (on this machine the three runs were trained side by side at --threads 1, and the rows collected with
 # --collect-only first, for the rule's half-A gate)
-for s in 0 1 2; do
-    grep -qs '"best_epoch"' "scratch/bb3/plain_v2like_s$s/curves.json" || nice -n 19 "$PY" training/train_backbone_v3.py train \
-        --run "plain_v2like_s$s" $SCHEDULE --epochs 4 --cache plain --no-size-match --hold-out 'aligned_*' mobilestylegan --seed "$s"
-done
-[ -f scratch/bb3/plain_soup/backbone.onnx ] || {
-    nice -n 19 "$PY" training/train_backbone_v3.py soup --run plain_soup --of plain_v2like_s0 plain_v2like_s1 plain_v2like_s2
-    nice -n 19 "$PY" training/export_backbone_v3.py export --run plain_soup --out scratch/bb3/plain_soup/backbone.onnx
-}
+seed_soup plain_soup plain_v2like_s "0 1 2" --epochs 4 --cache plain --no-size-match --hold-out 'aligned_*' mobilestylegan
 colour_route colour_route_plain_soup plain_soup
 # eighth round (ship rules, 2026-12-05 08:37 UTC): the same recipe trained on StyleGAN against FFHQ-aligned reals only
-for s in 0 1; do
-    grep -qs '"best_epoch"' "scratch/bb3/aligned_v2like_s$s/curves.json" || nice -n 19 "$PY" training/train_backbone_v3.py \
-        train --run "aligned_v2like_s$s" $SCHEDULE --epochs 4 --cache plain --no-size-match --hold-out 'aligned_*' \
-        mobilestylegan --without hardfake_unsplash_300 hossein_pixabay_portraits lfw_umass_site_150 zhfe99_helen_subset \
-        --seed "$s"
-done
-[ -f scratch/bb3/aligned_soup/backbone.onnx ] || {
-    nice -n 19 "$PY" training/train_backbone_v3.py soup --run aligned_soup --of aligned_v2like_s0 aligned_v2like_s1
-    nice -n 19 "$PY" training/export_backbone_v3.py export --run aligned_soup --out scratch/bb3/aligned_soup/backbone.onnx
-}
+seed_soup aligned_soup aligned_v2like_s "0 1" --epochs 4 --cache plain --no-size-match --hold-out 'aligned_*' \
+    mobilestylegan --without hardfake_unsplash_300 hossein_pixabay_portraits lfw_umass_site_150 zhfe99_helen_subset
 colour_route colour_route_aligned_soup aligned_soup
 PYTHONPATH=. "$FIT_PY" training/backbone3_recipe_report.py \
     --runs whole_plain plain_v2like plain_v2like_seed1 plain_sized plain_all mixed_v2like mixed_all_nosize \
