@@ -352,6 +352,14 @@ def grey_ship_rule(new: dict[str, float], thr_rows, previous: Path, grey_bar: fl
     return ship, why
 
 
+def half_a_colour_auc(rows: list[evaluation.Row]) -> float:
+    """The backbone alone on fold 1 half A: AUC of colour StyleGAN copies against colour FFHQ-aligned copies (the gate
+    of the sixth to eighth rounds, training/reports/backbone_v3_recipe_ship_rules.txt)."""
+    ok = [r for r in halves(rows)[0] if r.error is None and not is_grey_condition(r.condition)]
+    return evaluation.auc(np.array([r.backbone_score for r in ok if r.label == "real_ffhq"]),
+                          np.array([r.backbone_score for r in ok if r.label == "stylegan"]))
+
+
 COLOURLESS_TERMS = [COLOURLESS, COLOURLESS + 1, COLOURLESS + 2]   # colourless, colourless_{spectral,backbone}_logit
 GREY_BAR = 0.385   # fifth-round rule: the grey half-B TPR the refit must reach (the card's 35.5% + 3 points)
 
@@ -746,6 +754,8 @@ def main() -> None:
     parser.add_argument("--previous", type=Path, help="an earlier fusion.onnx over the same detectors: apply the "
                                                       "black-and-white ship rule against it (grey_ship_rule) and write "
                                                       "nothing if it fails")
+    parser.add_argument("--gate-auc", action="store_true",
+                        help="print half_a_colour_auc of the backbone's fold-1 rows (collected if needed), then stop")
     parser.add_argument("--colourless-only", type=Path, help="a shipped fusion.onnx: keep it for colour images and "
                                                              "refit only its colourless terms (refit_colourless); "
                                                              "writes nothing unless the fifth-round rule passes")
@@ -755,6 +765,10 @@ def main() -> None:
     from facecheck.runtime import Runtime
     from facecheck.spectrum import SpectralDetector
     rows = collect_fit_rows(args.cache, args.per_source)
+    if args.gate_auc:
+        print(f"backbone alone, fold 1 half A, colour StyleGAN copies against colour FFHQ-aligned copies: AUC "
+              f"{half_a_colour_auc(rows)!r}")
+        return
     if args.collect_only:   # before the detectors' thresholds are read: a new backbone gets its own from these rows
         return
     runtime = Runtime("cpu")
