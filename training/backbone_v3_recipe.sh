@@ -106,6 +106,13 @@ colour_route colour_route_plain_soup plain_soup
 seed_soup aligned_soup aligned_v2like_s "0 1" --epochs 4 --cache plain --no-size-match --hold-out 'aligned_*' \
     mobilestylegan --without hardfake_unsplash_300 hossein_pixabay_portraits lfw_umass_site_150 zhfe99_helen_subset
 colour_route colour_route_aligned_soup aligned_soup
+# ninth round (ship rules, 2026-12-05 11:58 UTC): v2's recipe on a 12-epoch schedule, one run at two threads, v2 for
+# colourless images (the rule's half-A gate: train_fusion.py --per-source 300 --gate-auc with the candidate's weights)
+grep -qs '"best_epoch"' scratch/bb3/plain_v2like_long/curves.json || nice -n 19 "$PY" training/train_backbone_v3.py train \
+    --run plain_v2like_long $SCHEDULE --epochs 12 --cache plain --no-size-match --hold-out 'aligned_*' mobilestylegan --seed 0
+[ -f scratch/bb3/plain_v2like_long/backbone.onnx ] || nice -n 19 "$PY" training/export_backbone_v3.py export \
+    --run plain_v2like_long --out scratch/bb3/plain_v2like_long/backbone.onnx
+colour_route colour_route_long plain_v2like_long
 PYTHONPATH=. "$FIT_PY" training/backbone3_recipe_report.py \
     --runs whole_plain plain_v2like plain_v2like_seed1 plain_sized plain_all mixed_v2like mixed_all_nosize \
     mixed3_nosize mixed3_nosize_seed1 mixed3_soup \
