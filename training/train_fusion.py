@@ -352,12 +352,23 @@ def grey_ship_rule(new: dict[str, float], thr_rows, previous: Path, grey_bar: fl
     return ship, why
 
 
-def half_a_colour_auc(rows: list[evaluation.Row]) -> float:
-    """The backbone alone on fold 1 half A: AUC of colour StyleGAN copies against colour FFHQ-aligned copies (the gate
-    of the sixth to eighth rounds, training/reports/backbone_v3_recipe_ship_rules.txt)."""
+def half_a_colour_scores(rows: list[evaluation.Row]) -> tuple[np.ndarray, np.ndarray]:
+    """The backbone alone on fold 1 half A, colour copies: (FFHQ-aligned scores, StyleGAN scores)."""
     ok = [r for r in halves(rows)[0] if r.error is None and not is_grey_condition(r.condition)]
-    return evaluation.auc(np.array([r.backbone_score for r in ok if r.label == "real_ffhq"]),
-                          np.array([r.backbone_score for r in ok if r.label == "stylegan"]))
+    return (np.array([r.backbone_score for r in ok if r.label == "real_ffhq"]),
+            np.array([r.backbone_score for r in ok if r.label == "stylegan"]))
+
+
+def half_a_colour_auc(rows: list[evaluation.Row]) -> float:
+    """AUC of colour StyleGAN copies against colour FFHQ-aligned copies on half A (the gate of the sixth to ninth
+    rounds, training/reports/backbone_v3_recipe_ship_rules.txt)."""
+    return evaluation.auc(*half_a_colour_scores(rows))
+
+
+def half_a_colour_tpr_at_ffhq_cap(rows: list[evaluation.Row]) -> float:
+    """The same copies read at the operating point instead: StyleGAN TPR at 1% FFHQ-aligned FPR (a ROC read-out).
+    The ninth round passed the AUC gate and failed at the caps, which the top of the FFHQ-aligned scores sets."""
+    return evaluation.tpr_at_fpr(*half_a_colour_scores(rows), TARGET_FPR_FFHQ["default"])
 
 
 COLOURLESS_TERMS = [COLOURLESS, COLOURLESS + 1, COLOURLESS + 2]   # colourless, colourless_{spectral,backbone}_logit
@@ -767,7 +778,7 @@ def main() -> None:
     rows = collect_fit_rows(args.cache, args.per_source)
     if args.gate_auc:
         print(f"backbone alone, fold 1 half A, colour StyleGAN copies against colour FFHQ-aligned copies: AUC "
-              f"{half_a_colour_auc(rows)!r}")
+              f"{half_a_colour_auc(rows)!r}; TPR at 1% FFHQ-aligned FPR {half_a_colour_tpr_at_ffhq_cap(rows)!r}")
         return
     if args.collect_only:   # before the detectors' thresholds are read: a new backbone gets its own from these rows
         return
