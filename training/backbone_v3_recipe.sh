@@ -15,9 +15,13 @@ SCHEDULE="--view whole --per-epoch 8192 --batch 64 --calib-max 3000"
 nice -n 19 "$PY" training/backbone3_data.py --cache plain --datasets shared,aligned,mobilestylegan
 nice -n 19 "$PY" training/backbone3_data.py --cache mixed3 --datasets shared,aligned,mobilestylegan
 
+finished() {   # a run that ended (its schedule or its patience); one cut off mid-run resumes when trained again
+    grep -qs '"finished": true' "scratch/bb3/$1/curves.json"
+}
+
 run() {   # name, then train_backbone_v3.py options
     name=$1; shift
-    [ -f "scratch/bb3/$name/curves.json" ] && grep -q '"best_epoch"' "scratch/bb3/$name/curves.json" \
+    finished "$name" \
         && [ -f "scratch/bb3/$name/backbone.onnx" ] || {
         nice -n 19 "$PY" training/train_backbone_v3.py train --run "$name" $SCHEDULE "$@"
         nice -n 19 "$PY" training/export_backbone_v3.py export --run "$name" --out "scratch/bb3/$name/backbone.onnx"
@@ -59,7 +63,7 @@ seed_soup() {   # soup name, run name prefix, seeds ("0 1 2"), then train_backbo
     soup_name=$1; prefix=$2; seeds=$3; shift 3
     runs=""
     for s in $seeds; do
-        grep -qs '"best_epoch"' "scratch/bb3/$prefix$s/curves.json" \
+        finished "$prefix$s" \
             || nice -n 19 "$PY" training/train_backbone_v3.py train --run "$prefix$s" $SCHEDULE "$@" --seed "$s"
         runs="$runs $prefix$s"
     done
@@ -108,11 +112,20 @@ seed_soup aligned_soup aligned_v2like_s "0 1" --epochs 4 --cache plain --no-size
 colour_route colour_route_aligned_soup aligned_soup
 # ninth round (ship rules, 2026-12-05 11:58 UTC): v2's recipe on a 12-epoch schedule, one run at two threads, v2 for
 # colourless images (the rule's half-A gate: train_fusion.py --per-source 300 --gate-auc with the candidate's weights)
-grep -qs '"best_epoch"' scratch/bb3/plain_v2like_long/curves.json || nice -n 19 "$PY" training/train_backbone_v3.py train \
+finished plain_v2like_long || nice -n 19 "$PY" training/train_backbone_v3.py train \
     --run plain_v2like_long $SCHEDULE --epochs 12 --cache plain --no-size-match --hold-out 'aligned_*' mobilestylegan --seed 0
 [ -f scratch/bb3/plain_v2like_long/backbone.onnx ] || nice -n 19 "$PY" training/export_backbone_v3.py export \
     --run plain_v2like_long --out scratch/bb3/plain_v2like_long/backbone.onnx
 colour_route colour_route_long plain_v2like_long
+# tenth round (ship rules, 2026-12-05 23:07 UTC): two seeds of that schedule, side by side at one thread each, averaged
+# (the rule's gate: train_fusion.py --per-source 300 --gate-auc with the candidate's weights)
+seed_soup long_soup plain_v2like_long_s "0 1" --epochs 12 --cache plain --no-size-match --hold-out 'aligned_*' \
+    mobilestylegan --threads 1
+colour_route colour_route_long_soup long_soup
+# eleventh round (ship rules, 23:33 UTC; run because the tenth did not ship): a third seed at two threads, three averaged
+seed_soup long_soup3 plain_v2like_long_s "0 1 2" --epochs 12 --cache plain --no-size-match --hold-out 'aligned_*' \
+    mobilestylegan --threads 2
+colour_route colour_route_long_soup3 long_soup3
 PYTHONPATH=. "$FIT_PY" training/backbone3_recipe_report.py \
     --runs whole_plain plain_v2like plain_v2like_seed1 plain_sized plain_all mixed_v2like mixed_all_nosize \
     mixed3_nosize mixed3_nosize_seed1 mixed3_soup \

@@ -280,6 +280,10 @@ def cmd_train(args) -> int:
         entry["train_copies_by_source"] = used
         (run_dir / "curves.json").write_text(json.dumps({"options": options_of(args), "history": state["history"],
                                                          "best_epoch": state["best"]["epoch"]}, indent=1, default=float))
+    # curves.json is rewritten after every epoch; "finished" tells a driver the run ended (schedule or patience)
+    curves = run_dir / "curves.json"
+    if curves.exists():
+        curves.write_text(json.dumps({**json.loads(curves.read_text()), "finished": True}, indent=1, default=float))
     log(f"done: best epoch {state['best']['epoch'] if state['best'] else None}, {run_dir / 'best.pt'}")
     return 0
 
