@@ -73,11 +73,13 @@ seed_soup() {   # soup name, run name prefix, seeds ("0 1 2"), then train_backbo
     }
 }
 
-colour_route() {   # name, then the run whose backbone scores the colour images (the shipped one keeps the colourless)
-    name=$1; colour=$2
+colour_route() {   # name, the run whose backbone scores the colour images, and optionally the run that scores the
+    # colourless ones (by default the shipped backbone keeps them)
+    name=$1; colour=$2; grey=${3:-}
     mkdir -p "scratch/bb3/$name" && rm -rf "scratch/bb3/$name/weights" && mkdir "scratch/bb3/$name/weights"
     cp weights/* "scratch/bb3/$name/weights/"
-    cp weights/backbone.onnx "scratch/bb3/$name/weights/backbone_grey.onnx"
+    if [ -n "$grey" ]; then cp "scratch/bb3/$grey/backbone.onnx" "scratch/bb3/$name/weights/backbone_grey.onnx"
+    else cp weights/backbone.onnx "scratch/bb3/$name/weights/backbone_grey.onnx"; fi
     cp "scratch/bb3/$colour/backbone.onnx" "scratch/bb3/$name/weights/backbone.onnx"
     FACECHECK_WEIGHTS="$PWD/scratch/bb3/$name/weights" PYTHONPATH=. nice -n 19 "$FIT_PY" training/train_fusion.py \
         --per-source 300 --output "scratch/bb3/$name/weights/fusion.onnx"
@@ -126,6 +128,13 @@ colour_route colour_route_long_soup long_soup
 seed_soup long_soup3 plain_v2like_long_s "0 1 2" --epochs 12 --cache plain --no-size-match --hold-out 'aligned_*' \
     mobilestylegan --threads 2
 colour_route colour_route_long_soup3 long_soup3
+# after its outcome, a look that decides nothing: the same soup for colourless images too
+colour_route both_route_long_soup3 long_soup3 long_soup3
+# twelfth round (ship rules, 2026-12-06 01:25 UTC, written after that look; for a later session): fresh seeds 3-5,
+# their soup scoring every image
+seed_soup long_soup345 plain_v2like_long_s "3 4 5" --epochs 12 --cache plain --no-size-match --hold-out 'aligned_*' \
+    mobilestylegan --threads 2
+colour_route both_route_long_soup345 long_soup345 long_soup345
 PYTHONPATH=. "$FIT_PY" training/backbone3_recipe_report.py \
     --runs whole_plain plain_v2like plain_v2like_seed1 plain_sized plain_all mixed_v2like mixed_all_nosize \
     mixed3_nosize mixed3_nosize_seed1 mixed3_soup \
