@@ -206,6 +206,14 @@ def calibration_rows(ca: dict, hold_out: list[str], calib_max: int, seed: int) -
     return rows
 
 
+def write_curves(run_dir: Path, args, state: dict, finished: bool) -> None:
+    """curves.json, rewritten after every epoch; "finished" tells a driver the run ended (its schedule or its
+    patience), so one cut off mid-run is resumed rather than skipped."""
+    (run_dir / "curves.json").write_text(json.dumps({"options": options_of(args), "history": state["history"],
+                                                     "best_epoch": state["best"]["epoch"], "finished": finished},
+                                                    indent=1, default=float))
+
+
 def cmd_train(args) -> int:
     torch.set_num_threads(args.threads)
     run_dir = RUNS_DIR / args.run
@@ -265,6 +273,9 @@ def cmd_train(args) -> int:
                  "seconds": round(time.time() - t0), **metrics}
         state["history"].append(entry)
         log("calibration fold: " + json.dumps({k: v for k, v in entry.items() if k != "by_size_bin"}, default=float))
+        # the data cache can grow between invocations (generation still running): each epoch records what it drew
+        # from, before the checkpoints are saved, so a resumed run's curves keep it
+        entry["train_copies_by_source"] = used
         key = [entry[k] for k in CRITERION]
         if state["best"] is None or key > state["best"]["key"]:
             state["best"] = {"epoch": epoch, "key": key}
@@ -276,14 +287,9 @@ def cmd_train(args) -> int:
               "command": "training/train_backbone_v3.py " + shlex.join(sys.argv[1:]), **state}
         torch.save(ck, str(last) + ".part")
         Path(str(last) + ".part").replace(last)
-        # the data cache can grow between invocations (generation still running): each epoch records what it drew from
-        entry["train_copies_by_source"] = used
-        (run_dir / "curves.json").write_text(json.dumps({"options": options_of(args), "history": state["history"],
-                                                         "best_epoch": state["best"]["epoch"]}, indent=1, default=float))
-    # curves.json is rewritten after every epoch; "finished" tells a driver the run ended (schedule or patience)
-    curves = run_dir / "curves.json"
-    if curves.exists():
-        curves.write_text(json.dumps({**json.loads(curves.read_text()), "finished": True}, indent=1, default=float))
+        write_curves(run_dir, args, state, finished=False)
+    if state["best"] is not None:
+        write_curves(run_dir, args, state, finished=True)
     log(f"done: best epoch {state['best']['epoch'] if state['best'] else None}, {run_dir / 'best.pt'}")
     return 0
 
