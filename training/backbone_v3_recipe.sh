@@ -131,9 +131,9 @@ colour_route colour_route_long_soup3 long_soup3
 # after its outcome, a look that decides nothing: the same soup for colourless images too
 colour_route both_route_long_soup3 long_soup3 long_soup3
 # twelfth round (ship rules, 2026-12-06 01:25 UTC, written after that look; for a later session): fresh seeds 3-5,
-# their soup scoring every image
+# their soup scoring every image (trained side by side at one thread each on 2026-12-06; here one after another)
 seed_soup long_soup345 plain_v2like_long_s "3 4 5" --epochs 12 --cache plain --no-size-match --hold-out 'aligned_*' \
-    mobilestylegan --threads 2
+    mobilestylegan --threads 1
 colour_route both_route_long_soup345 long_soup345 long_soup345
 PYTHONPATH=. "$FIT_PY" training/backbone3_recipe_report.py \
     --runs whole_plain plain_v2like plain_v2like_seed1 plain_sized plain_all mixed_v2like mixed_all_nosize \
