@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from training.backbone3_data import CACHES  # noqa: E402
-from training.backbone_card import TEST_COLUMNS, test_fold_row  # noqa: E402
+from training.backbone_card import TEST_COLUMNS, loso_section, loso_status, test_fold_row  # noqa: E402
 from training.card_writer import counted_rate, four, percent, row, table  # noqa: E402
 
 CARD = REPO / "weights" / "backbone.md"
@@ -130,7 +130,7 @@ def ablation_section(main_run: str, runs: list[str]) -> list[str]:
 
 def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: str | None = None,
                fold1_rows: list[Path] | None = None, ablations: list[str] | None = None,
-               shipped_by: str | None = None) -> str:
+               shipped_by: str | None = None, loso: list[dict] | None = None) -> str:
     ex, cal = res["export"], res["export"]["calibration"]
     opts = ex["options"]
     reads = ("the whole image and native-resolution patches" if ex["view"] == "both"
@@ -279,10 +279,24 @@ def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: 
     # a source held out of training altogether needs no ablation without it
     missing = [name for w, name in (("mobilestylegan", "without MobileStyleGAN"), ("aligned_*", "without the aligned copies"))
                if w not in done and w not in opts.get("hold_out", [])]
-    L.append("- Leave-one-source-out with the backbone retrained without each source (`--hold-out` in "
-             "training/train_backbone_v3.py): one training run of the size above per source; not run."
-             + (f" The ablation{'s' if len(missing) > 1 else ''} {' and '.join(missing)} (`--without`): "
-                "not run." if missing else "") + "\n")
+    loso_line = ("- Leave-one-source-out for the StyleGAN sources other than "
+                 + ", ".join(sorted({s for lo in loso for s in lo["held_out"]})) + " (below): not run." if loso else
+                 "- Leave-one-source-out with the backbone retrained without each source (`--hold-out` in "
+                 "training/train_backbone_v3.py): one training run of the size above per source; not run.")
+    L.append(loso_line + (f" The ablation{'s' if len(missing) > 1 else ''} {' and '.join(missing)} (`--without`): "
+                          "not run." if missing else "") + "\n")
+    if loso:
+        L.append("## Leave-one-source-out\n")
+        L.append("Each model below is one run of this recipe (its options, seed 3) with one StyleGAN source added to "
+                 "`--hold-out`, so it never trained on it and chose its epoch and calibrated without it "
+                 "(`training/export_backbone_v3.py loso`). One run, not a soup of three: the shipped model's rates on "
+                 "sources it saw are not the comparison. These are the backbone's own rates at its own threshold; the "
+                 "verdict fuses it with the eye geometry (weights/fusion.md), not refitted here.\n")
+        L.extend(f"- {loso_status(lo)}" for lo in loso)
+        L.append("")
+        for lo in loso:
+            L.extend(loso_section(lo))
+            L.append(f"Epoch {lo['epoch']} chosen on the calibration fold (without the source). Scored by `{lo['command']}`.\n")
     if speed:
         L.append("## Cost\n")
         L.append(f"`{speed['command']}`: {speed['text']}\n")
@@ -300,6 +314,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ablation", nargs="*", default=[], metavar="RUN", help="runs trained with one change, set beside this one")
     ap.add_argument("--decision", help="not shipped: why (the ship rule and its outcome)")
     ap.add_argument("--shipped-by", help="shipped: the rule it passed and its outcome")
+    ap.add_argument("--loso", nargs="*", default=[], metavar="RUN",
+                    help="leave-one-source-out runs of this recipe, scored by export_backbone_v3.py loso")
     ap.add_argument("--fold1-rows", type=Path, nargs=2, metavar=("SHIPPED", "THIS"),
                     help="train_fusion.py signal rows of fold 1 under the shipped backbone and under this one")
     args = ap.parse_args(argv)
@@ -308,7 +324,8 @@ def main(argv=None) -> int:
     speed = json.loads(args.speed_json.read_text()) if args.speed_json else None
     args.card.parent.mkdir(parents=True, exist_ok=True)
     args.card.write_text(write_card(args.run, res, curves, speed, args.decision, args.fold1_rows, args.ablation,
-                                    args.shipped_by))
+                                    args.shipped_by,
+                                    [json.loads((RUNS_DIR / r / "results.json").read_text())["loso"] for r in args.loso]))
     print(f"wrote {args.card}")
     return 0
 

@@ -135,6 +135,14 @@ colour_route both_route_long_soup3 long_soup3 long_soup3
 seed_soup long_soup345 plain_v2like_long_s "3 4 5" --epochs 12 --cache plain --no-size-match --hold-out 'aligned_*' \
     mobilestylegan --threads 1
 colour_route both_route_long_soup345 long_soup345 long_soup345
+# it shipped (weights/backbone.md by training/backbone3_card.py --run long_soup345 --loso ...); leave-one-source-out
+# for its recipe: one run (seed 3) per StyleGAN source held out, scored on that source (every fold)
+for src in hardfake_tpdne_300 sklinderton_sg3r_pool; do
+    finished "loso_v3_$src" || nice -n 19 "$PY" training/train_backbone_v3.py train --run "loso_v3_$src" $SCHEDULE \
+        --epochs 12 --cache plain --no-size-match --hold-out 'aligned_*' mobilestylegan "$src" --seed 3 --threads 1
+    grep -qs '"loso"' "scratch/bb3/loso_v3_$src/results.json" \
+        || nice -n 19 "$PY" training/export_backbone_v3.py loso --run "loso_v3_$src"
+done
 PYTHONPATH=. "$FIT_PY" training/backbone3_recipe_report.py \
     --runs whole_plain plain_v2like plain_v2like_seed1 plain_sized plain_all mixed_v2like mixed_all_nosize \
     mixed3_nosize mixed3_nosize_seed1 mixed3_soup \

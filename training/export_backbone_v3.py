@@ -3,6 +3,7 @@
     /work/venv-train/bin/python training/export_backbone_v3.py export --run both     # -> weights/backbone.onnx
     /work/venv-train/bin/python training/export_backbone_v3.py test --run both \\
         --previous <git commit>                   # fold 0: this model, the previous one, this one without patches
+    /work/venv-train/bin/python training/export_backbone_v3.py loso --run loso_x   # a run with a StyleGAN source held out
     /work/venv-train/bin/python training/backbone3_card.py --run both              # -> weights/backbone.md
 
 export: the run's best epoch (chosen on the calibration fold by train_backbone_v3.py) becomes a graph with the
@@ -241,6 +242,49 @@ def cmd_test(args) -> int:
     return 0
 
 
+def cmd_loso(args) -> int:
+    """Leave-one-source-out for a run trained with a StyleGAN source among its `--hold-out` sources: calibrated on
+    the calibration fold without them, every image of the held-out StyleGAN sources (none was trained on, whatever
+    its fold) scored under the conditions it is large enough for, at that model's own default threshold, beside the
+    test fold's real photos (training/train_backbone.loso's protocol, for a v3 run). Results: results.json "loso",
+    which training/backbone3_card.py --loso reads."""
+    torch.set_num_threads(args.threads)
+    model, ck = load_run(args.run)
+    opts = ck["options"]
+    cal = calibrate(model, opts["hold_out"], opts.get("cache", "mixed"))
+    manifest = read_manifest()
+    held_mask = excluded(np.array([s.source for s in manifest]), opts["hold_out"]) & \
+        np.array([s.label == "stylegan" for s in manifest])
+    held = sorted({s.source for s, h in zip(manifest, held_mask) if h})
+    if not held:
+        raise SystemExit(f"error: {args.run} held out no StyleGAN source of the manifest ({opts['hold_out']})")
+    samples = [s for s, h in zip(manifest, held_mask)
+               if h or (split_of(s) == 0 and s.label in ("real_ffhq", "real_natural"))]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "loso.onnx"
+        export(model, cal["platt"], path, {})
+        scored = v2.score_conditions(samples, {"v3": scorer(path, model.view)}, CONDITIONS)
+    thr = cal["thresholds"]
+    out = {"held_out": held, "train_command": train_command(opts, args.run), "epoch": ck["epoch"], "thresholds": thr,
+           "conditions": {}, "command": "training/export_backbone_v3.py " + shlex.join(sys.argv[1:])}
+    for cname, row in scored.items():
+        score, h = np.asarray(row["v3"]), np.isin(row["source"], held)
+        if not h.any():
+            continue
+        real = np.isin(row["label"], ("real_ffhq", "real_natural"))
+        out["conditions"][cname] = {"flagged_default": v2.rate_of(score[h], thr["default"]),
+                                    "flagged_sensitive": v2.rate_of(score[h], thr["sensitive"]),
+                                    "auc_vs_test_reals": v2.auc(score[real], score[h]),
+                                    "test_real_fpr_default": v2.rate_of(score[real], thr["default"])}
+        log(f"LOSO {held} {cname}: {json.dumps(out['conditions'][cname]['flagged_default'])} "
+            f"AUC {out['conditions'][cname]['auc_vs_test_reals']:.4f}")
+    results_path = RUNS_DIR / args.run / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    results["loso"] = out
+    results_path.write_text(json.dumps(results, indent=1, default=float))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -252,8 +296,11 @@ def main(argv=None) -> int:
     t.add_argument("--run", required=True)
     t.add_argument("--previous", required=True, help="git commit whose weights/backbone.onnx is the comparison")
     t.add_argument("--limit", type=int, default=0, help="score about this many fold-0 images (0: all)")
+    lo = sub.add_parser("loso", help="leave-one-source-out: a run trained with a StyleGAN source held out")
+    lo.add_argument("--run", required=True)
+    lo.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
-    return {"export": cmd_export, "test": cmd_test}[args.cmd](args)
+    return {"export": cmd_export, "test": cmd_test, "loso": cmd_loso}[args.cmd](args)
 
 
 if __name__ == "__main__":
