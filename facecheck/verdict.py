@@ -210,12 +210,23 @@ def spectral_reason(spectral_score: float, flag_at: float) -> str:
 
 
 # What a row stopped early by the cascade (facecheck.cascade) did without, by its depth
-SKIPPED_REASONS = {
+SKIPPED_REASONS = {   # depth -> what the cascade left out, under a fusion that uses the spectral detector
     "cheap": "eyes from the face detector's keypoints, no spectral detector: neither FaceMesh nor the spectral "
              "detector could change the verdict at any mode (the cascade; --depth full runs them)",
     "eyes": "spectral detector not run: it could not change the verdict at any mode (the cascade; --depth full "
             "runs it)",
 }
+# a fusion that gives the spectral detector no weight never runs it, so the cascade can leave out FaceMesh only
+SKIPPED_REASONS_WITHOUT_SPECTRAL = {
+    "cheap": "eyes from the face detector's keypoints: FaceMesh could not change the verdict at any mode (the "
+             "cascade; --depth full runs it)",
+}
+
+
+def skipped_reason(depth: str, uses: frozenset) -> str | None:
+    """The reason line for what the cascade left out of a row at `depth`, under a fusion using the detectors
+    `uses` (FusionModel.uses); None where nothing was left out."""
+    return (SKIPPED_REASONS if "spectral" in uses else SKIPPED_REASONS_WITHOUT_SPECTRAL).get(depth)
 
 
 def geometry_reason(geometry: dict, faces_found: int, cut_by_border: bool) -> str:
@@ -285,8 +296,9 @@ def judge(result, evidence: dict, fusion: FusionModel, mode: str) -> None:
         reasons.append(backbone_reason(result.backbone_score, fusion.backbone_flag))
     if result.spectral_score is not None:
         reasons.append(spectral_reason(result.spectral_score, fusion.spectral_flag))
-    if result.depth in SKIPPED_REASONS:
-        reasons.append(SKIPPED_REASONS[result.depth])
+    skipped = skipped_reason(result.depth, fusion.uses)
+    if skipped:
+        reasons.append(skipped)
     caveat = on_template_caveat(decision, geometry, fusion.thresholds)
     if caveat:
         reasons.append(caveat)

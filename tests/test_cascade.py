@@ -13,7 +13,7 @@ from facecheck.pipeline.analyze import Analyzer
 from facecheck.pipeline.run import run_scan
 from facecheck.pipeline.walk import walk
 from facecheck.settings import Settings
-from facecheck.verdict import MODES, SKIPPED_REASONS
+from facecheck.verdict import MODES, skipped_reason
 
 from conftest import SAMPLES
 
@@ -141,13 +141,13 @@ def test_rows_say_their_depth_and_a_rerun_at_full_depth_runs_the_skipped_detecto
     first = rows(tmp_path / "out")
     cheap = [p for p, r in first.items() if r["depth"] in ("cheap", "eyes")]
     assert cheap and all(first[p]["spectral_score"] is None for p in cheap)
-    assert all(SKIPPED_REASONS[first[p]["depth"]] in first[p]["reasons"] for p in cheap)
+    uses = Analyzer(Settings(device="cpu")).models()[3]().uses
+    assert all(skipped_reason(first[p]["depth"], uses) in first[p]["reasons"] for p in cheap)
     rerun = run_scan(walk(folder), tmp_path / "out", Settings(workers=0, device="cpu", depth="full"), folder=folder)
     run_scan(walk(folder), tmp_path / "fresh", Settings(workers=0, device="cpu", depth="full"), folder=folder)
     assert rerun.scanned == 3
     assert rows(tmp_path / "out") == rows(tmp_path / "fresh")
-    uses_spectral = "spectral" in Analyzer(Settings(device="cpu")).models()[3]().uses
-    assert all(r["depth"] == "full" and (r["spectral_score"] is not None) == uses_spectral
+    assert all(r["depth"] == "full" and (r["spectral_score"] is not None) == ("spectral" in uses)
                for r in rows(tmp_path / "out").values())
 
 

@@ -14,7 +14,7 @@ from facecheck.evaluation import degrade
 from facecheck.cli import app
 from facecheck.geometry import EyeTemplate
 from facecheck.runtime import Runtime
-from facecheck.verdict import (FEATURE_NAMES, MODES, SKIPPED_REASONS, FusionModel, decision_reason,
+from facecheck.verdict import (FEATURE_NAMES, MODES, FusionModel, skipped_reason, decision_reason,
                                fusion_features, reuse_reason)
 
 from conftest import SAMPLES
@@ -170,7 +170,7 @@ def test_real_photo_is_not_flagged_and_explained(fusion):
     cascade = score_image(SAMPLES / "account_a.png", workers=0, device="cpu")
     assert cascade.verdict == "real"
     if cascade.depth != "full":
-        assert cascade.spectral_score is None and SKIPPED_REASONS[cascade.depth] in cascade.reasons
+        assert cascade.spectral_score is None and skipped_reason(cascade.depth, fusion.uses) in cascade.reasons
 
 
 def test_backbone_reason_says_what_the_score_means():
@@ -405,3 +405,13 @@ def test_a_backbone_pair_of_one_model_with_itself_scores_as_that_model(tmp_path)
     one, two = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(["score"], {"image": x})[0]
                 for p in (member, out))
     assert two == pytest.approx(one, abs=1e-5)
+
+
+def test_skipped_reasons_name_only_detectors_the_fusion_would_run():
+    """A fusion that gives the spectral detector no weight never runs it: a row the cascade stopped early must
+    not say the spectral detector was skipped for it."""
+    without = frozenset({"backbone"})
+    assert "spectral" not in skipped_reason("cheap", without) and "FaceMesh" in skipped_reason("cheap", without)
+    assert skipped_reason("eyes", without) is None and skipped_reason("full", without) is None
+    both = frozenset({"spectral", "backbone"})
+    assert "spectral" in skipped_reason("cheap", both) and "spectral" in skipped_reason("eyes", both)
