@@ -287,7 +287,7 @@ def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: 
                           "not run." if missing else "") + "\n")
     if loso:
         L.append("## Leave-one-source-out\n")
-        L.append("Each model below is one run of this recipe (its options, seed 3) with one StyleGAN source added to "
+        L.append("Each model below is one run of this recipe (its options; its seed in its command) with one StyleGAN source added to "
                  "`--hold-out`, so it never trained on it and chose its epoch and calibrated without it "
                  "(`training/export_backbone_v3.py loso`). One run, not a soup of three: the shipped model's rates on "
                  "sources it saw are not the comparison. These are the backbone's own rates at its own threshold; the "

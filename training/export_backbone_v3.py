@@ -252,32 +252,17 @@ def cmd_loso(args) -> int:
     model, ck = load_run(args.run)
     opts = ck["options"]
     cal = calibrate(model, opts["hold_out"], opts.get("cache", "mixed"))
-    manifest = read_manifest()
-    held_mask = excluded(np.array([s.source for s in manifest]), opts["hold_out"]) & \
-        np.array([s.label == "stylegan" for s in manifest])
-    held = sorted({s.source for s, h in zip(manifest, held_mask) if h})
+    stylegan = np.array(sorted({s.source for s in read_manifest() if s.label == "stylegan"}))
+    held = stylegan[excluded(stylegan, opts["hold_out"])].tolist()
     if not held:
         raise SystemExit(f"error: {args.run} held out no StyleGAN source of the manifest ({opts['hold_out']})")
-    samples = [s for s, h in zip(manifest, held_mask)
-               if h or (split_of(s) == 0 and s.label in ("real_ffhq", "real_natural"))]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "loso.onnx"
         export(model, cal["platt"], path, {})
-        scored = v2.score_conditions(samples, {"v3": scorer(path, model.view)}, CONDITIONS)
-    thr = cal["thresholds"]
-    out = {"held_out": held, "train_command": train_command(opts, args.run), "epoch": ck["epoch"], "thresholds": thr,
-           "conditions": {}, "command": "training/export_backbone_v3.py " + shlex.join(sys.argv[1:])}
-    for cname, row in scored.items():
-        score, h = np.asarray(row["v3"]), np.isin(row["source"], held)
-        if not h.any():
-            continue
-        real = np.isin(row["label"], ("real_ffhq", "real_natural"))
-        out["conditions"][cname] = {"flagged_default": v2.rate_of(score[h], thr["default"]),
-                                    "flagged_sensitive": v2.rate_of(score[h], thr["sensitive"]),
-                                    "auc_vs_test_reals": v2.auc(score[real], score[h]),
-                                    "test_real_fpr_default": v2.rate_of(score[real], thr["default"])}
-        log(f"LOSO {held} {cname}: {json.dumps(out['conditions'][cname]['flagged_default'])} "
-            f"AUC {out['conditions'][cname]['auc_vs_test_reals']:.4f}")
+        scored = v2.score_conditions(v2.loso_samples(held), {"v3": scorer(path, model.view)}, CONDITIONS)
+    out = {"held_out": held, "train_command": train_command(opts, args.run), "epoch": ck["epoch"],
+           "thresholds": cal["thresholds"], "conditions": v2.loso_conditions(scored, "v3", held, cal["thresholds"]),
+           "command": "training/export_backbone_v3.py " + shlex.join(sys.argv[1:])}
     results_path = RUNS_DIR / args.run / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     results["loso"] = out

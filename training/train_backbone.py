@@ -365,12 +365,38 @@ def cmd_test(args) -> int:
     return 0
 
 
+LOSO_REALS = ("real_ffhq", "real_natural")
+
+
+def loso_samples(held: list[str]) -> list:
+    """What a leave-one-source-out model is scored on: every image of the held-out sources (none was trained on,
+    whatever its fold) and the test fold's real photos."""
+    from facecheck.evaluation.dataset import read_manifest, split_of
+    return [s for s in read_manifest() if s.source in held or (split_of(s) == 0 and s.label in LOSO_REALS)]
+
+
+def loso_conditions(scored: dict, detector: str, held: list[str], thresholds: dict) -> dict:
+    """Per condition of score_conditions' output: the held-out sources flagged at the model's own default and
+    sensitive thresholds, AUC against the test fold's real photos, and those reals flagged at default."""
+    out = {}
+    for cname, row in scored.items():
+        s, h = np.asarray(row[detector]), np.isin(row["source"], held)
+        if not h.any():
+            continue
+        real = np.isin(row["label"], LOSO_REALS)
+        out[cname] = {"flagged_default": rate_of(s[h], thresholds["default"]),
+                      "flagged_sensitive": rate_of(s[h], thresholds["sensitive"]),
+                      "auc_vs_test_reals": auc(s[real], s[h]),
+                      "test_real_fpr_default": rate_of(s[real], thresholds["default"])}
+        log(f"LOSO {held} {cname}: {json.dumps(out[cname]['flagged_default'])} AUC {out[cname]['auc_vs_test_reals']:.4f}")
+    return out
+
+
 def loso(path: Path) -> dict:
     """A model trained without one StyleGAN source: calibrated on the calibration fold without it, then the
     held-out source's images (every fold: none was trained on) scored under the conditions they are large enough
     for, at that model's own default threshold; AUC against the test fold's real photos under the same condition."""
     import tempfile
-    from facecheck.evaluation.dataset import read_manifest, split_of
     model, ckpt = load(path)
     held = ckpt["hold_out"]
     cal = calibrate(model, held)
@@ -378,22 +404,9 @@ def loso(path: Path) -> dict:
         onnx_path = Path(tmp) / "loso.onnx"
         bm.export_onnx(model, tuple(cal["platt"]), ckpt["side"], onnx_path, {})
         score = onnx_scorer(onnx_path)
-        samples = [s for s in read_manifest() if s.source in held or (split_of(s) == 0 and s.label in ("real_ffhq", "real_natural"))]
-        scored = score_conditions(samples, {"backbone": score})
-    out = {"held_out": held, "checkpoint": str(path), "train_command": ckpt["command"], "epoch": ckpt["epoch"],
-           "thresholds": cal["thresholds"], "conditions": {}}
-    for cname, row in scored.items():
-        s, lab = np.asarray(row["backbone"]), row["label"]
-        h = np.isin(row["source"], held)
-        if not h.any():
-            continue
-        real = np.isin(lab, ("real_ffhq", "real_natural"))
-        out["conditions"][cname] = {"flagged_default": rate_of(s[h], cal["thresholds"]["default"]),
-                                    "flagged_sensitive": rate_of(s[h], cal["thresholds"]["sensitive"]),
-                                    "auc_vs_test_reals": auc(s[real], s[h]),
-                                    "test_real_fpr_default": rate_of(s[real], cal["thresholds"]["default"])}
-        log(f"LOSO {held} {cname}: {json.dumps(out['conditions'][cname]['flagged_default'])} AUC {out['conditions'][cname]['auc_vs_test_reals']:.4f}")
-    return out
+        scored = score_conditions(loso_samples(held), {"backbone": score})
+    return {"held_out": held, "checkpoint": str(path), "train_command": ckpt["command"], "epoch": ckpt["epoch"],
+            "thresholds": cal["thresholds"], "conditions": loso_conditions(scored, "backbone", held, cal["thresholds"])}
 
 
 # Ship rule, fixed before training the v2 model and before any of its test-fold results: the new backbone replaces
