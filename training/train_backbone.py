@@ -388,6 +388,9 @@ def loso_conditions(scored: dict, detector: str, held: list[str], thresholds: di
                       "flagged_sensitive": rate_of(s[h], thresholds["sensitive"]),
                       "auc_vs_test_reals": auc(s[real], s[h]),
                       "test_real_fpr_default": rate_of(s[real], thresholds["default"])}
+        if len(held) > 1:   # sources held out together: each one's own rate too
+            out[cname]["by_source"] = {src: rate_of(s[np.asarray(row["source"]) == src], thresholds["default"])
+                                       for src in held if (np.asarray(row["source"]) == src).any()}
         log(f"LOSO {held} {cname}: {json.dumps(out[cname]['flagged_default'])} AUC {out[cname]['auc_vs_test_reals']:.4f}")
     return out
 
