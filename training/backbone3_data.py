@@ -23,7 +23,8 @@ Caches (CACHES): `mixed` (the default, everything above) and `plain`, the copies
 the v3 way: no colour change, never off the template, three copies of each training image, thumbnails included
 (v2's TRAIN_COPIES). With it, the v3 training script can be checked against the v2 recipe one change at a time.
 `mixed3` is the mixed recipe at plain's volume (three copies of every image, thumbnails included): a copy's random
-draws depend on its index alone, so its first copies are the mixed cache's.
+draws depend on its index alone, so its first copies are the mixed cache's. `plaincolour` is plain with the colour
+changes added (never off the template): the thirteenth round's one change to the shipped recipe.
 
 Cache (training/degraded_cache.ArrayCache): scratch/bb3_cache/<dataset>_<split>_<shard>_<images>.pt, shards of SHARD images in manifest order, each holding
 whole [n, C, 32, 32], patches [m, K, C, 32, 32], patch_of [n] (row in patches, -1 for none) and per copy: label,
@@ -73,7 +74,9 @@ class CacheKind(NamedTuple):
 CACHES = {"mixed": CacheKind("bb3_cache", True, 0.3, {"train": 2, "calib": 2}, 1),
           "plain": CacheKind("bb3_cache_plain", False, 0.0, {"train": 3, "calib": 2}, 3),
           # the mixed copies at plain's volume: colour changes and off-template moves that do not thin the copies
-          "mixed3": CacheKind("bb3_cache_mixed3", True, 0.3, {"train": 3, "calib": 2}, 3)}
+          "mixed3": CacheKind("bb3_cache_mixed3", True, 0.3, {"train": 3, "calib": 2}, 3),
+          # plain's copies with the colour changes alone (thirteenth round): colour is not evidence, the template stays
+          "plaincolour": CacheKind("bb3_cache_plaincolour", True, 0.0, {"train": 3, "calib": 2}, 3)}
 
 
 def cache_of(kind: str) -> ArrayCache:
