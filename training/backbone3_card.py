@@ -24,7 +24,7 @@ from training.card_writer import counted_rate, four, percent, row, table  # noqa
 
 CARD = REPO / "weights" / "backbone.md"
 RUNS_DIR = REPO / "scratch" / "bb3"
-DETECTOR_NAMES = {"v3": "v3 (this model)", "previous": "v2 (previous model)",
+DETECTOR_NAMES = {"v3": "v3 (this model)", "previous": "previous model",
                   "v3_whole_only": "v3, patch input knocked out"}
 GOALS = {"400px_q70-85": 0.90, "256px_q70-85": 0.90, "crop90_256px_q80": 0.80, "grey_400px_q70-85": 0.85}
 
@@ -256,8 +256,8 @@ def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: 
         both = ex["view"] == "both"
         L.append("## Test fold (fold 0): this model, the previous one" + (", and this one without its patch input\n"
                                                                           if both else "\n"))
-        L.append(f"Previous = weights/backbone.onnx at commit {res['test_previous_commit'][:7]} (v2: the whole image at "
-                 "128 px). " + ("'Patch input knocked out' is this model with `pool` all zero, so it reads its whole-image "
+        L.append(f"Previous = weights/backbone.onnx at commit {res['test_previous_commit'][:7]} (the model this one "
+                 "replaced; the whole image at 128 px). " + ("'Patch input knocked out' is this model with `pool` all zero, so it reads its whole-image "
                  "embedding in place of the patches' (it was not trained that way for images over 128 px: a lower bound "
                  "for a whole-image model trained on the same data, not a retrained one). " if both else "")
                  + "Each model at its own default "
@@ -297,7 +297,8 @@ def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: 
                           "not run." if missing else "") + "\n")
     if loso:
         L.append("## Leave-one-source-out\n")
-        L.append("Each model below is one run of this recipe (its options; its seed in its command) with one StyleGAN source "
+        L.append("Each model below is one run of the recipe its command shows (which may be an earlier round's than this "
+                 "card's: compare the options above) with one StyleGAN source "
                  "(two small ones together where a section names two, each then scored on its own) added to "
                  "`--hold-out`, so it never trained on it and chose its epoch and calibrated without it "
                  "(`training/export_backbone_v3.py loso`). One run, not a soup of three: the shipped model's rates on "
