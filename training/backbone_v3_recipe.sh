@@ -137,12 +137,23 @@ seed_soup long_soup345 plain_v2like_long_s "3 4 5" --epochs 12 --cache plain --n
 colour_route both_route_long_soup345 long_soup345 long_soup345
 # it shipped (weights/backbone.md by training/backbone3_card.py --run long_soup345 --loso ...); leave-one-source-out
 # for its recipe: one run (seed 3) per StyleGAN source held out, scored on that source (every fold)
-for src in hardfake_tpdne_300 sklinderton_sg3r_pool; do
-    finished "loso_v3_$src" || nice -n 19 "$PY" training/train_backbone_v3.py train --run "loso_v3_$src" $SCHEDULE \
-        --epochs 12 --cache plain --no-size-match --hold-out 'aligned_*' mobilestylegan "$src" --seed 3 --threads 1
-    grep -qs '"loso"' "scratch/bb3/loso_v3_$src/results.json" \
-        || nice -n 19 "$PY" training/export_backbone_v3.py loso --run "loso_v3_$src"
+# (u1i_aifaces_tpdne2021 and zhuoxuan_sg2ada_pt_out, 40 and 31 images, held out together in one run: stricter)
+for spec in hardfake_tpdne_300 sklinderton_sg3r_pool bhunakit_tpdne_128 junguler_tpdne_examples \
+            "u1i_aifaces_tpdne2021 zhuoxuan_sg2ada_pt_out"; do
+    run="loso_v3_${spec%% *}"
+    [ "$spec" = "u1i_aifaces_tpdne2021 zhuoxuan_sg2ada_pt_out" ] && run=loso_v3_u1i_zhuoxuan
+    finished "$run" || nice -n 19 "$PY" training/train_backbone_v3.py train --run "$run" $SCHEDULE \
+        --epochs 12 --cache plain --no-size-match --hold-out 'aligned_*' mobilestylegan $spec --seed 3 --threads 1
+    grep -qs '"loso"' "scratch/bb3/$run/results.json" \
+        || nice -n 19 "$PY" training/export_backbone_v3.py loso --run "$run"
 done
+# thirteenth round (ship rules, 2026-12-06 05:00 UTC): plain's copies with the colour changes, fresh seeds 6 and 7
+# (side by side at one thread each on 2026-12-06; here one after another), their soup scoring every image; it shipped
+# (weights/backbone.md by training/backbone3_card.py --run colour_soup67 --loso <the five runs above>)
+nice -n 19 "$PY" training/backbone3_data.py --cache plaincolour --datasets shared
+seed_soup colour_soup67 plaincolour_long_s "6 7" --epochs 12 --cache plaincolour --no-size-match \
+    --hold-out 'aligned_*' mobilestylegan --threads 1
+colour_route both_route_colour_soup67 colour_soup67 colour_soup67
 PYTHONPATH=. "$FIT_PY" training/backbone3_recipe_report.py \
     --runs whole_plain plain_v2like plain_v2like_seed1 plain_sized plain_all mixed_v2like mixed_all_nosize \
     mixed3_nosize mixed3_nosize_seed1 mixed3_soup \
