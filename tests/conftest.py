@@ -10,9 +10,11 @@ from facecheck.evaluation.dataset import data_root
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples" / "avatars"
-# The fusion shipped until 2026-12-06 (variant (c): geometry + spectral + backbone, fitted on the v2 backbone's
-# scores), kept for the code paths that run the spectral detector: the shipped fusion may leave it out.
+# Two earlier shipped fusions, so that both ways of running the cascade stay tested whichever one ships:
+# variant (c), geometry + spectral + backbone, fitted on the v2 backbone's scores (shipped until 2026-12-06), and
+# variant (b), geometry + backbone, which gives the spectral detector no weight (the twelfth round's, 2026-12-06)
 FUSION_WITH_SPECTRAL = REPO / "tests" / "data" / "fusion_with_spectral.onnx"
+FUSION_WITHOUT_SPECTRAL = REPO / "tests" / "data" / "fusion_without_spectral.onnx"
 # The tests import the installed facecheck (CI tests the built wheel); the checkout is appended, not
 # prepended, so that only what is not installed (training/ and benchmarks/ scripts) comes from it.
 if str(REPO) not in sys.path:
@@ -34,24 +36,35 @@ def shared_data():
     return root
 
 
-@pytest.fixture
-def fusion_with_spectral(tmp_path_factory, monkeypatch):
-    """FACECHECK_WEIGHTS at the shipped models with a fusion that uses the spectral detector
-    (FUSION_WITH_SPECTRAL). Its thresholds were set for another backbone, so its verdicts are not the shipped
-    ones: it is for tests of how the spectral detector is run, gated and reported, not of detection."""
+def weights_with_fusion(fusion_file: Path, tmp_path_factory, monkeypatch) -> Path:
+    """FACECHECK_WEIGHTS at the shipped models with `fusion_file` as fusion.onnx. Its thresholds were set for
+    another backbone, so its verdicts are not the shipped ones: it is for tests of how the detectors are run,
+    gated and reported, not of detection."""
     from facecheck.runtime import weights_dir
-    weights = tmp_path_factory.mktemp("weights_with_spectral")
+    weights = tmp_path_factory.mktemp(fusion_file.stem)
     for f in weights_dir().iterdir():
         if f.name != "fusion.onnx":
             (weights / f.name).symlink_to(f.resolve())
-    shutil.copy(FUSION_WITH_SPECTRAL, weights / "fusion.onnx")
+    shutil.copy(fusion_file, weights / "fusion.onnx")
     monkeypatch.setenv("FACECHECK_WEIGHTS", str(weights))
     return weights
 
 
-@pytest.fixture(params=["shipped fusion", "fusion with spectral"])
+@pytest.fixture
+def fusion_with_spectral(tmp_path_factory, monkeypatch):
+    """The shipped models with a fusion that uses the spectral detector (FUSION_WITH_SPECTRAL)."""
+    return weights_with_fusion(FUSION_WITH_SPECTRAL, tmp_path_factory, monkeypatch)
+
+
+@pytest.fixture
+def fusion_without_spectral(tmp_path_factory, monkeypatch):
+    """The shipped models with a fusion that gives the spectral detector no weight (FUSION_WITHOUT_SPECTRAL)."""
+    return weights_with_fusion(FUSION_WITHOUT_SPECTRAL, tmp_path_factory, monkeypatch)
+
+
+@pytest.fixture(params=["shipped fusion", "fusion with spectral", "fusion without spectral"])
 def each_fusion(request):
-    """Runs a test under the shipped fusion and under one that uses the spectral detector."""
-    if request.param == "fusion with spectral":
-        request.getfixturevalue("fusion_with_spectral")
+    """Runs a test under the shipped fusion and under one fusion with and one without the spectral detector."""
+    if request.param != "shipped fusion":
+        request.getfixturevalue(request.param.replace(" ", "_"))
     return request.param
