@@ -301,7 +301,7 @@ def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: 
                  "card's: compare the options above) with one StyleGAN source "
                  "(two small ones together where a section names two, each then scored on its own) added to "
                  "`--hold-out`, so it never trained on it and chose its epoch and calibrated without it "
-                 "(`training/export_backbone_v3.py loso`). One run, not a soup of three: the shipped model's rates on "
+                 "(`training/export_backbone_v3.py loso`). One run, not a soup: the shipped model's rates on "
                  "sources it saw are not the comparison. These are the backbone's own rates at its own threshold; the "
                  "verdict fuses it with the eye geometry (weights/fusion.md), not refitted here.\n")
         L.extend(f"- {loso_status(lo)}" for lo in loso)
@@ -327,7 +327,7 @@ def main(argv=None) -> int:
     ap.add_argument("--decision", help="not shipped: why (the ship rule and its outcome)")
     ap.add_argument("--shipped-by", help="shipped: the rule it passed and its outcome")
     ap.add_argument("--loso", nargs="*", default=[], metavar="RUN",
-                    help="leave-one-source-out runs of this recipe, scored by export_backbone_v3.py loso")
+                    help="leave-one-source-out runs (their own recipe, in their command), scored by export_backbone_v3.py loso")
     ap.add_argument("--fold1-rows", type=Path, nargs=2, metavar=("SHIPPED", "THIS"),
                     help="train_fusion.py signal rows of fold 1 under the shipped backbone and under this one")
     args = ap.parse_args(argv)

@@ -380,7 +380,8 @@ def loso_conditions(scored: dict, detector: str, held: list[str], thresholds: di
     sensitive thresholds, AUC against the test fold's real photos, and those reals flagged at default."""
     out = {}
     for cname, row in scored.items():
-        s, h = np.asarray(row[detector]), np.isin(row["source"], held)
+        s, source = np.asarray(row[detector]), np.asarray(row["source"])
+        h = np.isin(source, held)
         if not h.any():
             continue
         real = np.isin(row["label"], LOSO_REALS)
@@ -389,8 +390,8 @@ def loso_conditions(scored: dict, detector: str, held: list[str], thresholds: di
                       "auc_vs_test_reals": auc(s[real], s[h]),
                       "test_real_fpr_default": rate_of(s[real], thresholds["default"])}
         if len(held) > 1:   # sources held out together: each one's own rate too
-            out[cname]["by_source"] = {src: rate_of(s[np.asarray(row["source"]) == src], thresholds["default"])
-                                       for src in held if (np.asarray(row["source"]) == src).any()}
+            out[cname]["by_source"] = {src: rate_of(s[source == src], thresholds["default"])
+                                       for src in held if (source == src).any()}
         log(f"LOSO {held} {cname}: {json.dumps(out[cname]['flagged_default'])} AUC {out[cname]['auc_vs_test_reals']:.4f}")
     return out
 
