@@ -139,6 +139,28 @@ def ablation_section(main_run: str, runs: list[str]) -> list[str]:
     return L
 
 
+def loso_lines(loso: list[dict]) -> list[str]:
+    """The card's leave-one-source-out part: a status line per run, then each run's section (none when no run)."""
+    if not loso:
+        return []
+    L = []
+    L.append("## Leave-one-source-out\n")
+    L.append("Each model below is one run of the recipe its command shows (which may be an earlier round's than this "
+             "card's: compare the options above) with one StyleGAN source "
+             "(two small ones together where a section names two, each then scored on its own; with its matched "
+             "real half where the section names one) added to "
+             "`--hold-out`, so it never trained on it and chose its epoch and calibrated without it "
+             "(`training/export_backbone_v3.py loso`). One run, not a soup: the shipped model's rates on "
+             "sources it saw are not the comparison. These are the backbone's own rates at its own threshold; the "
+             "verdict fuses it with the other detectors (weights/fusion.md), not refitted here.\n")
+    L.extend(f"- {loso_status(lo)}" for lo in loso)
+    L.append("")
+    for lo in loso:
+        L.extend(loso_section(lo))
+        L.append(f"Epoch {lo['epoch']} chosen on the calibration fold (without the source). Scored by `{lo['command']}`.\n")
+    return L
+
+
 def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: str | None = None,
                fold1_rows: list[Path] | None = None, ablations: list[str] | None = None,
                shipped_by: str | None = None, loso: list[dict] | None = None) -> str:
@@ -295,20 +317,7 @@ def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: 
                  f"- Leave-one-source-out: run for every StyleGAN source with >= {LOSO_MIN_IMAGES} images (below).")
     L.append(loso_line + (f" The ablation{'s' if len(missing) > 1 else ''} {' and '.join(missing)} (`--without`): "
                           "not run." if missing else "") + "\n")
-    if loso:
-        L.append("## Leave-one-source-out\n")
-        L.append("Each model below is one run of the recipe its command shows (which may be an earlier round's than this "
-                 "card's: compare the options above) with one StyleGAN source "
-                 "(two small ones together where a section names two, each then scored on its own) added to "
-                 "`--hold-out`, so it never trained on it and chose its epoch and calibrated without it "
-                 "(`training/export_backbone_v3.py loso`). One run, not a soup: the shipped model's rates on "
-                 "sources it saw are not the comparison. These are the backbone's own rates at its own threshold; the "
-                 "verdict fuses it with the eye geometry (weights/fusion.md), not refitted here.\n")
-        L.extend(f"- {loso_status(lo)}" for lo in loso)
-        L.append("")
-        for lo in loso:
-            L.extend(loso_section(lo))
-            L.append(f"Epoch {lo['epoch']} chosen on the calibration fold (without the source). Scored by `{lo['command']}`.\n")
+    L.extend(loso_lines(loso or []))
     if speed:
         L.append("## Cost\n")
         L.append(f"`{speed['command']}`: {speed['text']}\n")

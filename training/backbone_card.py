@@ -106,9 +106,13 @@ def loso_status(lo: dict, goal: float = 0.75) -> str:
     rates = [rate for r in lo["conditions"].values() for rate in (r.get("by_source") or {"": r["flagged_default"]}).values()]
     met = all(rate["share"] >= goal for rate in rates)
     held = (f"{' and '.join(lo['held_out'])} (held out together)" if len(lo["held_out"]) > 1 else lo["held_out"][0])
+    if lo.get("held_out_reals"):
+        held += f", its real half {' and '.join(lo['held_out_reals'])} held out with it"
     return (f"Leave-one-source-out (goal >= {100 * goal:.0f}% at the default threshold), {held}: "
             f"{'met' if met else 'NOT MET'}, "
-            + "; ".join(f"{c} {held_out_rates(r)}" for c, r in lo["conditions"].items()) + ".")
+            + "; ".join(f"{c} {held_out_rates(r)}" + "".join(f", its real half {counted_rate(v)}"
+                                                           for v in r.get("held_reals_default", {}).values())
+                        for c, r in lo["conditions"].items()) + ".")
 
 
 def held_out_rates(condition: dict) -> str:
@@ -121,14 +125,22 @@ def held_out_rates(condition: dict) -> str:
 
 def loso_section(lo: dict) -> list[str]:
     """The markdown section of one leave-one-source-out model (train_backbone.loso's result)."""
-    L = [f"## Leave-one-source-out: {', '.join(lo['held_out'])}\n",
+    reals = lo.get("held_out_reals") or []
+    L = [f"## Leave-one-source-out: {', '.join(lo['held_out'] + reals)}\n",
          f"Trained without it (`{lo['train_command']}`), calibrated on the calibration fold without it; every image "
          "of the held-out source (none was trained on) scored at that model's own default threshold "
-         f"({lo['thresholds']['default']:.6f}); AUC against the test fold's real photos under the same condition.\n"]
-    L.extend(table(["condition", "flagged, default", "flagged, sensitive", "AUC vs test reals", "test reals flagged, default"],
-                   ([cname, held_out_rates(r), counted_rate(r["flagged_sensitive"]),
-                     four(r["auc_vs_test_reals"]), counted_rate(r["test_real_fpr_default"])]
-                    for cname, r in lo["conditions"].items())))
+         f"({lo['thresholds']['default']:.6f}); AUC against the test fold's real photos under the same condition."
+         + (f" The source's matched real half ({', '.join(reals)}: the same pipeline, so with the fakes alone held out "
+            "it would teach that processing as a sign of a real photo) was held out too; every image of it is scored "
+            "beside the fakes." if reals else "") + "\n"]
+    header = ["condition", "flagged, default", "flagged, sensitive", "AUC vs test reals", "test reals flagged, default"]
+    if reals:
+        header += ["held-out real half flagged, default", "AUC vs held-out real half"]
+    L.extend(table(header, ([cname, held_out_rates(r), counted_rate(r["flagged_sensitive"]),
+                             four(r["auc_vs_test_reals"]), counted_rate(r["test_real_fpr_default"])]
+                            + ([", ".join(counted_rate(v) for v in r.get("held_reals_default", {}).values()) or "n/a",
+                                four(r.get("auc_vs_held_reals"))] if reals else [])
+                            for cname, r in lo["conditions"].items())))
     L.append("")
     return L
 

@@ -252,16 +252,20 @@ def cmd_loso(args) -> int:
     model, ck = load_run(args.run)
     opts = ck["options"]
     cal = calibrate(model, opts["hold_out"], opts.get("cache", "mixed"))
-    stylegan = np.array(sorted({s.source for s in read_manifest() if s.label == "stylegan"}))
+    manifest = read_manifest()
+    stylegan = np.array(sorted({s.source for s in manifest if s.label == "stylegan"}))
     held = stylegan[excluded(stylegan, opts["hold_out"])].tolist()
     if not held:
         raise SystemExit(f"error: {args.run} held out no StyleGAN source of the manifest ({opts['hold_out']})")
+    reals = np.array(sorted({s.source for s in manifest if s.label in v2.LOSO_REALS}))
+    held_reals = reals[excluded(reals, opts["hold_out"])].tolist()   # a held-out source's matched real half
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "loso.onnx"
         export(model, cal["platt"], path, {})
-        scored = v2.score_conditions(v2.loso_samples(held), {"v3": scorer(path, model.view)}, CONDITIONS)
-    out = {"held_out": held, "train_command": train_command(opts, args.run), "epoch": ck["epoch"],
-           "thresholds": cal["thresholds"], "conditions": v2.loso_conditions(scored, "v3", held, cal["thresholds"]),
+        scored = v2.score_conditions(v2.loso_samples(held, held_reals), {"v3": scorer(path, model.view)}, CONDITIONS)
+    out = {"held_out": held, "held_out_reals": held_reals, "train_command": train_command(opts, args.run),
+           "epoch": ck["epoch"], "thresholds": cal["thresholds"],
+           "conditions": v2.loso_conditions(scored, "v3", held, cal["thresholds"], held_reals),
            "command": "training/export_backbone_v3.py " + shlex.join(sys.argv[1:])}
     results_path = RUNS_DIR / args.run / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}

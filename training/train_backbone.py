@@ -263,9 +263,10 @@ CONDITIONS = {
 
 
 def score_conditions(samples, detectors: dict, conditions: dict | None = None) -> dict:
-    """{condition: {"label","source","fname","psi", <detector>: scores}} for the samples large enough, under
+    """{condition: {"label","source","fname","fold", <detector>: scores}} for the samples large enough, under
     `conditions` (name -> (minimum longer side, degradation); default CONDITIONS)."""
     from PIL import Image
+    from facecheck.evaluation.dataset import split_of
     out = {}
     originals = []
     for s in samples:
@@ -275,7 +276,8 @@ def score_conditions(samples, detectors: dict, conditions: dict | None = None) -
         idx = [i for i, im in enumerate(originals) if max(im.size) >= min_side]
         imgs = [np.asarray(fn(originals[i], samples[i].path.name)) for i in idx]
         row = {"label": np.array([samples[i].label for i in idx]), "source": np.array([samples[i].source for i in idx]),
-               "fname": np.array([samples[i].path.name for i in idx])}
+               "fname": np.array([samples[i].path.name for i in idx]),
+               "fold": np.array([split_of(samples[i]) for i in idx])}
         for dname, det in detectors.items():
             t0 = time.time()
             row[dname] = det(imgs)
@@ -368,23 +370,27 @@ def cmd_test(args) -> int:
 LOSO_REALS = ("real_ffhq", "real_natural")
 
 
-def loso_samples(held: list[str]) -> list:
+def loso_samples(held: list[str], held_reals: list[str] = ()) -> list:
     """What a leave-one-source-out model is scored on: every image of the held-out sources (none was trained on,
-    whatever its fold) and the test fold's real photos."""
+    whatever its fold), every image of real sources held out with them (a source's matched real half, which shares
+    its processing) and the test fold's real photos."""
     from facecheck.evaluation.dataset import read_manifest, split_of
-    return [s for s in read_manifest() if s.source in held or (split_of(s) == 0 and s.label in LOSO_REALS)]
+    return [s for s in read_manifest()
+            if s.source in held or s.source in held_reals or (split_of(s) == 0 and s.label in LOSO_REALS)]
 
 
-def loso_conditions(scored: dict, detector: str, held: list[str], thresholds: dict) -> dict:
+def loso_conditions(scored: dict, detector: str, held: list[str], thresholds: dict,
+                    held_reals: list[str] = ()) -> dict:
     """Per condition of score_conditions' output: the held-out sources flagged at the model's own default and
-    sensitive thresholds, AUC against the test fold's real photos, and those reals flagged at default."""
+    sensitive thresholds, AUC against the test fold's real photos, and those reals flagged at default; where real
+    sources were held out too, each one's own rate at default and the AUC of the held-out fakes against them."""
     out = {}
     for cname, row in scored.items():
         s, source = np.asarray(row[detector]), np.asarray(row["source"])
         h = np.isin(source, held)
         if not h.any():
             continue
-        real = np.isin(row["label"], LOSO_REALS)
+        real = np.isin(row["label"], LOSO_REALS) & (row["fold"] == 0)   # the test fold's, as loso_samples took them
         out[cname] = {"flagged_default": rate_of(s[h], thresholds["default"]),
                       "flagged_sensitive": rate_of(s[h], thresholds["sensitive"]),
                       "auc_vs_test_reals": auc(s[real], s[h]),
@@ -392,6 +398,11 @@ def loso_conditions(scored: dict, detector: str, held: list[str], thresholds: di
         if len(held) > 1:   # sources held out together: each one's own rate too
             out[cname]["by_source"] = {src: rate_of(s[source == src], thresholds["default"])
                                        for src in held if (source == src).any()}
+        hr = np.isin(source, held_reals)
+        if hr.any():
+            out[cname]["held_reals_default"] = {src: rate_of(s[source == src], thresholds["default"])
+                                                for src in held_reals if (source == src).any()}
+            out[cname]["auc_vs_held_reals"] = auc(s[hr], s[h])
         log(f"LOSO {held} {cname}: {json.dumps(out[cname]['flagged_default'])} AUC {out[cname]['auc_vs_test_reals']:.4f}")
     return out
 
