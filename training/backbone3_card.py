@@ -139,14 +139,17 @@ def ablation_section(main_run: str, runs: list[str]) -> list[str]:
     return L
 
 
-def loso_lines(loso: list[dict]) -> list[str]:
-    """The card's leave-one-source-out part: a status line per run, then each run's section (none when no run)."""
+CARD_RECIPE_NOTE = "which may be an earlier round's than this card's: compare the options above"
+
+
+def loso_lines(loso: list[dict], recipe_note: str = CARD_RECIPE_NOTE) -> list[str]:
+    """The card's leave-one-source-out part: a status line per run, then each run's section (none when no run).
+    `recipe_note` says whose recipe the runs follow."""
     if not loso:
         return []
     L = []
     L.append("## Leave-one-source-out\n")
-    L.append("Each model below is one run of the recipe its command shows (which may be an earlier round's than this "
-             "card's: compare the options above) with one StyleGAN source "
+    L.append(f"Each model below is one run of the recipe its command shows ({recipe_note}) with one StyleGAN source "
              "(two small ones together where a section names two, each then scored on its own; with its matched "
              "real half where the section names one) added to "
              "`--hold-out`, so it never trained on it and chose its epoch and calibrated without it "

@@ -169,4 +169,6 @@ for spec in "bhunakit bhunakit_tpdne_128" "bhunakit_pair bhunakit_tpdne_128 bhun
     grep -qs '"loso"' "scratch/bb3/$run/results.json" || nice -n 19 "$PY" training/export_backbone_v3.py loso --run "$run"
 done
 nice -n 19 "$PY" training/backbone3_loso_report.py --runs loso13_bhunakit loso13_bhunakit_pair loso13_hardfake \
-    loso13_hardfake_pair --out training/reports/backbone_v3_loso_shipped_recipe.md
+    loso13_hardfake_pair --out training/reports/backbone_v3_loso_shipped_recipe.md \
+    --title "Leave-one-source-out, the shipped (thirteenth) v3 recipe, with and without the matched real half" \
+    --recipe-note "the thirteenth round recipe, which the shipped model follows, one seed (6), not the shipped two-seed average"
