@@ -135,11 +135,13 @@ def loso_section(lo: dict) -> list[str]:
             "beside the fakes." if reals else "") + "\n"]
     header = ["condition", "flagged, default", "flagged, sensitive", "AUC vs test reals", "test reals flagged, default"]
     if reals:
-        header += ["held-out real half flagged, default", "AUC vs held-out real half"]
+        header += ["held-out real half flagged, default", "AUC vs held-out real half",
+                   "flagged at 1% FPR on the held-out real half"]
     L.extend(table(header, ([cname, held_out_rates(r), counted_rate(r["flagged_sensitive"]),
                              four(r["auc_vs_test_reals"]), counted_rate(r["test_real_fpr_default"])]
                             + ([", ".join(counted_rate(v) for v in r.get("held_reals_default", {}).values()) or "n/a",
-                                four(r.get("auc_vs_held_reals"))] if reals else [])
+                                four(r.get("auc_vs_held_reals")), percent(r.get("tpr_at_1pct_held_reals"))]
+                               if reals else [])
                             for cname, r in lo["conditions"].items())))
     L.append("")
     return L

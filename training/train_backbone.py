@@ -403,6 +403,8 @@ def loso_conditions(scored: dict, detector: str, held: list[str], thresholds: di
             out[cname]["held_reals_default"] = {src: rate_of(s[source == src], thresholds["default"])
                                                 for src in held_reals if (source == src).any()}
             out[cname]["auc_vs_held_reals"] = auc(s[hr], s[h])
+            # where a threshold set on this pipeline's own reals would put the fakes
+            out[cname]["tpr_at_1pct_held_reals"] = tpr_at_fpr(s[hr], s[h], FPR_FFHQ)
         log(f"LOSO {held} {cname}: {json.dumps(out[cname]['flagged_default'])} AUC {out[cname]['auc_vs_test_reals']:.4f}")
     return out
 
