@@ -379,6 +379,11 @@ def loso_samples(held: list[str], held_reals: list[str] = ()) -> list:
             if s.source in held or s.source in held_reals or (split_of(s) == 0 and s.label in LOSO_REALS)]
 
 
+def rates_by_source(scores: np.ndarray, source: np.ndarray, sources: list[str], threshold: float) -> dict:
+    """Each of `sources` present in `source`: its own share of scores flagged at `threshold` (rate_of's dict)."""
+    return {src: rate_of(scores[source == src], threshold) for src in sources if (source == src).any()}
+
+
 def loso_conditions(scored: dict, detector: str, held: list[str], thresholds: dict,
                     held_reals: list[str] = ()) -> dict:
     """Per condition of score_conditions' output: the held-out sources flagged at the model's own default and
@@ -396,12 +401,10 @@ def loso_conditions(scored: dict, detector: str, held: list[str], thresholds: di
                       "auc_vs_test_reals": auc(s[real], s[h]),
                       "test_real_fpr_default": rate_of(s[real], thresholds["default"])}
         if len(held) > 1:   # sources held out together: each one's own rate too
-            out[cname]["by_source"] = {src: rate_of(s[source == src], thresholds["default"])
-                                       for src in held if (source == src).any()}
+            out[cname]["by_source"] = rates_by_source(s, source, held, thresholds["default"])
         hr = np.isin(source, held_reals)
         if hr.any():
-            out[cname]["held_reals_default"] = {src: rate_of(s[source == src], thresholds["default"])
-                                                for src in held_reals if (source == src).any()}
+            out[cname]["held_reals_default"] = rates_by_source(s, source, held_reals, thresholds["default"])
             out[cname]["auc_vs_held_reals"] = auc(s[hr], s[h])
             # where a threshold set on this pipeline's own reals would put the fakes
             out[cname]["tpr_at_1pct_held_reals"] = tpr_at_fpr(s[hr], s[h], FPR_FFHQ)
