@@ -252,13 +252,9 @@ def cmd_loso(args) -> int:
     model, ck = load_run(args.run)
     opts = ck["options"]
     cal = calibrate(model, opts["hold_out"], opts.get("cache", "mixed"))
-    manifest = read_manifest()
-    stylegan = np.array(sorted({s.source for s in manifest if s.label == "stylegan"}))
-    held = stylegan[excluded(stylegan, opts["hold_out"])].tolist()
+    held, held_reals = v2.held_out_sources(opts["hold_out"])
     if not held:
         raise SystemExit(f"error: {args.run} held out no StyleGAN source of the manifest ({opts['hold_out']})")
-    reals = np.array(sorted({s.source for s in manifest if s.label in v2.LOSO_REALS}))
-    held_reals = reals[excluded(reals, opts["hold_out"])].tolist()   # a held-out source's matched real half
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "loso.onnx"
         export(model, cal["platt"], path, {})

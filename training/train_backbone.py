@@ -379,6 +379,20 @@ def loso_samples(held: list[str], held_reals: list[str] = ()) -> list:
             if s.source in held or s.source in held_reals or (split_of(s) == 0 and s.label in LOSO_REALS)]
 
 
+def held_out_sources(hold_out: list[str]) -> tuple[list[str], list[str]]:
+    """A run's `--hold-out` (source names or fnmatch patterns) split into the manifest's StyleGAN sources it held
+    out, which leave-one-source-out scores as the unseen fakes, and the real sources it held out with them (a
+    source's matched real half), which are scored as reals: never count a held-out real source as fakes."""
+    from fnmatch import fnmatchcase
+    from facecheck.evaluation.dataset import read_manifest
+    manifest = read_manifest()
+
+    def matching(labels) -> list[str]:
+        return sorted({s.source for s in manifest
+                       if s.label in labels and any(fnmatchcase(s.source, p) for p in hold_out)})
+    return matching(("stylegan",)), matching(LOSO_REALS)
+
+
 def rates_by_source(scores: np.ndarray, source: np.ndarray, sources: list[str], threshold: float) -> dict:
     """Each of `sources` present in `source`: its own share of scores flagged at `threshold` (rate_of's dict)."""
     return {src: rate_of(scores[source == src], threshold) for src in sources if (source == src).any()}
@@ -418,15 +432,18 @@ def loso(path: Path) -> dict:
     for, at that model's own default threshold; AUC against the test fold's real photos under the same condition."""
     import tempfile
     model, ckpt = load(path)
-    held = ckpt["hold_out"]
-    cal = calibrate(model, held)
+    held, held_reals = held_out_sources(ckpt["hold_out"])
+    if not held:
+        raise SystemExit(f"error: {path} held out no StyleGAN source of the manifest ({ckpt['hold_out']})")
+    cal = calibrate(model, ckpt["hold_out"])
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "loso.onnx"
         bm.export_onnx(model, tuple(cal["platt"]), ckpt["side"], onnx_path, {})
         score = onnx_scorer(onnx_path)
-        scored = score_conditions(loso_samples(held), {"backbone": score})
-    return {"held_out": held, "checkpoint": str(path), "train_command": ckpt["command"], "epoch": ckpt["epoch"],
-            "thresholds": cal["thresholds"], "conditions": loso_conditions(scored, "backbone", held, cal["thresholds"])}
+        scored = score_conditions(loso_samples(held, held_reals), {"backbone": score})
+    return {"held_out": held, "held_out_reals": held_reals, "checkpoint": str(path), "train_command": ckpt["command"],
+            "epoch": ckpt["epoch"], "thresholds": cal["thresholds"],
+            "conditions": loso_conditions(scored, "backbone", held, cal["thresholds"], held_reals)}
 
 
 # Ship rule, fixed before training the v2 model and before any of its test-fold results: the new backbone replaces
