@@ -158,17 +158,19 @@ PYTHONPATH=. "$FIT_PY" training/backbone3_recipe_report.py \
     --runs whole_plain plain_v2like plain_v2like_seed1 plain_sized plain_all mixed_v2like mixed_all_nosize \
     mixed3_nosize mixed3_nosize_seed1 mixed3_soup \
     --preamble training/reports/backbone_v3_recipe_decision.md
-# leave-one-source-out look of 2026-12-06 20:08 UTC (rules file; decides nothing): the thirteenth recipe without a
-# source, and without it and its matched real half (each pair side by side at one thread on 2026-12-06), written up
-# by training/backbone3_loso_report.py
+# leave-one-source-out looks of 2026-12-06 20:08 and 22:14 UTC (rules file; decide nothing): the thirteenth recipe
+# without a source, and without it and its matched real half where it has one (trained side by side at one thread
+# each on 2026-12-06), written up by training/backbone3_loso_report.py
 for spec in "bhunakit bhunakit_tpdne_128" "bhunakit_pair bhunakit_tpdne_128 bhunakit_ffhq_thumb128" \
-            "hardfake hardfake_tpdne_300" "hardfake_pair hardfake_tpdne_300 hardfake_unsplash_300"; do
+            "hardfake hardfake_tpdne_300" "hardfake_pair hardfake_tpdne_300 hardfake_unsplash_300" \
+            "sklinderton sklinderton_sg3r_pool" "junguler junguler_tpdne_examples" \
+            "u1i_zhuoxuan u1i_aifaces_tpdne2021 zhuoxuan_sg2ada_pt_out"; do
     run="loso13_${spec%% *}"; held="${spec#* }"
     finished "$run" || nice -n 19 "$PY" training/train_backbone_v3.py train --run "$run" $SCHEDULE --epochs 12 \
         --cache plaincolour --no-size-match --hold-out 'aligned_*' mobilestylegan $held --seed 6 --threads 1
     grep -qs '"loso"' "scratch/bb3/$run/results.json" || nice -n 19 "$PY" training/export_backbone_v3.py loso --run "$run"
 done
 nice -n 19 "$PY" training/backbone3_loso_report.py --runs loso13_bhunakit loso13_bhunakit_pair loso13_hardfake \
-    loso13_hardfake_pair --out training/reports/backbone_v3_loso_shipped_recipe.md \
-    --title "Leave-one-source-out, the shipped (thirteenth) v3 recipe, with and without the matched real half" \
+    loso13_hardfake_pair loso13_sklinderton loso13_junguler loso13_u1i_zhuoxuan --out training/reports/backbone_v3_loso_shipped_recipe.md \
+    --title "Leave-one-source-out, the shipped (thirteenth) v3 recipe: every StyleGAN source with >= 30 images, with and without the matched real half where it has one" \
     --recipe-note "the thirteenth round recipe, which the shipped model follows, one seed (6), not the shipped two-seed average"
