@@ -48,6 +48,13 @@ ship_test() {   # the fusion refitted with this backbone (fold 1), and the backb
         || nice -n 19 "$PY" training/export_backbone_v3.py test --run "$name" --previous "$PREVIOUS"
 }
 
+loso_run() {   # name, then train_backbone_v3.py options (a StyleGAN source among --hold-out): trained, then scored
+    name=$1; shift   # by export_backbone_v3.py loso on what it held out; each step skipped where done
+    finished "$name" || nice -n 19 "$PY" training/train_backbone_v3.py train --run "$name" $SCHEDULE "$@"
+    grep -qs '"loso"' "scratch/bb3/$name/results.json" \
+        || nice -n 19 "$PY" training/export_backbone_v3.py loso --run "$name"
+}
+
 route() {   # name, then the run whose backbone scores the colourless images beside the shipped one
     name=$1; grey=$2
     mkdir -p "scratch/bb3/$name" && rm -rf "scratch/bb3/$name/weights" && mkdir "scratch/bb3/$name/weights"
@@ -142,10 +149,8 @@ for spec in hardfake_tpdne_300 sklinderton_sg3r_pool bhunakit_tpdne_128 junguler
             "u1i_aifaces_tpdne2021 zhuoxuan_sg2ada_pt_out"; do
     run="loso_v3_${spec%% *}"
     [ "$spec" = "u1i_aifaces_tpdne2021 zhuoxuan_sg2ada_pt_out" ] && run=loso_v3_u1i_zhuoxuan
-    finished "$run" || nice -n 19 "$PY" training/train_backbone_v3.py train --run "$run" $SCHEDULE \
-        --epochs 12 --cache plain --no-size-match --hold-out 'aligned_*' mobilestylegan $spec --seed 3 --threads 1
-    grep -qs '"loso"' "scratch/bb3/$run/results.json" \
-        || nice -n 19 "$PY" training/export_backbone_v3.py loso --run "$run"
+    loso_run "$run" --epochs 12 --cache plain --no-size-match --hold-out 'aligned_*' mobilestylegan $spec --seed 3 \
+        --threads 1
 done
 # thirteenth round (ship rules, 2026-12-06 05:00 UTC): plain's copies with the colour changes, fresh seeds 6 and 7
 # (side by side at one thread each on 2026-12-06; here one after another), their soup scoring every image; it shipped
@@ -166,9 +171,8 @@ for spec in "bhunakit bhunakit_tpdne_128" "bhunakit_pair bhunakit_tpdne_128 bhun
             "sklinderton sklinderton_sg3r_pool" "junguler junguler_tpdne_examples" \
             "u1i_zhuoxuan u1i_aifaces_tpdne2021 zhuoxuan_sg2ada_pt_out"; do
     run="loso13_${spec%% *}"; held="${spec#* }"
-    finished "$run" || nice -n 19 "$PY" training/train_backbone_v3.py train --run "$run" $SCHEDULE --epochs 12 \
-        --cache plaincolour --no-size-match --hold-out 'aligned_*' mobilestylegan $held --seed 6 --threads 1
-    grep -qs '"loso"' "scratch/bb3/$run/results.json" || nice -n 19 "$PY" training/export_backbone_v3.py loso --run "$run"
+    loso_run "$run" --epochs 12 --cache plaincolour --no-size-match --hold-out 'aligned_*' mobilestylegan $held \
+        --seed 6 --threads 1
 done
 nice -n 19 "$PY" training/backbone3_loso_report.py --runs loso13_bhunakit loso13_bhunakit_pair loso13_hardfake \
     loso13_hardfake_pair loso13_sklinderton loso13_junguler loso13_u1i_zhuoxuan --out training/reports/backbone_v3_loso_shipped_recipe.md \
