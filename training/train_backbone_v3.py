@@ -81,11 +81,12 @@ def excluded(source: np.ndarray, patterns: list[str]) -> np.ndarray:
 
 def sample_weights(label: np.ndarray, source: np.ndarray, side: np.ndarray, without: list[str],
                    colour: np.ndarray | None = None, colours: list[str] | None = None,
-                   size_match: bool = True) -> np.ndarray:
-    """Drawing probabilities: label shares, equal size-bin shares within a label, sqrt(n) sources within a cell,
-    minority sources capped; sources matching `without` get 0, and so do copies whose colour change (the cache's
-    `colour`) is not in `colours` when that is given. Without size_match all copies share one bin (the v2 recipe's
-    draw: label shares, sqrt(n) sources within a label)."""
+                   size_match: bool = True, boost: dict[str, float] | None = None) -> np.ndarray:
+    """Drawing probabilities: label shares, equal size-bin shares within a label, sqrt(n) sources within a cell
+    (times `boost`'s factor for a source it names), minority sources capped; sources matching `without` get 0, and
+    so do copies whose colour change (the cache's `colour`) is not in `colours` when that is given. Without
+    size_match all copies share one bin (the v2 recipe's draw: label shares, sqrt(n) sources within a label)."""
+    boost = boost or {}
     w = np.zeros(len(label))
     keep = ~excluded(source, without)
     if colours is not None:
@@ -96,7 +97,7 @@ def sample_weights(label: np.ndarray, source: np.ndarray, side: np.ndarray, with
         for b in present:
             cell = (label == lab) & (bins == b) & keep
             srcs = np.unique(source[cell])
-            sq = {s: np.sqrt((source[cell] == s).sum()) for s in srcs}
+            sq = {s: np.sqrt((source[cell] == s).sum()) * boost.get(s, 1.0) for s in srcs}
             total = sum(sq.values())
             shares = {s: v / total for s, v in sq.items()}
             minority = [s for s in srcs if s in MINORITY_SOURCES]
@@ -220,7 +221,7 @@ def cmd_train(args) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     tr, ca = data.load("train", args.cache), data.load("calib", args.cache)
     w = sample_weights(tr["label"], tr["source"], tr["side"], args.without + args.hold_out, tr["colour"], args.colours,
-                       size_match=not args.no_size_match)
+                       size_match=not args.no_size_match, boost=dict(args.source_boost))
     y = torch.from_numpy((tr["label"] == "stylegan").astype(np.float32))
     calib_rows = calibration_rows(ca, args.hold_out, args.calib_max, args.seed)
     used = {str(k): int(v) for k, v in zip(*np.unique(tr["source"][w > 0], return_counts=True))}
@@ -333,6 +334,8 @@ def options_of(args) -> dict:
         options["cache"] = args.cache
     if args.no_size_match:
         options["no_size_match"] = True
+    if args.source_boost:
+        options["source_boost"] = dict(args.source_boost)
     return options
 
 
@@ -346,6 +349,14 @@ def cmd_curves(args) -> int:
               f"   {f(h['auc_vs_ffhq_original'])}    {f(h['auc_vs_aligned_copies'])}     {f(h['mobilestylegan_tpr_at_1pct'])}"
               f"  {f(h['greyscale_tpr_at_1pct'])}/{f(h['colour_tpr_at_1pct'])}  {h['seconds']}")
     return 0
+
+
+def source_factor(text: str) -> tuple[str, float]:
+    """SOURCE=FACTOR (a --source-boost item) as (source, factor)."""
+    name, sep, factor = text.partition("=")
+    if not sep or not name or float(factor) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not SOURCE=FACTOR with a positive factor")
+    return name, float(factor)
 
 
 def main(argv=None) -> int:
@@ -366,6 +377,8 @@ def main(argv=None) -> int:
                    help="which cached copies (training/backbone3_data.py CACHES): plain is the v2 recipe's copies")
     t.add_argument("--no-size-match", action="store_true",
                    help="draw without size bins (the v2 recipe's draw), to measure what the size matching costs")
+    t.add_argument("--source-boost", nargs="*", default=[], type=source_factor, metavar="SOURCE=FACTOR",
+                   help="multiply these sources' sqrt(n) drawing weight within their cell")
     t.add_argument("--epochs", type=int, default=20)
     t.add_argument("--per-epoch", type=int, default=4096, help="copies drawn per epoch (weighted, with replacement)")
     t.add_argument("--batch", type=int, default=32)
