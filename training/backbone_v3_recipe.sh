@@ -178,3 +178,10 @@ nice -n 19 "$PY" training/backbone3_loso_report.py --runs loso13_bhunakit loso13
     loso13_hardfake_pair loso13_sklinderton loso13_junguler loso13_u1i_zhuoxuan --out training/reports/backbone_v3_loso_shipped_recipe.md \
     --title "Leave-one-source-out, the shipped (thirteenth) v3 recipe: every StyleGAN source with >= 30 images, with and without the matched real half where it has one" \
     --recipe-note "the thirteenth round recipe, which the shipped model follows, one seed (6), not the shipped two-seed average"
+# fourteenth round (ship rules, 2026-12-06 23:52 UTC): the thirteenth recipe with the large FFHQ-aligned real sources'
+# sqrt(n) drawing weight doubled, seeds 6 and 7 (side by side at one thread each on 2026-12-06; here one after another),
+# their soup scoring every image, the fusion refitted with it (the rule's gate: train_fusion.py --gate-auc, same weights)
+seed_soup boost_soup67 boost_long_s "6 7" --epochs 12 --cache plaincolour --no-size-match \
+    --hold-out 'aligned_*' mobilestylegan --source-boost dinablachman_realorfake_ffhq=2 xrv0_whichfaceisreal_ffhq_png=2 \
+    --threads 1
+colour_route route_boost_soup67 boost_soup67 boost_soup67
