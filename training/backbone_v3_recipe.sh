@@ -179,9 +179,16 @@ nice -n 19 "$PY" training/backbone3_loso_report.py --runs loso13_bhunakit loso13
     --title "Leave-one-source-out, the shipped (thirteenth) v3 recipe: every StyleGAN source with >= 30 images, with and without the matched real half where it has one" \
     --recipe-note "the thirteenth round recipe, which the shipped model follows, one seed (6), not the shipped two-seed average"
 # fourteenth round (ship rules, 2026-12-06 23:52 UTC): the thirteenth recipe with the large FFHQ-aligned real sources'
-# sqrt(n) drawing weight doubled, seeds 6 and 7 (side by side at one thread each on 2026-12-06; here one after another),
-# their soup scoring every image, the fusion refitted with it (the rule's gate: train_fusion.py --gate-auc, same weights)
+# sqrt(n) drawing weight doubled, seeds 6 and 7, their soup scoring every image, the fusion refitted with it (the
+# rule's gate: train_fusion.py --gate-auc, same weights). Stopped in its first epoch on 2026-12-06 for the look below,
+# before any result: not yet run to its end, it decides nothing so far
 seed_soup boost_soup67 boost_long_s "6 7" --epochs 12 --cache plaincolour --no-size-match \
     --hold-out 'aligned_*' mobilestylegan --source-boost dinablachman_realorfake_ffhq=2 xrv0_whichfaceisreal_ffhq_png=2 \
     --threads 1
 colour_route route_boost_soup67 boost_soup67 boost_soup67
+# patch-view leave-one-source-out look (rules file, 2026-12-06 23:59 and 2026-12-07 00:00 UTC; decides nothing): the
+# thirteenth recipe without sklinderton_sg3r_pool on a matched 3-epoch budget, the whole image against native patches
+for view in whole patches; do
+    loso_run "loso3${view%"${view#?}"}_sklinderton" --view "$view" --epochs 3 --cache plaincolour --no-size-match \
+        --hold-out 'aligned_*' mobilestylegan sklinderton_sg3r_pool --seed 6 --threads 2
+done
