@@ -322,18 +322,38 @@ def write_card(run: str, res: dict, curves: dict, speed: dict | None, decision: 
                           "not run." if missing else "") + "\n")
     L.extend(loso_lines(loso or []))
     if speed:
-        L.append("## Cost\n")
-        L.append(f"`{speed['command']}`: {speed['text']}\n")
+        L.append(COST_HEADING)
+        L.append(cost_paragraph(speed))
     L.append(f"ONNX Runtime, fed by facecheck.backbone's own input code, against torch on 24 raw calibration-fold images of "
              f"every size: max |logit difference| {ex['onnx_parity_max_abs_logit']:.2e}. Platt scaling and thresholds were "
              "fitted on logits from the cached float16 prefix features; the shipped graph computes the prefix in float32.\n")
     return "\n".join(L)
 
 
+COST_HEADING = "## Cost\n"
+
+
+def cost_paragraph(speed: dict) -> str:
+    return f"`{speed['command']}`: {speed['text']}\n"
+
+
+def with_new_cost(card: str, speed: dict) -> str:
+    """The card with the measurement that opens its Cost section replaced by `speed`'s and the rest left as it was:
+    for a new bench_scan of a shipped model whose run directory (results and curves, under the unkept scratch/) is
+    gone, so the whole card cannot be written again."""
+    head, heading, section = card.partition("\n" + COST_HEADING)
+    if not heading:
+        raise SystemExit("error: the card has no Cost section to rewrite")
+    _old, blank, rest = section.lstrip("\n").partition("\n\n")
+    return head + heading + "\n" + cost_paragraph(speed).rstrip("\n") + (blank + rest if blank else "\n")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", required=True)
+    ap.add_argument("--run", help="the run the card is written from (all but --cost-only)")
     ap.add_argument("--speed-json", type=Path, help='{"command": ..., "text": ...} of a bench_scan run')
+    ap.add_argument("--cost-only", action="store_true",
+                    help="rewrite only the Cost section's measurement of --card, from --speed-json")
     ap.add_argument("--card", type=Path, default=CARD, help="where to write it (default: weights/backbone.md)")
     ap.add_argument("--ablation", nargs="*", default=[], metavar="RUN", help="runs trained with one change, set beside this one")
     ap.add_argument("--decision", help="not shipped: why (the ship rule and its outcome)")
@@ -343,6 +363,14 @@ def main(argv=None) -> int:
     ap.add_argument("--fold1-rows", type=Path, nargs=2, metavar=("SHIPPED", "THIS"),
                     help="train_fusion.py signal rows of fold 1 under the shipped backbone and under this one")
     args = ap.parse_args(argv)
+    if args.cost_only:
+        if not args.speed_json:
+            ap.error("--cost-only needs --speed-json")
+        args.card.write_text(with_new_cost(args.card.read_text(), json.loads(args.speed_json.read_text())))
+        print(f"rewrote the Cost section of {args.card}")
+        return 0
+    if not args.run:
+        ap.error("--run is required")
     res = json.loads((RUNS_DIR / args.run / "results.json").read_text())
     curves = json.loads((RUNS_DIR / args.run / "curves.json").read_text())
     speed = json.loads(args.speed_json.read_text()) if args.speed_json else None
