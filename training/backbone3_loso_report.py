@@ -28,12 +28,15 @@ def main(argv=None) -> int:
     ap.add_argument("--title", default="Leave-one-source-out, v3 backbone recipe")
     ap.add_argument("--recipe-note", default="compare its options with the shipped model's in weights/backbone.md",
                     help="whose recipe the runs follow")
+    ap.add_argument("--summary", help="a paragraph after the preamble: what the runs differ in and what they show")
     args = ap.parse_args(argv)
     loso = [json.loads((RUNS_DIR / r / "results.json").read_text())["loso"] for r in args.runs]
     L = [f"# {args.title}\n"]
     L.append(f"Written by `training/backbone3_loso_report.py {shlex.join(sys.argv[1:] if argv is None else argv)}`; "
              "why these runs were made, and what they are compared with, is in "
              "training/reports/backbone_v3_recipe_ship_rules.txt. Never imported by facecheck.\n")
+    if args.summary:
+        L.append(args.summary + "\n")
     L.extend(loso_lines(loso, args.recipe_note))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(L))
