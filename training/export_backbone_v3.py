@@ -176,6 +176,8 @@ def train_command(options: dict, run: str) -> str:
         argv += ["--cache", options["cache"]]
     if options.get("no_size_match"):
         argv += ["--no-size-match"]
+    if options.get("source_boost"):
+        argv += ["--source-boost", *(f"{src}={factor!r}" for src, factor in options["source_boost"].items())]
     return "training/train_backbone_v3.py train " + shlex.join(argv)
 
 
